@@ -1,0 +1,86 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Upcoming features on for every target, so that each file's imports say what it depends on.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "govex",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "govex", targets: ["govex"]),
+        .executable(name: "govex-bench", targets: ["GovexBench"]),
+        .library(name: "GovexWire", targets: ["GovexWire"]),
+        .library(name: "GovexPostgres", targets: ["GovexPostgres"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        .target(
+            name: "GovexWire",
+            dependencies: [
+                "CLZ4", "COpenSSL",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexKeyStore",
+            dependencies: ["GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexPostgres",
+            dependencies: ["CLibPQ", "GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "govex",
+            dependencies: [
+                "GovexWire", "GovexKeyStore", "GovexPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "GovexBench",
+            dependencies: [
+                "GovexWire", "GovexKeyStore", "GovexTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/GovexBench",
+            swiftSettings: strictSettings
+        ),
+
+        .target(
+            name: "GovexTestSupport",
+            dependencies: ["GovexWire", "GovexPostgres"],
+            path: "Tests/GovexTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexWireTests",
+            dependencies: ["GovexWire", "GovexKeyStore", "GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexKeyStoreTests",
+            dependencies: ["GovexKeyStore", "GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexPostgresTests",
+            dependencies: ["GovexPostgres", "GovexWire", "GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,242 @@
+import CLibPQ
+import GovexWire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A PostgreSQL error with what the server (or libpq) said and what govex was doing.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    /// The five-character SQLSTATE, when the server sent one.
+    public let sqlState: String?
+    public let message: String
+    public let detail: String?
+    public let hint: String?
+    public let context: String
+
+    public var description: String {
+        var text = "\(context): \(message)"
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += "; detail: \(detail)" }
+        if let hint { text += "; hint: \(hint)" }
+        return text
+    }
+}
+
+/// Settings every govex session pins so that text forms of values are canonical
+/// wherever they are compared or hashed (see DESIGN: "Sessions pin their settings").
+public let pinnedSessionSettings: [(String, String)] = [
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("client_encoding", "UTF8"),
+    ("bytea_output", "hex"),
+]
+
+/// A result's columns and rows in text form.
+public struct QueryResult: Sendable {
+    public struct Field: Sendable, Hashable {
+        public let name: String
+        public let typeOID: UInt32
+    }
+
+    public let fields: [Field]
+    public let rows: [[String?]]
+    /// Rows affected, for INSERT/UPDATE/DELETE/COPY; nil otherwise.
+    public let affectedRows: Int?
+}
+
+/// A libpq connection. Not thread-safe: it is confined to the `DedicatedThread`
+/// of the `PostgresConnection` that owns it, and only that thread calls it.
+final class LibPQConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+
+    init(conninfo: String) throws(PostgresError) {
+        let keywords = ["dbname", "fallback_application_name"]
+        let values = [conninfo, "govex"]
+        let connection = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(sqlState: nil, message: "libpq could not allocate a connection", detail: nil, hint: nil, context: "connecting")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.trimmed(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(sqlState: nil, message: message, detail: nil, hint: "check the conninfo (host, port, dbname, user) and pg_hba.conf", context: "connecting to PostgreSQL")
+        }
+        handle = connection
+        for (name, value) in pinnedSessionSettings {
+            _ = try execute("SELECT pg_catalog.set_config($1, $2, false)", [name, value])
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    private func connection(_ context: String) throws(PostgresError) -> OpaquePointer {
+        guard let handle else { throw PostgresError(sqlState: nil, message: "the connection is closed", detail: nil, hint: nil, context: context) }
+        return handle
+    }
+
+    /// Runs one statement with text parameters (nil = NULL); results come back in text form.
+    func execute(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> QueryResult {
+        let connection = try connection("running a query")
+        let result: OpaquePointer? = withOptionalCStrings(parameters) { parameterPointers in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, parameterPointers, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "running \(Self.summary(sql))")
+        return Self.read(result!)
+    }
+
+    /// Streams `COPY … TO STDOUT` (text or binary); each chunk is handed to `consume` as libpq delivers it.
+    func copyOut(_ sql: String, consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        let connection = try connection("COPY out")
+        let start = PQexec(connection, sql)
+        defer { PQclear(start) }
+        try check(start, expecting: [PGRES_COPY_OUT], context: "starting \(Self.summary(sql))")
+        var consumerError: (any Error)? = nil
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>? = nil
+            let length = PQgetCopyData(connection, &buffer, 0)
+            if length > 0, let buffer {
+                if consumerError == nil {
+                    do { try consume(UnsafeRawBufferPointer(start: buffer, count: Int(length))) } catch { consumerError = error }
+                }
+                PQfreemem(buffer)
+                continue
+            }
+            if length == -2 {
+                throw PostgresError(sqlState: nil, message: Self.trimmed(PQerrorMessage(connection)), detail: nil, hint: nil, context: "reading \(Self.summary(sql))")
+            }
+            break
+        }
+        let end = PQgetResult(connection)
+        defer { PQclear(end) }
+        try check(end, expecting: [PGRES_COMMAND_OK], context: "finishing \(Self.summary(sql))")
+        while let extra = PQgetResult(connection) { PQclear(extra) }
+        if let consumerError { throw consumerError }
+        return Int(String(cString: PQcmdTuples(end))) ?? 0
+    }
+
+    /// Streams `COPY … FROM STDIN`: `produce` writes the data through the writer;
+    /// if it throws, the COPY is aborted and nothing is stored.
+    func copyIn(_ sql: String, produce: (inout CopyInWriter) throws -> Void) throws -> Int {
+        let connection = try connection("COPY in")
+        let start = PQexec(connection, sql)
+        defer { PQclear(start) }
+        try check(start, expecting: [PGRES_COPY_IN], context: "starting \(Self.summary(sql))")
+        var writer = CopyInWriter(connection: connection)
+        var producerError: (any Error)? = nil
+        do { try produce(&writer) } catch { producerError = error }
+        if producerError == nil, let failure = writer.failure { producerError = failure }
+        let endStatus: Int32
+        if let producerError {
+            endStatus = PQputCopyEnd(connection, "govex aborted the COPY: \(producerError)")
+        } else {
+            endStatus = PQputCopyEnd(connection, nil)
+        }
+        let end = PQgetResult(connection)
+        defer { PQclear(end) }
+        while let extra = PQgetResult(connection) { PQclear(extra) }
+        if let producerError { throw producerError }
+        guard endStatus == 1 else {
+            throw PostgresError(sqlState: nil, message: Self.trimmed(PQerrorMessage(connection)), detail: nil, hint: nil, context: "ending \(Self.summary(sql))")
+        }
+        try check(end, expecting: [PGRES_COMMAND_OK], context: "finishing \(Self.summary(sql))")
+        return Int(String(cString: PQcmdTuples(end))) ?? 0
+    }
+
+    private func check(_ result: OpaquePointer?, expecting: [ExecStatusType], context: String) throws(PostgresError) {
+        guard let result else {
+            throw PostgresError(sqlState: nil, message: Self.trimmed(PQerrorMessage(handle)), detail: nil, hint: nil, context: context)
+        }
+        let status = PQresultStatus(result)
+        guard expecting.contains(status) else {
+            func field(_ code: Character) -> String? {
+                guard let value = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+                return String(cString: value)
+            }
+            let message = field("M") ?? Self.trimmed(PQresultErrorMessage(result))
+            throw PostgresError(sqlState: field("C"), message: message.isEmpty ? String(cString: PQresStatus(status)) : message,
+                                detail: field("D"), hint: field("H"), context: context)
+        }
+    }
+
+    private static func read(_ result: OpaquePointer) -> QueryResult {
+        let fieldCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let fields = (0..<fieldCount).map { QueryResult.Field(name: String(cString: PQfname(result, Int32($0))), typeOID: PQftype(result, Int32($0))) }
+        var rows = [[String?]]()
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            rows.append((0..<fieldCount).map { column in
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 { return nil }
+                let length = Int(PQgetlength(result, Int32(row), Int32(column)))
+                let pointer = UnsafeRawPointer(PQgetvalue(result, Int32(row), Int32(column))!)
+                return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+            })
+        }
+        let affected = String(cString: PQcmdTuples(result))
+        return QueryResult(fields: fields, rows: rows, affectedRows: affected.isEmpty ? nil : Int(affected))
+    }
+
+    static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "unknown libpq error" }
+        var text = String(cString: message)
+        while text.last == "\n" || text.last == " " { text.removeLast() }
+        return text
+    }
+
+    /// The statement's first words, for error context (never its parameters).
+    static func summary(_ sql: String) -> String {
+        let words = sql.split(whereSeparator: { $0 == " " || $0 == "\n" }).prefix(6).joined(separator: " ")
+        return "'\(words)\(words.count < sql.count ? " …" : "")'"
+    }
+}
+
+/// Sends COPY data; libpq buffers it and blocks only when the server is behind.
+public struct CopyInWriter {
+    let connection: OpaquePointer
+    var failure: PostgresError?
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let failure { throw failure }
+        var offset = 0
+        while offset < bytes.count {
+            let size = min(bytes.count - offset, 1 << 20)
+            let pointer = bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self)
+            guard PQputCopyData(connection, pointer, Int32(size)) == 1 else {
+                let error = PostgresError(sqlState: nil, message: LibPQConnection.trimmed(PQerrorMessage(connection)), detail: nil, hint: nil, context: "sending COPY data")
+                failure = error
+                throw error
+            }
+            offset += size
+        }
+    }
+
+    public mutating func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let duplicates = strings.map { strdup($0) }
+    defer { duplicates.forEach { free($0) } }
+    return body(duplicates.map { UnsafePointer($0) } + [nil])
+}
+
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { duplicates.forEach { free($0) } }
+    return body(duplicates.map { UnsafePointer($0) })
+}

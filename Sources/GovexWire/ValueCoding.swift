@@ -1,0 +1,146 @@
+/// The one-byte tags that start every value in a batch body (spec: "Values").
+enum ValueTag: UInt8 {
+    case null = 0
+    case unchanged = 1
+    case boolFalse = 2
+    case boolTrue = 3
+    case int2 = 4
+    case int4 = 5
+    case int8 = 6
+    case float4 = 7
+    case float8 = 8
+    case numeric = 9
+    case text = 10
+    case bytea = 11
+    case date = 12
+    case time = 13
+    case timestamp = 14
+    case timestamptz = 15
+    case uuid = 16
+    case json = 17
+    case jsonb = 18
+    case other = 19
+}
+
+extension ByteWriter {
+    mutating func writeTagged(_ tag: UInt8, string: String) {
+        write(tag)
+        write(string: string, lengthAs: UInt32.self)
+    }
+
+    mutating func write(value: Value) {
+        switch value {
+        case .null: write(ValueTag.null.rawValue)
+        case .unchanged: write(ValueTag.unchanged.rawValue)
+        case .bool(let v): write(v ? ValueTag.boolTrue.rawValue : ValueTag.boolFalse.rawValue)
+        case .int2(let v):
+            write(ValueTag.int2.rawValue)
+            write(v)
+        case .int4(let v):
+            write(ValueTag.int4.rawValue)
+            write(v)
+        case .int8(let v):
+            write(ValueTag.int8.rawValue)
+            write(v)
+        case .float4(let v):
+            write(ValueTag.float4.rawValue)
+            write(v.bitPattern)
+        case .float8(let v):
+            write(ValueTag.float8.rawValue)
+            write(v.bitPattern)
+        case .numeric(let v): writeTagged(ValueTag.numeric.rawValue, string: v.text)
+        case .text(let v): writeTagged(ValueTag.text.rawValue, string: v)
+        case .bytea(let v):
+            write(ValueTag.bytea.rawValue)
+            write(blob: v, lengthAs: UInt32.self)
+        case .date(let v):
+            write(ValueTag.date.rawValue)
+            write(v)
+        case .time(let v):
+            write(ValueTag.time.rawValue)
+            write(v)
+        case .timestamp(let v):
+            write(ValueTag.timestamp.rawValue)
+            write(v)
+        case .timestamptz(let v):
+            write(ValueTag.timestamptz.rawValue)
+            write(v)
+        case .uuid(let v):
+            write(ValueTag.uuid.rawValue)
+            write(v.high)
+            write(v.low)
+        case .json(let v): writeTagged(ValueTag.json.rawValue, string: v)
+        case .jsonb(let v): writeTagged(ValueTag.jsonb.rawValue, string: v)
+        case let .other(typeName, text):
+            write(ValueTag.other.rawValue)
+            write(string: typeName, lengthAs: UInt8.self)
+            write(string: text, lengthAs: UInt32.self)
+        }
+    }
+}
+
+/// Why a value could not be read; the body decoder adds the record and column.
+enum ValueDecodingFailure: Error {
+    case truncated
+    case invalid(String)
+}
+
+extension ByteReader {
+    mutating func readValue() throws(ValueDecodingFailure) -> Value {
+        do {
+            let raw = try read(UInt8.self)
+            guard let tag = ValueTag(rawValue: raw) else { throw ValueDecodingFailure.invalid("unknown value tag \(raw)") }
+            switch tag {
+            case .null: return .null
+            case .unchanged: return .unchanged
+            case .boolFalse: return .bool(false)
+            case .boolTrue: return .bool(true)
+            case .int2: return .int2(try read(Int16.self))
+            case .int4: return .int4(try read(Int32.self))
+            case .int8: return .int8(try read(Int64.self))
+            case .float4: return .float4(Float(bitPattern: try read(UInt32.self)))
+            case .float8: return .float8(Double(bitPattern: try read(UInt64.self)))
+            case .numeric:
+                let text = try readString(lengthAs: UInt32.self)
+                guard let numeric = try? Numeric(text) else { throw ValueDecodingFailure.invalid("numeric '\(text.prefix(40))' is not in canonical form") }
+                return .numeric(numeric)
+            case .text: return .text(try readString(lengthAs: UInt32.self))
+            case .bytea: return .bytea(try readBlob(lengthAs: UInt32.self))
+            case .date:
+                let days = try read(Int32.self)
+                guard days == Value.dateInfinity || days == Value.dateMinusInfinity
+                    || (Int64(days) >= CivilCalendar.firstDay && Int64(days) <= CivilCalendar.lastDateDay) else {
+                    throw ValueDecodingFailure.invalid("date \(days) is outside PostgreSQL's range")
+                }
+                return .date(days)
+            case .time:
+                let micros = try read(Int64.self)
+                guard micros >= 0, micros <= CivilCalendar.microsecondsPerDay else { throw ValueDecodingFailure.invalid("time \(micros) is outside 00:00:00...24:00:00") }
+                return .time(micros)
+            case .timestamp, .timestamptz:
+                let micros = try read(Int64.self)
+                guard micros == Value.timestampInfinity || micros == Value.timestampMinusInfinity
+                    || (micros >= CivilCalendar.firstTimestamp && micros < CivilCalendar.endOfTimestamps) else {
+                    throw ValueDecodingFailure.invalid("timestamp \(micros) is outside PostgreSQL's range")
+                }
+                return tag == .timestamp ? .timestamp(micros) : .timestamptz(micros)
+            case .uuid: return .uuid(UUIDBytes(high: try read(UInt64.self), low: try read(UInt64.self)))
+            case .json: return .json(try readString(lengthAs: UInt32.self))
+            case .jsonb: return .jsonb(try readString(lengthAs: UInt32.self))
+            case .other:
+                let typeName = try readString(lengthAs: UInt8.self)
+                guard !typeName.isEmpty else { throw ValueDecodingFailure.invalid("an 'other' value has an empty type name") }
+                return .other(typeName: typeName, text: try readString(lengthAs: UInt32.self))
+            }
+        } catch let failure as ValueDecodingFailure {
+            throw failure
+        } catch let failure as ByteReader.Failure {
+            switch failure {
+            case .truncated: throw .truncated
+            case .invalidUTF8: throw .invalid("a string is not valid UTF-8")
+            }
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+
+@main
+struct Govex: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "govex",
+        abstract: "The government data-exchange daemon: department agents and the central hub.",
+        discussion: """
+        Examples:
+          govex keygen --algorithm ed25519 --out /var/lib/govex/keys
+          govex batch inspect spool/00000000000000000042.gvxb --limit 10
+          govex batch verify spool/00000000000000000042.gvxb --key gongan.pub
+        """,
+        version: "0.1.0",
+        subcommands: [Keygen.self, BatchCommand.self]
+    )
+}
+
+/// Exit statuses shared by every command: 0 success, 1 a negative answer
+/// (a batch that does not verify), 2 a usage or environment error.
+enum ExitStatus {
+    static let negative = ExitCode(1)
+    static let failure = ExitCode(2)
+}
+
+func printError(_ message: String) {
+    var stderr = StandardError()
+    print("govex: \(message)", to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileOutput.writeStandardError(string)
+    }
+}
