@@ -111,31 +111,8 @@ enum ThrowawayCluster {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Runs a command to completion with posix_spawn and waitpid (Foundation's
-    /// Process can miss the exit of a child whose grandchild, the server, lives on).
     static func run(_ executable: String, _ arguments: [String], as user: String? = nil) throws {
-        let argv = user.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] + arguments } ?? [executable] + arguments
-        // Output goes to a file, not a pipe: the server pg_ctl starts would inherit a pipe and keep it open.
-        let outputPath = NSTemporaryDirectory() + "govex-cmd-\(UUID().uuidString).log"
-        defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var pid: pid_t = 0
-        let cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
-        guard spawned == 0 else { throw TestSupportError("cannot start \(argv[0]): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exitedCleanly = (status & 0x7F) == 0 && ((status >> 8) & 0xFF) == 0
-        guard exitedCleanly else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw TestSupportError("\(argv.joined(separator: " ")) failed (status \(status)): \(text)")
-        }
+        try Subprocess.check(user.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] + arguments } ?? [executable] + arguments)
     }
 }
 
