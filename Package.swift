@@ -63,7 +63,7 @@ let package = Package(
 
         .target(
             name: "GovexTestSupport",
-            dependencies: ["GovexWire", "GovexPostgres"],
+            dependencies: ["GovexWire", "GovexPostgres", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/GovexTestSupport",
             swiftSettings: strictSettings
         ),

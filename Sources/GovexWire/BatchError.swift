@@ -16,6 +16,26 @@ public enum BatchError: Error, Equatable, CustomStringConvertible {
     case invalidRecord(index: Int, reason: String)
     case invalidInput(String)
 
+    /// A stable name for the kind of failure, for scripts and the test vectors' manifest.
+    public var code: String {
+        switch self {
+        case .truncated: return "truncated"
+        case .badMagic: return "bad_magic"
+        case .unsupportedVersion: return "unsupported_version"
+        case .invalidHeader: return "invalid_header"
+        case .limitExceeded: return "limit_exceeded"
+        case .trailingBytes: return "trailing_bytes"
+        case .unknownCriticalExtension: return "unknown_critical_extension"
+        case .digestMismatch: return "digest_mismatch"
+        case .wrongKey: return "wrong_key"
+        case .algorithmMismatch: return "wrong_algorithm"
+        case .badSignature: return "bad_signature"
+        case .corruptBody: return "corrupt_body"
+        case .invalidRecord: return "invalid_record"
+        case .invalidInput: return "invalid_input"
+        }
+    }
+
     public var description: String {
         switch self {
         case let .truncated(what, offset):

@@ -160,7 +160,7 @@ extension BatchCommand {
                 }
             } catch let error as BatchError {
                 if json {
-                    print(BatchJSON.object([("valid", "false"), ("reason", BatchJSON.string(error.description))]))
+                    print(BatchJSON.object([("valid", "false"), ("error", BatchJSON.string(error.code)), ("reason", BatchJSON.string(error.description))]))
                 }
                 printError("\(options.file): \(error)")
                 throw ExitStatus.negative

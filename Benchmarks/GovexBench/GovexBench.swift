@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct GovexBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "govex-bench",
+        abstract: "govex's benchmarks (build with -c release) and developer tools.",
+        discussion: """
+        Examples:
+          swift run -c release govex-bench codec --rows 1000000
+          swift run govex-bench vectors --out Tests/Fixtures/batches
+        """,
+        subcommands: [CodecBenchmark.self, MakeVectors.self]
+    )
+}
