@@ -78,6 +78,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "GovexCommandTests",
+            dependencies: ["GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "GovexPostgresTests",
             dependencies: ["GovexPostgres", "GovexWire", "GovexTestSupport"],
             swiftSettings: strictSettings
