@@ -29,31 +29,62 @@ public struct BatchMetadata: Sendable, Hashable {
 public enum BatchSealer {
     public static func seal(_ body: BatchBodyEncoder, metadata: BatchMetadata, key: SigningKey,
                             limits: BatchLimits = .default) throws(BatchError) -> [UInt8] {
-        let compressed = try converting { try body.bytes.withUnsafeBytes { try LZ4Frame.compress($0) } }
         let digestAlgorithm = key.algorithm.digest
-        let header = BatchHeader(
+        var header = BatchHeader(
             nodeID: metadata.nodeID, nodeEpoch: metadata.nodeEpoch, sequence: metadata.sequence, kind: metadata.kind,
             positionType: metadata.positionType,
             firstPosition: body.firstPosition ?? SourcePosition(commit: 0, ordinal: 0),
             lastPosition: body.lastPosition ?? SourcePosition(commit: 0, ordinal: 0),
             completeThrough: metadata.completeThrough, createdAt: metadata.createdAt,
             recordCount: UInt32(clamping: body.recordCount), resources: body.resources, compression: .lz4Frame,
-            uncompressedLength: UInt64(body.byteCount), compressedLength: UInt64(compressed.count),
-            digestAlgorithm: digestAlgorithm, bodyDigest: digestAlgorithm.hash(compressed),
+            uncompressedLength: UInt64(body.byteCount), compressedLength: 0,
+            digestAlgorithm: digestAlgorithm, bodyDigest: [UInt8](repeating: 0, count: DigestAlgorithm.outputLength),
             signatureAlgorithm: key.algorithm, keyID: key.publicKey.keyID,
             provenance: metadata.provenance, extensions: metadata.extensions)
-        do {
-            try header.validate(limits: limits)
-        } catch {
-            throw .invalidInput(error.description)
+        // Every header field has a fixed size once its strings are known, so the
+        // header's length is known before compressing: the body is compressed
+        // straight into its place in the file, and nothing is copied afterwards.
+        let headerLength = header.signedRegion().count
+        let maxSignature = key.algorithm.maxSignatureLength
+        let bodyOffset = headerLength + 2 + maxSignature
+        let capacity = bodyOffset + LZ4Frame.compressBound(body.byteCount)
+        var failure: BatchError? = nil
+        let file = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            count = 0
+            do throws(BatchError) {
+                let raw = UnsafeMutableRawBufferPointer(buffer)
+                let compressedLength = try converting {
+                    try body.withBytes { try LZ4Frame.compress($0, into: UnsafeMutableRawBufferPointer(rebasing: raw[bodyOffset...])) }
+                }
+                let compressed = UnsafeRawBufferPointer(rebasing: raw[bodyOffset..<(bodyOffset + compressedLength)])
+                header.compressedLength = UInt64(compressedLength)
+                header.bodyDigest = digestAlgorithm.hash(compressed)
+                do throws(BatchError) {
+                    try header.validate(limits: limits)
+                } catch {
+                    throw .invalidInput(error.description)
+                }
+                let signed = header.signedRegion()
+                let signature = try converting { try signed.withUnsafeBytes { try key.signature(for: $0) } }
+                guard signed.count == headerLength, signature.count <= maxSignature else {
+                    throw .invalidInput("header or signature larger than reserved")
+                }
+                var cursor = RawCursor(raw.baseAddress!)
+                signed.withUnsafeBytes { cursor.put(raw: $0) }
+                cursor.put(UInt16(signature.count))
+                signature.withUnsafeBytes { cursor.put(raw: $0) }
+                let bodyStart = cursor.pointer - raw.baseAddress!
+                if bodyStart < bodyOffset {
+                    // A shorter (SM2) signature: close the gap left for the longest one.
+                    (raw.baseAddress! + bodyStart).copyMemory(from: raw.baseAddress! + bodyOffset, byteCount: compressedLength)
+                }
+                count = bodyStart + compressedLength
+            } catch {
+                failure = error
+            }
         }
-        let signed = header.signedRegion()
-        let signature = try converting { try signed.withUnsafeBytes { try key.signature(for: $0) } }
-        var file = ByteWriter(capacity: signed.count + 2 + signature.count + compressed.count)
-        file.write(bytes: signed)
-        file.write(blob: signature, lengthAs: UInt16.self)
-        file.write(bytes: compressed)
-        return file.bytes
+        if let failure { throw failure }
+        return file
     }
 }
 

@@ -24,30 +24,54 @@ public struct BatchBodyEncoder: Sendable {
     private var schemaIndex: [RecordSchema: UInt16] = [:]
     /// The schema each resource used last; consecutive records of a table almost always share it.
     private var lastSchemaOfResource: [Int] = []
+    private var lastResource: UInt16? = nil
 
     public init(capacity: Int = 1 << 20) {
         writer = ByteWriter(capacity: capacity)
     }
 
+    /// Empties the encoder for the next batch, keeping its buffer.
+    public mutating func reset() {
+        writer.removeAll()
+        resources.removeAll(keepingCapacity: true)
+        resourceIndex.removeAll(keepingCapacity: true)
+        schemas.removeAll(keepingCapacity: true)
+        schemaIndex.removeAll(keepingCapacity: true)
+        lastSchemaOfResource.removeAll(keepingCapacity: true)
+        lastResource = nil
+        recordCount = 0
+        firstPosition = nil
+        lastPosition = nil
+    }
+
     public var byteCount: Int { writer.count }
+    /// The body so far (a copy; `withBytes` avoids it).
     public var bytes: [UInt8] { writer.bytes }
+
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try writer.withBytes(body)
+    }
 
     public mutating func append(_ record: ChangeRecord) throws(BatchError) {
         try Self.check(record, after: lastPosition, index: recordCount)
         let resource = try index(ofResource: record.resource)
         let schema = try schemaID(for: record, resource: resource)
+        let carriesValues = record.operation == .insert || record.operation == .update
 
-        writer.write(record.operation.rawValue)
-        writer.write(UInt8(record.oldKey == nil ? 0 : 1))
-        writer.write(schema)
-        writer.write(record.position.commit)
-        writer.write(record.position.ordinal)
-        for column in record.key { writer.write(value: column.value) }
-        if record.operation == .insert || record.operation == .update {
-            for column in record.values { writer.write(value: column.value) }
-        }
-        if let oldKey = record.oldKey {
-            for column in oldKey { writer.write(value: column.value) }
+        // Index loops pass each value borrowed; `for column in` would copy (and retain) every one.
+        var bound = 16 + Self.sizeBound(record.key)
+        if carriesValues { bound += Self.sizeBound(record.values) }
+        if let oldKey = record.oldKey { bound += Self.sizeBound(oldKey) }
+
+        writer.write(upTo: bound) { cursor in
+            cursor.put(record.operation.rawValue)
+            cursor.put(UInt8(record.oldKey == nil ? 0 : 1))
+            cursor.put(schema)
+            cursor.put(record.position.commit)
+            cursor.put(record.position.ordinal)
+            cursor.put(columns: record.key)
+            if carriesValues { cursor.put(columns: record.values) }
+            if let oldKey = record.oldKey { cursor.put(columns: oldKey) }
         }
 
         if firstPosition == nil { firstPosition = record.position }
@@ -55,19 +79,28 @@ public struct BatchBodyEncoder: Sendable {
         recordCount += 1
     }
 
+    @inline(__always)
+    private static func sizeBound(_ columns: [Column]) -> Int {
+        var bound = 0
+        for index in columns.indices { bound += columns[index].value.encodedSizeBound }
+        return bound
+    }
+
     private static func check(_ record: ChangeRecord, after last: SourcePosition?, index: Int) throws(BatchError) {
         if let last, record.position <= last {
             throw .invalidInput("record \(index) at \(record.position) does not follow \(last); records must be in strictly increasing position order")
         }
-        for column in record.key {
-            switch column.value {
-            case .null, .unchanged: throw .invalidInput("record \(index): key column \(column.name) is \(column.value.typeName); keys are never NULL or unchanged")
+        for i in record.key.indices {
+            switch record.key[i].value {
+            case .null, .unchanged: throw .invalidInput("record \(index): key column \(record.key[i].name) is \(record.key[i].value.typeName); keys are never NULL or unchanged")
             default: break
             }
         }
         switch record.operation {
         case .insert:
-            guard !record.values.contains(where: { $0.value == .unchanged }) else { throw .invalidInput("record \(index): an insert cannot have unchanged columns") }
+            for i in record.values.indices {
+                if case .unchanged = record.values[i].value { throw .invalidInput("record \(index): an insert cannot have unchanged column \(record.values[i].name)") }
+            }
             guard record.oldKey == nil else { throw .invalidInput("record \(index): only an update carries an old key") }
         case .update:
             if let oldKey = record.oldKey {
@@ -82,13 +115,19 @@ public struct BatchBodyEncoder: Sendable {
     }
 
     private mutating func index(ofResource code: String) throws(BatchError) -> UInt16 {
-        if let index = resourceIndex[code] { return index }
+        // Consecutive records nearly always share a resource; a string comparison beats hashing.
+        if let last = lastResource, resources[Int(last)] == code { return last }
+        if let index = resourceIndex[code] {
+            lastResource = index
+            return index
+        }
         guard Identifier.isValid(code) else { throw .invalidInput("resource code '\(code)' must be \(Identifier.rule)") }
         guard resources.count < Int(UInt16.max) else { throw .invalidInput("more than 65535 resources in one batch") }
         let index = UInt16(resources.count)
         resources.append(code)
         resourceIndex[code] = index
         lastSchemaOfResource.append(-1)
+        lastResource = index
         return index
     }
 
@@ -122,11 +161,11 @@ public struct BatchBodyEncoder: Sendable {
 
     private static func matches(_ schema: RecordSchema, _ record: ChangeRecord) -> Bool {
         guard schema.keyNames.count == record.key.count else { return false }
-        for (name, column) in zip(schema.keyNames, record.key) where name != column.name { return false }
+        for i in record.key.indices where schema.keyNames[i] != record.key[i].name { return false }
         switch record.operation {
         case .insert, .update:
             guard schema.valueNames.count == record.values.count else { return false }
-            for (name, column) in zip(schema.valueNames, record.values) where name != column.name { return false }
+            for i in record.values.indices where schema.valueNames[i] != record.values[i].name { return false }
             return true
         case .delete, .truncate:
             return true

@@ -1,49 +1,103 @@
 /// Appends big-endian integers and length-prefixed strings to one growing buffer.
+///
+/// The buffer is kept larger than its contents (`used` bytes are valid) so that
+/// a whole record can be written through one raw pointer after one capacity
+/// check, instead of paying an array append per field.
 public struct ByteWriter: Sendable {
-    public private(set) var bytes: [UInt8]
+    private var storage: [UInt8]
+    private var used = 0
 
     public init(capacity: Int = 0) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = [UInt8](repeating: 0, count: max(capacity, 64))
     }
 
-    public var count: Int { bytes.count }
+    public var count: Int { used }
+
+    /// The bytes written so far (a copy; use `withBytes` to avoid it).
+    public var bytes: [UInt8] { Array(storage[0..<used]) }
+
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<used])) }
+    }
+
+    private mutating func reserve(_ extra: Int) {
+        let needed = used + extra
+        guard needed > storage.count else { return }
+        var capacity = storage.count * 2
+        while capacity < needed { capacity *= 2 }
+        storage.append(contentsOf: repeatElement(0, count: capacity - storage.count))
+    }
+
+    /// Writes at most `bound` bytes through a cursor; the cursor must not pass the bound.
+    public mutating func write(upTo bound: Int, _ body: (inout RawCursor) -> Void) {
+        reserve(bound)
+        let start = used
+        let written = storage.withUnsafeMutableBytes { raw -> Int in
+            var cursor = RawCursor(raw.baseAddress! + start)
+            body(&cursor)
+            return cursor.pointer - (raw.baseAddress! + start)
+        }
+        precondition(written <= bound, "encoder wrote \(written) bytes past its bound of \(bound)")
+        used += written
+    }
 
     public mutating func write<I: FixedWidthInteger>(_ value: I) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        write(upTo: MemoryLayout<I>.size) { $0.put(value) }
     }
 
-    public mutating func write(bytes other: some Sequence<UInt8>) {
-        bytes.append(contentsOf: other)
-    }
-
-    public mutating func write(raw buffer: UnsafeRawBufferPointer) {
-        bytes.append(contentsOf: buffer)
+    public mutating func write(bytes other: [UInt8]) {
+        write(upTo: other.count) { cursor in other.withUnsafeBytes { cursor.put(raw: $0) } }
     }
 
     /// A UTF-8 string behind a length of type `Length`; the caller has checked it fits.
     public mutating func write<Length: FixedWidthInteger>(string: String, lengthAs: Length.Type) {
-        var string = string
-        string.withUTF8 { utf8 in
-            write(Length(truncatingIfNeeded: utf8.count))
-            bytes.append(contentsOf: UnsafeRawBufferPointer(utf8))
-        }
+        write(upTo: MemoryLayout<Length>.size + string.utf8.count) { $0.put(string: string, lengthAs: Length.self) }
     }
 
     public mutating func write<Length: FixedWidthInteger>(blob: [UInt8], lengthAs: Length.Type) {
-        write(Length(truncatingIfNeeded: blob.count))
-        bytes.append(contentsOf: blob)
+        write(upTo: MemoryLayout<Length>.size + blob.count) { cursor in
+            cursor.put(Length(truncatingIfNeeded: blob.count))
+            blob.withUnsafeBytes { cursor.put(raw: $0) }
+        }
     }
 
     /// Overwrites a big-endian integer written earlier (used for lengths known only afterwards).
     public mutating func patch<I: FixedWidthInteger>(_ value: I, at offset: Int) {
-        withUnsafeBytes(of: value.bigEndian) { raw in
-            for (i, byte) in raw.enumerated() { bytes[offset + i] = byte }
-        }
+        precondition(offset + MemoryLayout<I>.size <= used)
+        storage.withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: offset, as: I.self) }
     }
 
-    public mutating func removeAll(keepingCapacity: Bool) {
-        bytes.removeAll(keepingCapacity: keepingCapacity)
+    public mutating func removeAll() {
+        used = 0
+    }
+}
+
+/// A write position inside memory `ByteWriter` has reserved.
+public struct RawCursor {
+    public private(set) var pointer: UnsafeMutableRawPointer
+
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+
+    @inline(__always)
+    public mutating func put<I: FixedWidthInteger>(_ value: I) {
+        pointer.storeBytes(of: value.bigEndian, as: I.self)
+        pointer += MemoryLayout<I>.size
+    }
+
+    @inline(__always)
+    public mutating func put(raw: UnsafeRawBufferPointer) {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        pointer.copyMemory(from: base, byteCount: raw.count)
+        pointer += raw.count
+    }
+
+    @inline(__always)
+    public mutating func put<Length: FixedWidthInteger>(string: String, lengthAs: Length.Type) {
+        var string = string
+        string.withUTF8 { utf8 in
+            put(Length(truncatingIfNeeded: utf8.count))
+            put(raw: UnsafeRawBufferPointer(utf8))
+        }
     }
 }
 

@@ -19,6 +19,14 @@ public enum SignatureAlgorithm: UInt8, Sendable, CaseIterable, CustomStringConve
         self = match
     }
 
+    /// Ed25519 signatures are 64 bytes; SM2's DER (r, s) is at most 72.
+    public var maxSignatureLength: Int {
+        switch self {
+        case .ed25519: return 64
+        case .sm2: return 72
+        }
+    }
+
     public var digest: DigestAlgorithm {
         switch self {
         case .ed25519: return .sha256

@@ -22,59 +22,83 @@ enum ValueTag: UInt8 {
     case other = 19
 }
 
-extension ByteWriter {
-    mutating func writeTagged(_ tag: UInt8, string: String) {
-        write(tag)
-        write(string: string, lengthAs: UInt32.self)
+extension Value {
+    /// The most bytes `RawCursor.put(value:)` writes for this value.
+    var encodedSizeBound: Int {
+        switch self {
+        case .null, .unchanged, .bool: return 1
+        case .int2: return 3
+        case .int4, .float4, .date: return 5
+        case .int8, .float8, .time, .timestamp, .timestamptz: return 9
+        case .uuid: return 17
+        case .numeric(let v): return 5 + v.text.utf8.count
+        case .text(let v), .json(let v), .jsonb(let v): return 5 + v.utf8.count
+        case .bytea(let v): return 5 + v.count
+        case let .other(typeName, text): return 6 + typeName.utf8.count + text.utf8.count
+        }
+    }
+}
+
+extension RawCursor {
+    @inline(__always)
+    mutating func putTagged(_ tag: ValueTag, string: String) {
+        put(tag.rawValue)
+        put(string: string, lengthAs: UInt32.self)
     }
 
-    mutating func write(value: Value) {
+    @inline(__always)
+    mutating func put(columns: [Column]) {
+        for index in columns.indices { put(value: columns[index].value) }
+    }
+
+    mutating func put(value: Value) {
         switch value {
-        case .null: write(ValueTag.null.rawValue)
-        case .unchanged: write(ValueTag.unchanged.rawValue)
-        case .bool(let v): write(v ? ValueTag.boolTrue.rawValue : ValueTag.boolFalse.rawValue)
+        case .null: put(ValueTag.null.rawValue)
+        case .unchanged: put(ValueTag.unchanged.rawValue)
+        case .bool(let v): put(v ? ValueTag.boolTrue.rawValue : ValueTag.boolFalse.rawValue)
         case .int2(let v):
-            write(ValueTag.int2.rawValue)
-            write(v)
+            put(ValueTag.int2.rawValue)
+            put(v)
         case .int4(let v):
-            write(ValueTag.int4.rawValue)
-            write(v)
+            put(ValueTag.int4.rawValue)
+            put(v)
         case .int8(let v):
-            write(ValueTag.int8.rawValue)
-            write(v)
+            put(ValueTag.int8.rawValue)
+            put(v)
         case .float4(let v):
-            write(ValueTag.float4.rawValue)
-            write(v.bitPattern)
+            put(ValueTag.float4.rawValue)
+            put(v.bitPattern)
         case .float8(let v):
-            write(ValueTag.float8.rawValue)
-            write(v.bitPattern)
-        case .numeric(let v): writeTagged(ValueTag.numeric.rawValue, string: v.text)
-        case .text(let v): writeTagged(ValueTag.text.rawValue, string: v)
+            put(ValueTag.float8.rawValue)
+            put(v.bitPattern)
+        case .numeric(let v): putTagged(.numeric, string: v.text)
+        case .text(let v): putTagged(.text, string: v)
         case .bytea(let v):
-            write(ValueTag.bytea.rawValue)
-            write(blob: v, lengthAs: UInt32.self)
+            put(ValueTag.bytea.rawValue)
+            put(UInt32(truncatingIfNeeded: v.count))
+            v.withUnsafeBytes { put(raw: $0) }
         case .date(let v):
-            write(ValueTag.date.rawValue)
-            write(v)
+            put(ValueTag.date.rawValue)
+            put(v)
         case .time(let v):
-            write(ValueTag.time.rawValue)
-            write(v)
+            put(ValueTag.time.rawValue)
+            put(v)
         case .timestamp(let v):
-            write(ValueTag.timestamp.rawValue)
-            write(v)
+            put(ValueTag.timestamp.rawValue)
+            put(v)
         case .timestamptz(let v):
-            write(ValueTag.timestamptz.rawValue)
-            write(v)
+            put(ValueTag.timestamptz.rawValue)
+            put(v)
         case .uuid(let v):
-            write(ValueTag.uuid.rawValue)
-            write(v.high)
-            write(v.low)
-        case .json(let v): writeTagged(ValueTag.json.rawValue, string: v)
-        case .jsonb(let v): writeTagged(ValueTag.jsonb.rawValue, string: v)
+            put(ValueTag.uuid.rawValue)
+            put(v.high)
+            put(v.low)
+        case .json(let v): putTagged(.json, string: v)
+        case .jsonb(let v): putTagged(.jsonb, string: v)
         case let .other(typeName, text):
-            write(ValueTag.other.rawValue)
-            write(string: typeName, lengthAs: UInt8.self)
-            write(string: text, lengthAs: UInt32.self)
+            put(ValueTag.other.rawValue)
+            put(string: typeName, lengthAs: UInt8.self)
+            put(string: text, lengthAs: UInt32.self)
         }
     }
 }
