@@ -54,11 +54,7 @@ struct MakeVectors: ParsableCommand {
         let origin = try BatchFile(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: sm2Path))))
         var deliveryMetadata = SampleBatches.metadata(sequence: 3, kind: .delivery)
         deliveryMetadata.nodeID = "hub"
-        deliveryMetadata.provenance = Provenance(
-            originNode: origin.header.nodeID, originEpoch: origin.header.nodeEpoch, originSequence: origin.header.sequence,
-            originDigestAlgorithm: origin.header.digestAlgorithm, originDigest: origin.header.bodyDigest,
-            originSignatureAlgorithm: origin.header.signatureAlgorithm, originKeyID: origin.header.keyID,
-            originSignature: origin.signature, originSignedHeader: origin.signedRegion)
+        deliveryMetadata.provenance = Provenance(of: origin)
         deliveryMetadata.extensions = [HeaderExtension(type: 0x8001, isCritical: false, data: Array("zhujian".utf8))]
         let delivery = try SampleBatches.seal(try origin.records(), key: hub, metadata: deliveryMetadata)
         try writeVector(delivery, "ed25519-delivery", key: "hub-ed25519.pub", &entries)
@@ -87,16 +83,9 @@ struct MakeVectors: ParsableCommand {
 
     /// A batch whose body is not an LZ4 frame yet is correctly digested and signed.
     func signedGarbage(from file: [UInt8], key: SigningKey) throws -> [UInt8] {
-        let garbage = Array("this is not an lz4 frame".utf8)
-        var header = try BatchFile(bytes: file).header
-        header.compressedLength = UInt64(garbage.count)
-        header.bodyDigest = header.digestAlgorithm.hash(garbage)
-        let signed = header.signedRegion()
-        var writer = ByteWriter()
-        writer.write(bytes: signed)
-        writer.write(blob: try signed.withUnsafeBytes { try key.signature(for: $0) }, lengthAs: UInt16.self)
-        writer.write(bytes: garbage)
-        return writer.bytes
+        let batch = try BatchFile(bytes: file)
+        return try BatchSealer.seal(compressedBody: Array("this is not an lz4 frame".utf8), uncompressedLength: Int(batch.header.uncompressedLength),
+                                    header: batch.header, key: key)
     }
 
     func write(_ text: String, _ name: String) throws {

@@ -59,13 +59,7 @@ public enum BatchSealer {
                 let compressed = UnsafeRawBufferPointer(rebasing: raw[bodyOffset..<(bodyOffset + compressedLength)])
                 header.compressedLength = UInt64(compressedLength)
                 header.bodyDigest = digestAlgorithm.hash(compressed)
-                do throws(BatchError) {
-                    try header.validate(limits: limits)
-                } catch {
-                    throw .invalidInput(error.description)
-                }
-                let signed = header.signedRegion()
-                let signature = try converting { try signed.withUnsafeBytes { try key.signature(for: $0) } }
+                let (signed, signature) = try sign(header, key: key, limits: limits)
                 guard signed.count == headerLength, signature.count <= maxSignature else {
                     throw .invalidInput("header or signature larger than reserved")
                 }
@@ -85,6 +79,51 @@ public enum BatchSealer {
         }
         if let failure { throw failure }
         return file
+    }
+}
+
+extension BatchSealer {
+    /// Validates a complete header and signs its signed region.
+    static func sign(_ header: BatchHeader, key: SigningKey, limits: BatchLimits) throws(BatchError) -> (signed: [UInt8], signature: [UInt8]) {
+        do throws(BatchError) {
+            try header.validate(limits: limits)
+        } catch {
+            throw .invalidInput(error.description)
+        }
+        let signed = header.signedRegion()
+        return (signed, try converting { try signed.withUnsafeBytes { try key.signature(for: $0) } })
+    }
+
+    /// Seals an already-compressed body under `header`, filling in the body's
+    /// length, digest, algorithms and key id. The hub re-issues a provider's body
+    /// this way without recompressing it. The body's content is not checked here:
+    /// that is the reader's job.
+    public static func seal(compressedBody: [UInt8], uncompressedLength: Int, header template: BatchHeader, key: SigningKey,
+                            limits: BatchLimits = .default) throws(BatchError) -> [UInt8] {
+        var header = template
+        header.compression = .lz4Frame
+        header.uncompressedLength = UInt64(uncompressedLength)
+        header.compressedLength = UInt64(compressedBody.count)
+        header.digestAlgorithm = key.algorithm.digest
+        header.bodyDigest = header.digestAlgorithm.hash(compressedBody)
+        header.signatureAlgorithm = key.algorithm
+        header.keyID = key.publicKey.keyID
+        let (signed, signature) = try sign(header, key: key, limits: limits)
+        var writer = ByteWriter(capacity: signed.count + 2 + signature.count + compressedBody.count)
+        writer.write(bytes: signed)
+        writer.write(blob: signature, lengthAs: UInt16.self)
+        writer.write(bytes: compressedBody)
+        return writer.bytes
+    }
+}
+
+extension Provenance {
+    /// The provenance of a re-issue of `origin`.
+    public init(of origin: BatchFile) {
+        self.init(originNode: origin.header.nodeID, originEpoch: origin.header.nodeEpoch, originSequence: origin.header.sequence,
+                  originDigestAlgorithm: origin.header.digestAlgorithm, originDigest: origin.header.bodyDigest,
+                  originSignatureAlgorithm: origin.header.signatureAlgorithm, originKeyID: origin.header.keyID,
+                  originSignature: origin.signature, originSignedHeader: origin.signedRegion)
     }
 }
 

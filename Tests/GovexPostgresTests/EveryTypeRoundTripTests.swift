@@ -20,23 +20,29 @@ struct EveryTypeRoundTripTests {
         }
     }
 
-    @Test("PostgreSQL's text forms read into the expected values")
-    func readsEdgeValues() async throws {
+    /// A fresh database holding table `edge` with the edge rows; the connection is closed afterwards.
+    static func withEdgeTable(_ body: (PostgresConnection) async throws -> Void) async throws {
         let database = try await TestPostgres.createDatabase()
         defer { Task { await database.drop() } }
         let connection = try await database.connect()
-        try await Self.createEdgeTable(connection, name: "edge")
-        try await Self.insertEdgeRows(connection, table: "edge")
+        try await createEdgeTable(connection, name: "edge")
+        try await insertEdgeRows(connection, table: "edge")
+        try await body(connection)
+        await connection.close()
+    }
 
-        let result = try await connection.query("SELECT * FROM edge ORDER BY id")
-        let rows = try await connection.values(of: result)
-        #expect(rows.count == EdgeValues.rows.count)
-        for (row, expected) in zip(rows, EdgeValues.rows) {
-            for (value, column) in zip(row, expected) {
-                #expect(value == column.value, "column \(column.name): read \(value), expected \(column.value)")
+    @Test("PostgreSQL's text forms read into the expected values")
+    func readsEdgeValues() async throws {
+        try await Self.withEdgeTable { connection in
+            let result = try await connection.query("SELECT * FROM edge ORDER BY id")
+            let rows = try await connection.values(of: result)
+            #expect(rows.count == EdgeValues.rows.count)
+            for (row, expected) in zip(rows, EdgeValues.rows) {
+                for (value, column) in zip(row, expected) {
+                    #expect(value == column.value, "column \(column.name): read \(value), expected \(column.value)")
+                }
             }
         }
-        await connection.close()
     }
 
     @Test("govex's text forms are what PostgreSQL reads back to the same value")
@@ -56,21 +62,17 @@ struct EveryTypeRoundTripTests {
 
     @Test("rows read from PostgreSQL survive encode, compress, sign, verify, decode", arguments: SignatureAlgorithm.allCases)
     func batchRoundTrip(algorithm: SignatureAlgorithm) async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        try await Self.createEdgeTable(connection, name: "edge")
-        try await Self.insertEdgeRows(connection, table: "edge")
-        let result = try await connection.query("SELECT * FROM edge ORDER BY id")
-        let rows = try await connection.values(of: result)
-        let names = result.fields.map(\.name)
+        try await Self.withEdgeTable { connection in
+            let result = try await connection.query("SELECT * FROM edge ORDER BY id")
+            let rows = try await connection.values(of: result)
+            let names = result.fields.map(\.name)
 
-        var records: [ChangeRecord] = []
-        for (index, row) in rows.enumerated() {
-            let columns = zip(names, row).map { Column($0, $1) }
-            records.append(ChangeRecord(operation: .insert, resource: "GA-RK-0001",
-                                        position: SourcePosition(commit: 0x1_6B37_4800, ordinal: UInt32(index)),
-                                        key: [columns[0]], values: Array(columns.dropFirst())))
+            var records: [ChangeRecord] = []
+            for (index, row) in rows.enumerated() {
+                let columns = zip(names, row).map { Column($0, $1) }
+                records.append(ChangeRecord(operation: .insert, resource: "GA-RK-0001",
+                                            position: SourcePosition(commit: 0x1_6B37_4800, ordinal: UInt32(index)),
+                                            key: [columns[0]], values: Array(columns.dropFirst())))
         }
         var encoder = BatchBodyEncoder()
         for record in records { try encoder.append(record) }
@@ -80,6 +82,6 @@ struct EveryTypeRoundTripTests {
         let batch = try BatchFile(bytes: file)
         try batch.verify(with: key.publicKey)
         #expect(try batch.records() == records)
-        await connection.close()
+        }
     }
 }

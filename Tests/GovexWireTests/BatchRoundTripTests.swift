@@ -39,11 +39,7 @@ struct BatchRoundTripTests {
         let origin = try BatchFile(bytes: try SampleBatches.seal(SampleBatches.mixedRecords(), key: provider))
         var metadata = SampleBatches.metadata(sequence: 7, kind: .delivery)
         metadata.nodeID = "hub"
-        metadata.provenance = Provenance(
-            originNode: origin.header.nodeID, originEpoch: origin.header.nodeEpoch, originSequence: origin.header.sequence,
-            originDigestAlgorithm: origin.header.digestAlgorithm, originDigest: origin.header.bodyDigest,
-            originSignatureAlgorithm: origin.header.signatureAlgorithm, originKeyID: origin.header.keyID,
-            originSignature: origin.signature, originSignedHeader: origin.signedRegion)
+        metadata.provenance = Provenance(of: origin)
         metadata.extensions = [HeaderExtension(type: 0x7F01, isCritical: false, data: Array("routing-note".utf8))]
         let delivery = try BatchFile(bytes: try SampleBatches.seal(SampleBatches.mixedRecords(), key: hub, metadata: metadata))
         try delivery.verify(with: hub.publicKey)
@@ -52,6 +48,15 @@ struct BatchRoundTripTests {
         #expect(delivery.compressedBody == origin.compressedBody, "an unchanged delivery carries the provider's body byte for byte")
         #expect(throws: BatchError.self) { try provenance.verifyOrigin(with: hub.publicKey) }
         #expect(delivery.header.extensions.count == 1)
+
+        // Re-issued without recompressing: the provider's body bytes, the hub's signature.
+        var header = delivery.header
+        header.sequence = 8
+        let reissued = try BatchFile(bytes: try BatchSealer.seal(compressedBody: origin.compressedBody,
+                                                                 uncompressedLength: Int(origin.header.uncompressedLength), header: header, key: hub))
+        try reissued.verify(with: hub.publicKey)
+        #expect(reissued.compressedBody == origin.compressedBody)
+        #expect(try reissued.records() == SampleBatches.mixedRecords())
     }
 
     @Test("the encoder refuses records that would make an invalid batch", arguments: [

@@ -86,16 +86,9 @@ struct BatchVerificationTests {
     @Test("a signed but malformed body is a corrupted body, not a crash")
     func signedGarbageBody() throws {
         let garbage: [UInt8] = Array(repeating: 0xAB, count: 300)
-        var header = try BatchFile(bytes: Self.file).header
-        header.compressedLength = UInt64(garbage.count)
-        header.bodyDigest = header.digestAlgorithm.hash(garbage)
-        let signed = header.signedRegion()
-        let signature = try signed.withUnsafeBytes { try Self.key.signature(for: $0) }
-        var writer = ByteWriter()
-        writer.write(bytes: signed)
-        writer.write(blob: signature, lengthAs: UInt16.self)
-        writer.write(bytes: garbage)
-        #expect { try Self.parseAndVerify(writer.bytes) } throws: { error in
+        let header = try BatchFile(bytes: Self.file).header
+        let file = try BatchSealer.seal(compressedBody: garbage, uncompressedLength: Int(header.uncompressedLength), header: header, key: Self.key)
+        #expect { try Self.parseAndVerify(file) } throws: { error in
             guard case .corruptBody = error as? BatchError else { return false }
             return true
         }

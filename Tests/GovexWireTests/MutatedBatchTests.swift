@@ -100,17 +100,9 @@ struct MutatedBatchTests {
         for _ in 0..<mutants {
             let mutatedBody = Self.mutate(body, &rng)
             let compressed = try mutatedBody.withUnsafeBytes { try LZ4Frame.compress($0) }
-            var header = original.header
-            header.uncompressedLength = UInt64(mutatedBody.count)
-            header.compressedLength = UInt64(compressed.count)
-            header.bodyDigest = header.digestAlgorithm.hash(compressed)
-            let signed = header.signedRegion()
-            var writer = ByteWriter()
-            writer.write(bytes: signed)
-            writer.write(blob: try signed.withUnsafeBytes { try key.signature(for: $0) }, lengthAs: UInt16.self)
-            writer.write(bytes: compressed)
+            let file = try BatchSealer.seal(compressedBody: compressed, uncompressedLength: mutatedBody.count, header: original.header, key: key)
             do {
-                let batch = try BatchFile(bytes: writer.bytes, limits: Self.limits)
+                let batch = try BatchFile(bytes: file, limits: Self.limits)
                 try batch.verify(with: key.publicKey)
                 _ = try batch.records()
             } catch {
