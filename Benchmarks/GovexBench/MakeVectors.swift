@@ -59,6 +59,20 @@ struct MakeVectors: ParsableCommand {
         let delivery = try SampleBatches.seal(try origin.records(), key: hub, metadata: deliveryMetadata)
         try writeVector(delivery, "ed25519-delivery", key: "hub-ed25519.pub", &entries)
 
+        // A body compressed by the lz4 command itself (content checksum on, as is its default).
+        let plain = try BatchFile(bytes: change)
+        let directory = NSTemporaryDirectory() + "govex-vectors-lz4-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data(try plain.decompressedBody()).write(to: URL(fileURLWithPath: directory + "/body.bin"))
+        try Subprocess.check(["lz4", "-1", "-f", "-q", "--content-size", directory + "/body.bin", directory + "/body.lz4"])
+        let commandBody = Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/body.lz4")))
+        var commandHeader = plain.header
+        commandHeader.sequence = 43
+        let fromCommand = try BatchSealer.seal(compressedBody: commandBody, uncompressedLength: Int(plain.header.uncompressedLength),
+                                               header: commandHeader, key: gongan)
+        try writeVector(fromCommand, "ed25519-lz4-command-body", key: "gongan-ed25519.pub", &entries)
+
         // Invalid vectors, each with the error class a reader must report.
         try writeInvalid(Array(change.prefix(change.count - 7)), "invalid-truncated", "truncated", &entries)
         var body = change

@@ -10,6 +10,13 @@ enum BodyEntryTag {
     static let schema: UInt8 = 0
 }
 
+enum RecordFlags {
+    /// An update that changed the key carries the old key after its values.
+    static let oldKey: UInt8 = 1
+    /// The record's position is the previous record's commit with the next ordinal; no position follows.
+    static let followsPrevious: UInt8 = 2
+}
+
 /// Builds a batch body record by record: the uncompressed byte stream that the
 /// batch then compresses, digests and signs.
 public struct BatchBodyEncoder: Sendable {
@@ -63,12 +70,17 @@ public struct BatchBodyEncoder: Sendable {
         if carriesValues { bound += Self.sizeBound(record.values) }
         if let oldKey = record.oldKey { bound += Self.sizeBound(oldKey) }
 
+        // Most records continue their transaction: same commit, next ordinal. A flag says so instead of 12 bytes.
+        let follows = lastPosition.map { $0.commit == record.position.commit && $0.ordinal < .max && $0.ordinal + 1 == record.position.ordinal } ?? false
+        let flags = (record.oldKey == nil ? 0 : RecordFlags.oldKey) | (follows ? RecordFlags.followsPrevious : 0)
         writer.write(upTo: bound) { cursor in
             cursor.put(record.operation.rawValue)
-            cursor.put(UInt8(record.oldKey == nil ? 0 : 1))
+            cursor.put(flags)
             cursor.put(schema)
-            cursor.put(record.position.commit)
-            cursor.put(record.position.ordinal)
+            if !follows {
+                cursor.put(record.position.commit)
+                cursor.put(record.position.ordinal)
+            }
             cursor.put(columns: record.key)
             if carriesValues { cursor.put(columns: record.values) }
             if let oldKey = record.oldKey { cursor.put(columns: oldKey) }
@@ -81,9 +93,11 @@ public struct BatchBodyEncoder: Sendable {
 
     @inline(__always)
     private static func sizeBound(_ columns: [Column]) -> Int {
-        var bound = 0
-        for index in columns.indices { bound += columns[index].value.encodedSizeBound }
-        return bound
+        columns.withUnsafeBufferPointer { buffer in
+            var bound = 0
+            for index in buffer.indices { bound += buffer[index].value.encodedSizeBound }
+            return bound
+        }
     }
 
     private static func check(_ record: ChangeRecord, after last: SourcePosition?, index: Int) throws(BatchError) {
@@ -264,13 +278,19 @@ public struct BatchBodyDecoder {
     private mutating func readRecord(_ operation: ChangeOperation) throws(BatchError) -> ChangeRecord {
         guard recordsRead < Int(header.recordCount) else { throw .corruptBody("the body holds more records than the header's \(header.recordCount)") }
         let flags = try read("record flags") { try $0.read(UInt8.self) }
-        guard flags <= 1 else { throw invalid("unknown record flags \(flags)") }
-        guard flags == 0 || operation == .update else { throw invalid("only an update carries an old key") }
+        guard flags & ~(RecordFlags.oldKey | RecordFlags.followsPrevious) == 0 else { throw invalid("unknown record flags \(flags)") }
+        guard flags & RecordFlags.oldKey == 0 || operation == .update else { throw invalid("only an update carries an old key") }
         let schemaID = Int(try read("schema id") { try $0.read(UInt16.self) })
         guard schemaID < schemas.count else { throw invalid("refers to schema \(schemaID) before it is defined") }
         let schema = schemas[schemaID]
-        let position = SourcePosition(commit: try read("position") { try $0.read(UInt64.self) },
+        let position: SourcePosition
+        if flags & RecordFlags.followsPrevious != 0 {
+            guard let lastPosition, lastPosition.ordinal < .max else { throw invalid("follows a previous position that does not exist") }
+            position = SourcePosition(commit: lastPosition.commit, ordinal: lastPosition.ordinal + 1)
+        } else {
+            position = SourcePosition(commit: try read("position") { try $0.read(UInt64.self) },
                                       ordinal: try read("position") { try $0.read(UInt32.self) })
+        }
         if let lastPosition, position <= lastPosition { throw invalid("position \(position) does not follow \(lastPosition)") }
         if recordsRead == 0, position != header.firstPosition { throw invalid("first position \(position) differs from the header's \(header.firstPosition)") }
         if recordsRead + 1 == Int(header.recordCount), position != header.lastPosition { throw invalid("last position \(position) differs from the header's \(header.lastPosition)") }
@@ -288,7 +308,7 @@ public struct BatchBodyDecoder {
             values = try readValues(schema.valueNames, "value")
             if operation == .insert, values.contains(where: { $0.value == .unchanged }) { throw invalid("an insert has an unchanged column") }
         }
-        if flags == 1 {
+        if flags & RecordFlags.oldKey != 0 {
             let old = try readValues(schema.keyNames, "old key")
             for column in old where column.value == .null || column.value == .unchanged {
                 throw invalid("old key column \(column.name) is \(column.value.typeName)")

@@ -91,12 +91,46 @@ public struct RawCursor {
         pointer += raw.count
     }
 
+    /// An unsigned LEB128 varint: 7 bits a byte, low groups first, shortest form.
+    @inline(__always)
+    public mutating func putVarint(_ value: UInt32) {
+        var rest = value
+        while rest >= 0x80 {
+            put(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        put(UInt8(rest))
+    }
+
+    /// UTF-8 bytes behind a varint length.
+    @inline(__always)
+    public mutating func putVarintPrefixed(string: String) {
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            putVarint(UInt32(truncatingIfNeeded: utf8.count))
+            put(raw: UnsafeRawBufferPointer(utf8))
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { utf8 in
+                putVarint(UInt32(truncatingIfNeeded: utf8.count))
+                put(raw: UnsafeRawBufferPointer(utf8))
+            }
+        }
+    }
+
     @inline(__always)
     public mutating func put<Length: FixedWidthInteger>(string: String, lengthAs: Length.Type) {
-        var string = string
-        string.withUTF8 { utf8 in
+        // Non-mutating access to native UTF-8 storage: no copy of the string, no retain.
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             put(Length(truncatingIfNeeded: utf8.count))
             put(raw: UnsafeRawBufferPointer(utf8))
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { utf8 in
+                put(Length(truncatingIfNeeded: utf8.count))
+                put(raw: UnsafeRawBufferPointer(utf8))
+            }
         }
     }
 }
@@ -120,6 +154,7 @@ public struct ByteReader {
         /// `needed` bytes were wanted at `offset` but fewer remain.
         case truncated(offset: Int, needed: Int)
         case invalidUTF8(offset: Int)
+        case invalidVarint(offset: Int)
     }
 
     public mutating func read<I: FixedWidthInteger>(_: I.Type) throws(Failure) -> I {
@@ -149,6 +184,37 @@ public struct ByteReader {
             throw .invalidUTF8(offset: start)
         }
         return string
+    }
+
+    /// An unsigned LEB128 varint of at most 32 bits in its shortest form.
+    public mutating func readVarint() throws(Failure) -> UInt32 {
+        let start = offset
+        var value: UInt64 = 0
+        for index in 0..<5 {
+            let byte = try read(UInt8.self)
+            value |= UInt64(byte & 0x7F) << UInt64(7 * index)
+            if byte & 0x80 == 0 {
+                // A last byte of zero after the first means a longer form than needed.
+                guard index == 0 || byte != 0, value <= UInt64(UInt32.max) else { throw .invalidVarint(offset: start) }
+                return UInt32(value)
+            }
+        }
+        throw .invalidVarint(offset: start)
+    }
+
+    public mutating func readVarintString() throws(Failure) -> String {
+        let start = offset
+        let length = Int(try readVarint())
+        let raw = try readBytes(length)
+        guard let string = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            throw .invalidUTF8(offset: start)
+        }
+        return string
+    }
+
+    public mutating func readVarintBlob() throws(Failure) -> [UInt8] {
+        let length = Int(try readVarint())
+        return try readArray(length)
     }
 
     public mutating func readBlob<Length: FixedWidthInteger>(lengthAs: Length.Type) throws(Failure) -> [UInt8] {

@@ -43,12 +43,15 @@ extension RawCursor {
     @inline(__always)
     mutating func putTagged(_ tag: ValueTag, string: String) {
         put(tag.rawValue)
-        put(string: string, lengthAs: UInt32.self)
+        putVarintPrefixed(string: string)
     }
 
+    /// Through an unsafe buffer, each value is read in place instead of being copied out of the array.
     @inline(__always)
     mutating func put(columns: [Column]) {
-        for index in columns.indices { put(value: columns[index].value) }
+        columns.withUnsafeBufferPointer { buffer in
+            for index in buffer.indices { put(value: buffer[index].value) }
+        }
     }
 
     mutating func put(value: Value) {
@@ -75,7 +78,7 @@ extension RawCursor {
         case .text(let v): putTagged(.text, string: v)
         case .bytea(let v):
             put(ValueTag.bytea.rawValue)
-            put(UInt32(truncatingIfNeeded: v.count))
+            putVarint(UInt32(truncatingIfNeeded: v.count))
             v.withUnsafeBytes { put(raw: $0) }
         case .date(let v):
             put(ValueTag.date.rawValue)
@@ -98,7 +101,7 @@ extension RawCursor {
         case let .other(typeName, text):
             put(ValueTag.other.rawValue)
             put(string: typeName, lengthAs: UInt8.self)
-            put(string: text, lengthAs: UInt32.self)
+            putVarintPrefixed(string: text)
         }
     }
 }
@@ -125,11 +128,11 @@ extension ByteReader {
             case .float4: return .float4(Float(bitPattern: try read(UInt32.self)))
             case .float8: return .float8(Double(bitPattern: try read(UInt64.self)))
             case .numeric:
-                let text = try readString(lengthAs: UInt32.self)
+                let text = try readVarintString()
                 guard let numeric = try? Numeric(text) else { throw ValueDecodingFailure.invalid("numeric '\(text.prefix(40))' is not in canonical form") }
                 return .numeric(numeric)
-            case .text: return .text(try readString(lengthAs: UInt32.self))
-            case .bytea: return .bytea(try readBlob(lengthAs: UInt32.self))
+            case .text: return .text(try readVarintString())
+            case .bytea: return .bytea(try readVarintBlob())
             case .date:
                 let days = try read(Int32.self)
                 guard days == Value.dateInfinity || days == Value.dateMinusInfinity
@@ -149,12 +152,12 @@ extension ByteReader {
                 }
                 return tag == .timestamp ? .timestamp(micros) : .timestamptz(micros)
             case .uuid: return .uuid(UUIDBytes(high: try read(UInt64.self), low: try read(UInt64.self)))
-            case .json: return .json(try readString(lengthAs: UInt32.self))
-            case .jsonb: return .jsonb(try readString(lengthAs: UInt32.self))
+            case .json: return .json(try readVarintString())
+            case .jsonb: return .jsonb(try readVarintString())
             case .other:
                 let typeName = try readString(lengthAs: UInt8.self)
                 guard !typeName.isEmpty else { throw ValueDecodingFailure.invalid("an 'other' value has an empty type name") }
-                return .other(typeName: typeName, text: try readString(lengthAs: UInt32.self))
+                return .other(typeName: typeName, text: try readVarintString())
             }
         } catch let failure as ValueDecodingFailure {
             throw failure
@@ -162,6 +165,7 @@ extension ByteReader {
             switch failure {
             case .truncated: throw .truncated
             case .invalidUTF8: throw .invalid("a string is not valid UTF-8")
+            case .invalidVarint: throw .invalid("a length is not a shortest-form varint of at most 32 bits")
             }
         } catch {
             throw .invalid("\(error)")

@@ -51,6 +51,26 @@ class Reader:
     def i(self, size, what):
         return int.from_bytes(self.take(size, what), "big", signed=True)
 
+    def varint(self, what):
+        value = 0
+        for index in range(5):
+            byte = self.u(1, what)
+            value |= (byte & 0x7F) << (7 * index)
+            if not byte & 0x80:
+                if (index and byte == 0) or value > 0xFFFFFFFF:
+                    raise BatchError("invalid_record", f"{what}: not a shortest-form 32-bit varint")
+                return value
+        raise BatchError("invalid_record", f"{what}: varint longer than 5 bytes")
+
+    def vblob(self, what):
+        return self.take(self.varint(what), what)
+
+    def vtext(self, what):
+        try:
+            return self.vblob(what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BatchError("invalid_record", f"{what} is not UTF-8")
+
     def blob(self, length_size, what):
         return self.take(self.u(length_size, what), what)
 
@@ -501,11 +521,11 @@ def read_value(r):
     if tag == 8:
         return {"type": "float8", "value": float_text(struct.unpack(">d", r.take(8, "float8"))[0]), "bits": r.data[r.pos - 8:r.pos]}
     if tag == 9:
-        return {"type": "numeric", "value": r.text(4, "numeric")}
+        return {"type": "numeric", "value": r.vtext("numeric")}
     if tag == 10:
-        return {"type": "text", "value": r.text(4, "text")}
+        return {"type": "text", "value": r.vtext("text")}
     if tag == 11:
-        return {"type": "bytea", "value": r.blob(4, "bytea").hex()}
+        return {"type": "bytea", "value": r.vblob("bytea").hex()}
     if tag == 12:
         days = r.i(4, "date")
         if days == 2 ** 31 - 1:
@@ -530,12 +550,12 @@ def read_value(r):
         h = r.take(16, "uuid").hex()
         return {"type": "uuid", "value": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"}
     if tag == 17:
-        return {"type": "json", "value": r.text(4, "json")}
+        return {"type": "json", "value": r.vtext("json")}
     if tag == 18:
-        return {"type": "jsonb", "value": r.text(4, "jsonb")}
+        return {"type": "jsonb", "value": r.vtext("jsonb")}
     if tag == 19:
         name = r.text(1, "type name")
-        return {"type": "other", "type_name": name, "value": r.text(4, "other")}
+        return {"type": "other", "type_name": name, "value": r.vtext("other")}
     raise BatchError("invalid_record", f"unknown value tag {tag}")
 
 
@@ -558,10 +578,15 @@ def read_records(h, body):
         if len(records) >= h["record_count"]:
             raise BatchError("corrupt_body", "more records than record_count")
         op, flags, schema_id = OPS[tag], r.u(1, "flags"), r.u(2, "schema")
-        if flags > 1 or (flags and op != "update") or schema_id >= len(schemas):
+        if flags > 3 or (flags & 1 and op != "update") or schema_id >= len(schemas):
             raise BatchError("invalid_record", "bad flags or schema")
         resource, key_names, value_names = schemas[schema_id]
-        position = (r.u(8, "commit"), r.u(4, "ordinal"))
+        if flags & 2:
+            if last is None or last[1] == 0xFFFFFFFF:
+                raise BatchError("invalid_record", "follows a position that does not exist")
+            position = (last[0], last[1] + 1)
+        else:
+            position = (r.u(8, "commit"), r.u(4, "ordinal"))
         if last is not None and position <= last:
             raise BatchError("invalid_record", "positions must increase")
         if not records and position != h["first_position"]:
@@ -574,7 +599,7 @@ def read_records(h, body):
             record["key"] = {n: read_value(r) for n in key_names}
         if op in ("insert", "update"):
             record["values"] = {n: read_value(r) for n in value_names}
-        if flags:
+        if flags & 1:
             record["old_key"] = {n: read_value(r) for n in key_names}
         for group in ("key", "old_key"):
             if any(v is None or "unchanged" in v for v in record.get(group, {}).values()):
