@@ -123,17 +123,28 @@ public struct Numeric: Sendable, Hashable, CustomStringConvertible {
     /// Accepts PostgreSQL's output form only: an optional minus sign, digits,
     /// optionally a point and more digits; or NaN / Infinity / -Infinity.
     public init(_ text: String) throws(ValueError) {
-        guard Numeric.isCanonical(text.utf8) else {
+        guard Numeric.isCanonical(text) else {
             throw ValueError.invalidText(type: "numeric", text: text, expected: "digits with an optional sign and decimal point, NaN, Infinity or -Infinity")
         }
         self.text = text
     }
 
+    /// For text already checked with `isCanonical`.
+    init(canonical text: String) {
+        self.text = text
+    }
+
     public var description: String { text }
 
-    static func isCanonical(_ bytes: some Collection<UInt8>) -> Bool {
-        if bytes.elementsEqual("NaN".utf8) || bytes.elementsEqual("Infinity".utf8) || bytes.elementsEqual("-Infinity".utf8) {
-            return true
+    static func isCanonical(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { isCanonical($0) }
+    }
+
+    static func isCanonical(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if bytes.count <= 9, let first = bytes.first, first == UInt8(ascii: "N") || first == UInt8(ascii: "I") || first == UInt8(ascii: "-") {
+            let special = String(decoding: bytes, as: UTF8.self)
+            if special == "NaN" || special == "Infinity" || special == "-Infinity" { return true }
         }
         var index = bytes.startIndex
         if index != bytes.endIndex, bytes[index] == UInt8(ascii: "-") { index = bytes.index(after: index) }

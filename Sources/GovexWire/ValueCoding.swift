@@ -128,9 +128,13 @@ extension ByteReader {
             case .float4: return .float4(Float(bitPattern: try read(UInt32.self)))
             case .float8: return .float8(Double(bitPattern: try read(UInt64.self)))
             case .numeric:
-                let text = try readVarintString()
-                guard let numeric = try? Numeric(text) else { throw ValueDecodingFailure.invalid("numeric '\(text.prefix(40))' is not in canonical form") }
-                return .numeric(numeric)
+                let start = offset
+                let raw = try readBytes(Int(try readVarint()))
+                // Checked on the bytes: canonical numerics are ASCII, so no separate UTF-8 check is needed.
+                guard Numeric.isCanonical(raw.bindMemory(to: UInt8.self)) else {
+                    throw ValueDecodingFailure.invalid("numeric at byte \(start) is not in canonical form")
+                }
+                return .numeric(Numeric(canonical: String(decoding: raw, as: UTF8.self)))
             case .text: return .text(try readVarintString())
             case .bytea: return .bytea(try readVarintBlob())
             case .date:
