@@ -207,7 +207,7 @@ public struct ByteReader {
     /// The stdlib's `String(validating:as:)` is generic and, called from here,
     /// looks up type metadata on every call; validating first and then decoding
     /// (which can no longer repair anything) is several times faster.
-    static func string(_ raw: UnsafeRawBufferPointer, at offset: Int) throws(Failure) -> String {
+    public static func string(_ raw: UnsafeRawBufferPointer, at offset: Int) throws(Failure) -> String {
         let bytes = raw.bindMemory(to: UInt8.self)
         guard UTF8Validation.isValid(bytes) else { throw .invalidUTF8(offset: offset) }
         return String(decoding: bytes, as: UTF8.self)
