@@ -8,13 +8,7 @@ public enum PgOutputParser {
     static let maxColumns = 1_600
 
     public static func parse(_ bytes: [UInt8]) throws(PgOutputError) -> PgOutputMessage {
-        do {
-            return try bytes.withUnsafeBytes { raw in try parse(raw) }
-        } catch let error as PgOutputError {
-            throw error
-        } catch {
-            throw .invalid(message: "?", reason: "\(error)")
-        }
+        try MessageReader.withBytes(bytes) { raw throws(PgOutputError) in try parse(raw) }
     }
 
     public static func parse(_ raw: UnsafeRawBufferPointer) throws(PgOutputError) -> PgOutputMessage {
@@ -141,6 +135,15 @@ public enum PgOutputParser {
 
 /// A `ByteReader` that reports failures as the pgoutput message being read.
 struct MessageReader {
+    /// Runs `body` over an array's bytes, keeping its typed error (the stdlib's accessor rethrows untyped).
+    static func withBytes<T>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(PgOutputError) -> T) throws(PgOutputError) -> T {
+        var result: Result<T, PgOutputError>!
+        bytes.withUnsafeBytes { raw in
+            do throws(PgOutputError) { result = .success(try body(raw)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
     var reader: ByteReader
     var name: String
 

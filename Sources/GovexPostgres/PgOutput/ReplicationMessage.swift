@@ -12,13 +12,7 @@ public enum ReplicationMessage: Sendable, Equatable {
     case keepalive(walEnd: UInt64, sendTime: Int64, replyRequested: Bool)
 
     public static func parse(_ bytes: [UInt8]) throws(PgOutputError) -> ReplicationMessage {
-        do {
-            return try bytes.withUnsafeBytes { raw in try parse(raw) }
-        } catch let error as PgOutputError {
-            throw error
-        } catch {
-            throw .invalid(message: "replication", reason: "\(error)")
-        }
+        try MessageReader.withBytes(bytes) { raw throws(PgOutputError) in try parse(raw) }
     }
 
     public static func parse(_ raw: UnsafeRawBufferPointer) throws(PgOutputError) -> ReplicationMessage {
