@@ -53,9 +53,12 @@ public struct QueryResult: Sendable {
 final class LibPQConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
 
-    init(conninfo: String) throws(PostgresError) {
-        let keywords = ["dbname", "fallback_application_name"]
-        let values = [conninfo, "govex"]
+    /// With `replication`, the connection is a logical walsender session
+    /// (`replication=database`): it takes replication commands and simple-protocol SQL only.
+    init(conninfo: String, replication: Bool = false) throws(PostgresError) {
+        // Keywords after dbname override what the expanded conninfo says.
+        let keywords = ["dbname", "fallback_application_name"] + (replication ? ["replication"] : [])
+        let values = [conninfo, "govex"] + (replication ? ["database"] : [])
         let connection = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -70,9 +73,29 @@ final class LibPQConnection: @unchecked Sendable {
             throw PostgresError(sqlState: nil, message: message, detail: nil, hint: "check the conninfo (host, port, dbname, user) and pg_hba.conf", context: "connecting to PostgreSQL")
         }
         handle = connection
-        for (name, value) in pinnedSessionSettings {
-            _ = try execute("SELECT pg_catalog.set_config($1, $2, false)", [name, value])
+        if replication {
+            // The walsender formats pgoutput's text values with its own settings, so they are pinned there too.
+            // Simple protocol only; the values are this file's constants, not input.
+            _ = try simpleQuery(pinnedSessionSettings.map { "SET \($0.0) TO '\($0.1)'" }.joined(separator: "; "))
+        } else {
+            for (name, value) in pinnedSessionSettings {
+                _ = try execute("SELECT pg_catalog.set_config($1, $2, false)", [name, value])
+            }
         }
+    }
+
+    /// The libpq handle, for the replication stream that shares this connection's thread.
+    func rawHandle(_ context: String) throws(PostgresError) -> OpaquePointer {
+        try connection(context)
+    }
+
+    /// Runs SQL or a replication command with the simple query protocol; returns the last result.
+    func simpleQuery(_ sql: String, expecting: [ExecStatusType] = [PGRES_COMMAND_OK, PGRES_TUPLES_OK]) throws(PostgresError) -> QueryResult {
+        let connection = try connection("running a command")
+        let result = PQexec(connection, sql)
+        defer { PQclear(result) }
+        try check(result, expecting: expecting, context: "running \(Self.summary(sql))")
+        return Self.read(result!)
     }
 
     deinit { close() }
@@ -156,7 +179,7 @@ final class LibPQConnection: @unchecked Sendable {
         return Int(String(cString: PQcmdTuples(end))) ?? 0
     }
 
-    private func check(_ result: OpaquePointer?, expecting: [ExecStatusType], context: String) throws(PostgresError) {
+    func check(_ result: OpaquePointer?, expecting: [ExecStatusType], context: String) throws(PostgresError) {
         guard let result else {
             throw PostgresError(sqlState: nil, message: Self.trimmed(PQerrorMessage(handle)), detail: nil, hint: nil, context: context)
         }
