@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "govex-bench", targets: ["GovexBench"]),
         .library(name: "GovexWire", targets: ["GovexWire"]),
         .library(name: "GovexPostgres", targets: ["GovexPostgres"]),
+        .library(name: "GovexCapture", targets: ["GovexCapture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -41,6 +42,11 @@ let package = Package(
         .target(
             name: "GovexPostgres",
             dependencies: ["CLibPQ", "GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexCapture",
+            dependencies: ["GovexWire", "GovexPostgres"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -75,6 +81,11 @@ let package = Package(
         .testTarget(
             name: "GovexKeyStoreTests",
             dependencies: ["GovexKeyStore", "GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexCaptureTests",
+            dependencies: ["GovexCapture", "GovexPostgres", "GovexWire", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

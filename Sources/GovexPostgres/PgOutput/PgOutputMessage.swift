@@ -43,6 +43,13 @@ public struct RelationDescription: Sendable, Equatable {
         public var name: String
         public var typeOID: UInt32
         public var typeModifier: Int32
+
+        public init(isKey: Bool, name: String, typeOID: UInt32, typeModifier: Int32) {
+            self.isKey = isKey
+            self.name = name
+            self.typeOID = typeOID
+            self.typeModifier = typeModifier
+        }
     }
 
     public var id: UInt32
@@ -52,6 +59,14 @@ public struct RelationDescription: Sendable, Equatable {
     /// `d` default (primary key), `n` nothing, `f` full, `i` index, as in pg_class.relreplident.
     public var replicaIdentity: UInt8
     public var columns: [Column]
+
+    public init(id: UInt32, namespace: String, name: String, replicaIdentity: UInt8, columns: [Column]) {
+        self.id = id
+        self.namespace = namespace
+        self.name = name
+        self.replicaIdentity = replicaIdentity
+        self.columns = columns
+    }
 }
 
 public enum PgOutputError: Error, Equatable, CustomStringConvertible {
