@@ -17,7 +17,8 @@ struct PgOutputCaptureTests {
         try await connection.query("ALTER TABLE residents ALTER photo SET STORAGE EXTERNAL")
         try await connection.query("CREATE TABLE unpublished (id int PRIMARY KEY)")
         try await connection.query("CREATE PUBLICATION govex_pub FOR TABLE residents")
-        try await connection.query("SELECT pg_create_logical_replication_slot('govex_test', 'pgoutput')")
+        let slot = database.name + "_slot"
+        try await connection.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot])
 
         let photo = String(repeating: "照", count: 5_000)
         try await connection.query("INSERT INTO residents VALUES ($1, $2, $3, $4)", ["11010519491231002X", "张三", photo, "30"])
@@ -29,9 +30,9 @@ struct PgOutputCaptureTests {
         try await connection.query("SELECT pg_logical_emit_message(true, 'govex', 'heartbeat')")
 
         let result = try await connection.query("""
-            SELECT data FROM pg_logical_slot_peek_binary_changes('govex_test', NULL, NULL,
+            SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
                 'proto_version', '1', 'publication_names', 'govex_pub', 'messages', 'true')
-            """)
+            """, [slot])
         let messages = try result.rows.map { row in
             guard case .bytea(let bytes) = try Value(postgresText: row[0]!, type: .bytea) else { throw TestSupportError("not bytea") }
             return try PgOutputParser.parse(bytes)
@@ -65,7 +66,7 @@ struct PgOutputCaptureTests {
         let commits = messages.filter { if case .commit = $0 { return true }; return false }.count
         #expect(begins == commits && begins == 6)
 
-        try await connection.query("SELECT pg_drop_replication_slot('govex_test')")
+        try await connection.query("SELECT pg_drop_replication_slot($1)", [slot])
         await connection.close()
     }
 

@@ -7,23 +7,6 @@ import Testing
 /// stream, and confirmed positions.
 @Suite("Logical replication stream")
 struct ReplicationStreamTests {
-    /// Reads until `stop` says so, answering keepalives that ask for a reply.
-    static func collect(_ stream: ReplicationConnection, until stop: ([PgOutputMessage]) -> Bool) async throws -> [PgOutputMessage] {
-        var messages: [PgOutputMessage] = []
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !stop(messages), ContinuousClock.now < deadline {
-            switch try await stream.next(timeout: .milliseconds(500)) {
-            case .xlogData(_, _, _, let data)?:
-                messages.append(try PgOutputParser.parse(data))
-            case .keepalive(let end, _, true)?:
-                try await stream.sendStatus(written: end, flushed: 0, applied: 0)
-            default:
-                break
-            }
-        }
-        return messages
-    }
-
     static func commits(_ messages: [PgOutputMessage]) -> [UInt64] {
         messages.compactMap { if case .commit(_, _, let end, _) = $0 { return end } else { return nil } }
     }
@@ -40,7 +23,7 @@ struct ReplicationStreamTests {
         let stream = try await ReplicationConnection.connect(database.conninfo)
         let system = try await stream.identifySystem()
         #expect(system.database == database.name)
-        let slot = try await stream.createSlot("govex_stream_test", temporary: true, exportSnapshot: true)
+        let slot = try await stream.createSlot(database.name + "_slot", temporary: true, exportSnapshot: true)
         #expect(slot.consistentPoint > 0)
         let snapshotName = try #require(slot.snapshotName)
 
@@ -55,7 +38,7 @@ struct ReplicationStreamTests {
         try await reader.query("COMMIT")
 
         try await stream.startReplication(slot: slot.name, from: 0, publications: ["govex pub"])
-        let messages = try await Self.collect(stream) { !Self.commits($0).isEmpty }
+        let messages = try await ReplicationTestStream.collect(stream) { !Self.commits($0).isEmpty }
         let inserted = messages.compactMap { message -> String? in
             guard case .insert(_, let values) = message, case .text(let id) = values[0] else { return nil }
             return String(decoding: id, as: UTF8.self)
@@ -66,7 +49,7 @@ struct ReplicationStreamTests {
         try await stream.sendStatus(written: commitEnd, flushed: commitEnd, applied: commitEnd)
         var confirmed: String? = nil
         for _ in 0..<50 {
-            confirmed = try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'govex_stream_test'").rows.first?[0] ?? nil
+            confirmed = try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [slot.name]).rows.first?[0] ?? nil
             if confirmed == LSN.format(commitEnd) { break }
             _ = try await stream.next(timeout: .milliseconds(100))
         }

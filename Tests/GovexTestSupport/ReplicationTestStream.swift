@@ -1,0 +1,24 @@
+import GovexPostgres
+
+public enum ReplicationTestStream {
+    /// Reads pgoutput messages until `stop` says so (or 30 s pass), answering keepalives that ask for a reply.
+    public static func collect(_ stream: ReplicationConnection, until stop: ([PgOutputMessage]) -> Bool) async throws -> [PgOutputMessage] {
+        var messages: [PgOutputMessage] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !stop(messages), ContinuousClock.now < deadline {
+            switch try await stream.next(timeout: .milliseconds(500)) {
+            case .xlogData(_, _, _, let data)?:
+                messages.append(try PgOutputParser.parse(data))
+            case .keepalive(let end, _, true)?:
+                try await stream.sendStatus(written: end, flushed: 0, applied: 0)
+            default:
+                break
+            }
+        }
+        return messages
+    }
+
+    public static func commitCount(_ messages: [PgOutputMessage]) -> Int {
+        messages.filter { if case .commit = $0 { return true } else { return false } }.count
+    }
+}
