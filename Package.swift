@@ -83,6 +83,12 @@ let package = Package(
             dependencies: ["GovexKeyStore", "GovexWire"],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "govex-test-helper",
+            dependencies: ["GovexCapture", "GovexWire", "GovexTestSupport"],
+            path: "Tests/GovexTestHelper",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "GovexCaptureTests",
             dependencies: ["GovexCapture", "GovexPostgres", "GovexWire", "GovexTestSupport"],

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import GovexWire
+
+/// The agent's outbox: sealed batches on disk, durable before their changes are
+/// confirmed to PostgreSQL, deleted only once the hub has acknowledged them.
+///
+/// Files are `spool/<20-digit sequence>.gvxb`, written with `DurableFile`; a
+/// `.tmp-` file left by a crash is an incomplete write of a batch whose changes
+/// were never confirmed, and is removed at open.
+public final class Spool {
+    public struct Limits: Sendable, Equatable {
+        public var maxBatches: Int
+        public var maxBytes: Int
+
+        public init(maxBatches: Int = 100_000, maxBytes: Int = 10 << 30) {
+            self.maxBatches = maxBatches
+            self.maxBytes = maxBytes
+        }
+    }
+
+    public struct Entry: Sendable, Equatable {
+        public let sequence: UInt64
+        public let bytes: Int
+    }
+
+    public let directory: String
+    public let limits: Limits
+    public private(set) var entries: [Entry] = []
+
+    public var totalBytes: Int { entries.reduce(0) { $0 + $1.bytes } }
+
+    /// Full: the agent must stop reading the slot (never drop a batch) until the hub catches up.
+    public var isFull: Bool { entries.count >= limits.maxBatches || totalBytes >= limits.maxBytes }
+
+    public var lastSequence: UInt64? { entries.last?.sequence }
+
+    public init(directory: String, limits: Limits = Limits()) throws(FileError) {
+        self.directory = directory
+        self.limits = limits
+        try DurableFile.makeDirectory(directory)
+        try recover()
+    }
+
+    static func fileName(_ sequence: UInt64) -> String {
+        let digits = String(sequence)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".gvxb"
+    }
+
+    public func path(of sequence: UInt64) -> String { directory + "/" + Self.fileName(sequence) }
+
+    /// Durably stores a sealed batch. Sequences must increase by one with no gap.
+    public func append(_ file: [UInt8], sequence: UInt64) throws(FileError) {
+        if let last = lastSequence, sequence != last + 1 {
+            throw FileError(path: path(of: sequence), operation: "spool", reason: "sequence \(sequence) does not follow \(last)")
+        }
+        try DurableFile.write(file, to: Self.fileName(sequence), in: directory, crashPrefix: "spool")
+        entries.append(Entry(sequence: sequence, bytes: file.count))
+    }
+
+    public func read(_ sequence: UInt64) throws(FileError) -> [UInt8] {
+        try DurableFile.read(path(of: sequence), limit: Int.max)
+    }
+
+    /// Removes batches the hub acknowledged, up to and including `sequence`.
+    public func acknowledge(through sequence: UInt64) throws(FileError) {
+        let done = entries.prefix { $0.sequence <= sequence }
+        for entry in done where unlink(path(of: entry.sequence)) != 0 && errno != ENOENT {
+            throw .current("remove acknowledged batch", path(of: entry.sequence))
+        }
+        entries.removeFirst(done.count)
+        try DurableFile.syncDirectory(directory)
+    }
+
+    private func recover() throws(FileError) {
+        guard let handle = opendir(directory) else { throw .current("list", directory) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            names.append(name)
+        }
+        closedir(handle)
+        var found: [Entry] = []
+        var removedTemporary = false
+        for name in names {
+            if name.hasPrefix(".tmp-") {
+                unlink(directory + "/" + name)
+                removedTemporary = true
+            } else if name.hasSuffix(".gvxb"), let sequence = UInt64(name.dropLast(5)), Self.fileName(sequence) == name {
+                var info = stat()
+                guard stat(directory + "/" + name, &info) == 0 else { throw .current("stat", directory + "/" + name) }
+                found.append(Entry(sequence: sequence, bytes: Int(info.st_size)))
+            }
+        }
+        if removedTemporary { try DurableFile.syncDirectory(directory) }
+        entries = found.sorted { $0.sequence < $1.sequence }
+        for (previous, next) in zip(entries, entries.dropFirst()) where next.sequence != previous.sequence + 1 {
+            throw FileError(path: directory, operation: "open spool", reason: "batches \(previous.sequence) and \(next.sequence) leave a gap; a batch file was removed by hand")
+        }
+    }
+}
