@@ -11,13 +11,16 @@ public struct AgentState: Sendable, Equatable {
     public var epoch: UInt64
     public var lastSequence: UInt64
     public var lastPosition: SourcePosition?
+    /// The initial snapshot finished; until then a restart drops the slot and copies again.
+    public var snapshotComplete: Bool
 
     public static let fileName = "state"
 
-    public init(epoch: UInt64, lastSequence: UInt64 = 0, lastPosition: SourcePosition? = nil) {
+    public init(epoch: UInt64, lastSequence: UInt64 = 0, lastPosition: SourcePosition? = nil, snapshotComplete: Bool = false) {
         self.epoch = epoch
         self.lastSequence = lastSequence
         self.lastPosition = lastPosition
+        self.snapshotComplete = snapshotComplete
     }
 
     /// Reads the state in `directory`, or starts a new epoch when there is none.
@@ -42,11 +45,11 @@ public struct AgentState: Sendable, Equatable {
         if let commit = fields["last_commit"].flatMap({ UInt64($0) }), let ordinal = fields["last_ordinal"].flatMap({ UInt32($0) }) {
             position = SourcePosition(commit: commit, ordinal: ordinal)
         }
-        return AgentState(epoch: epoch, lastSequence: sequence, lastPosition: position)
+        return AgentState(epoch: epoch, lastSequence: sequence, lastPosition: position, snapshotComplete: fields["snapshot_complete"] == "1")
     }
 
     public func save(to directory: String) throws(FileError) {
-        var text = "epoch=\(epoch)\nlast_sequence=\(lastSequence)\n"
+        var text = "epoch=\(epoch)\nlast_sequence=\(lastSequence)\nsnapshot_complete=\(snapshotComplete ? 1 : 0)\n"
         if let lastPosition { text += "last_commit=\(lastPosition.commit)\nlast_ordinal=\(lastPosition.ordinal)\n" }
         try DurableFile.write(Array(text.utf8), to: Self.fileName, in: directory, crashPrefix: "state")
     }

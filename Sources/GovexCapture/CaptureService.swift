@@ -1,5 +1,7 @@
+import Foundation
 import GovexPostgres
 import GovexWire
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,15 +59,32 @@ public final class CaptureService: Sendable {
     public func run(shouldStop: @escaping @Sendable () -> Stop?) async throws {
         let config = configuration
         try DurableFile.makeDirectory(config.dataDirectory)
-        let spool = try Spool(directory: config.dataDirectory + "/spool", limits: config.spoolLimits)
-        var state = try AgentState.load(from: config.dataDirectory)
-        if let last = spool.lastSequence, last > state.lastSequence { state.lastSequence = last }
-        try state.save(to: config.dataDirectory)
+        let outbox = try Outbox(configuration: config)
+        let loaded = outbox.state
 
         let stream = try await ReplicationConnection.connect(config.conninfo)
         defer { Task { await stream.close() } }
-        if try await !slotExists(config) {
-            _ = try await stream.createSlot(config.slot, exportSnapshot: false)
+        var slotExists = try await slotExists(config)
+        if slotExists && !loaded.snapshotComplete {
+            // A crash mid-snapshot: start over with a new slot and a complete copy (snapshot rows are upserts).
+            Self.alarm("initial snapshot was interrupted; dropping slot \(config.slot) and copying again")
+            try await dropSlot(config)
+            slotExists = false
+        }
+        if !slotExists {
+            let slot = try await stream.createSlot(config.slot, exportSnapshot: true)
+            // The replication connection stays idle while other connections read under its snapshot.
+            try await InitialSnapshot.copy(
+                conninfo: config.conninfo, snapshotName: slot.snapshotName ?? "", consistentPoint: slot.consistentPoint,
+                mappings: config.mappings, limits: config.batchLimits,
+                emit: { body, isLast in
+                    guard body.recordCount > 0 || isLast else { return }
+                    try outbox.seal(body, kind: .snapshot, completeThrough: isLast ? slot.consistentPoint : 0, snapshotDone: isLast)
+                },
+                progress: { report in
+                    let percent = report.percent.map { String(format: "%.1f%%", $0) } ?? "?"
+                    Self.log("snapshot \(report.resource): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
+                })
         }
         try await stream.startReplication(slot: config.slot, from: 0, publications: config.publications)
 
@@ -78,7 +97,8 @@ public final class CaptureService: Sendable {
             for action in actions {
                 switch action {
                 case .seal(let ready):
-                    try seal(ready, state: &state, spool: spool)
+                    try outbox.seal(ready.body, kind: .change, completeThrough: ready.completeThrough)
+                    CrashPoint.here("capture.before-confirm")
                     if ready.confirmable > confirmed { confirmed = ready.confirmable }
                     try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
                 case .confirm(let position):
@@ -95,11 +115,11 @@ public final class CaptureService: Sendable {
                 if stop == .graceful, let ready = builder.flush() { try await perform([.seal(ready)]) }
                 return
             }
-            if spool.isFull {
+            if outbox.isFull {
                 // Backpressure, never loss: stop reading the slot until the hub acknowledges batches.
                 // Status updates keep the connection alive meanwhile (wal_sender_timeout).
                 if !alarmed {
-                    Self.alarm("spool full (\(spool.entries.count) batches, \(spool.totalBytes) bytes): capture paused until the hub acknowledges batches")
+                    Self.alarm("spool full (\(outbox.spoolSummary)): capture paused until the hub acknowledges batches")
                     alarmed = true
                 }
                 try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
@@ -113,7 +133,7 @@ public final class CaptureService: Sendable {
             case .xlogData(_, _, _, let data)?:
                 for event in try decoder.consume(try PgOutputParser.parse(data)) {
                     // Re-sent after a restart and already spooled: drop.
-                    if case .change(let record) = event, let last = state.lastPosition, record.position <= last { continue }
+                    if case .change(let record) = event, let last = outbox.lastPosition, record.position <= last { continue }
                     try await perform(try builder.add(event, now: now))
                 }
             case let .keepalive(walEnd, _, replyRequested)?:
@@ -125,17 +145,53 @@ public final class CaptureService: Sendable {
         }
     }
 
-    private func seal(_ ready: BatchBuilder.ReadyBatch, state: inout AgentState, spool: Spool) throws {
-        let config = configuration
-        let sequence = state.lastSequence + 1
-        let metadata = BatchMetadata(nodeID: config.nodeID, nodeEpoch: state.epoch, sequence: sequence, kind: .change,
-                                     positionType: .postgresLSN, completeThrough: ready.completeThrough, createdAt: Self.nowMicroseconds())
-        let file = try BatchSealer.seal(ready.body, metadata: metadata, key: config.signingKey)
-        try spool.append(file, sequence: sequence)
-        state.lastSequence = sequence
-        state.lastPosition = ready.body.lastPosition ?? state.lastPosition
-        try state.save(to: config.dataDirectory)
-        CrashPoint.here("capture.before-confirm")
+    /// Seals bodies into the spool and keeps the agent state in step; used from the capture
+    /// loop and from the snapshot's copying thread, one at a time.
+    final class Outbox: Sendable {
+        struct Guarded {
+            let spool: Spool
+            var state: AgentState
+        }
+
+        private let guarded: Mutex<Guarded>
+        private let configuration: CaptureConfiguration
+
+        /// Opens the spool and the agent state; a sequence found in the spool beyond the state's wins.
+        init(configuration: CaptureConfiguration) throws {
+            let spool = try Spool(directory: configuration.dataDirectory + "/spool", limits: configuration.spoolLimits)
+            var state = try AgentState.load(from: configuration.dataDirectory)
+            if let last = spool.lastSequence, last > state.lastSequence { state.lastSequence = last }
+            try state.save(to: configuration.dataDirectory)
+            guarded = Mutex(Guarded(spool: spool, state: state))
+            self.configuration = configuration
+        }
+
+        var state: AgentState { guarded.withLock { $0.state } }
+        var lastPosition: SourcePosition? { guarded.withLock { $0.state.lastPosition } }
+        var isFull: Bool { guarded.withLock { $0.spool.isFull } }
+        var spoolSummary: String { guarded.withLock { "\($0.spool.entries.count) batches, \($0.spool.totalBytes) bytes" } }
+
+        func seal(_ body: BatchBodyEncoder, kind: BatchKind, completeThrough: UInt64, snapshotDone: Bool = false) throws {
+            try guarded.withLock { guarded in
+                let sequence = guarded.state.lastSequence + 1
+                let metadata = BatchMetadata(nodeID: configuration.nodeID, nodeEpoch: guarded.state.epoch, sequence: sequence, kind: kind,
+                                             positionType: .postgresLSN, completeThrough: completeThrough, createdAt: CaptureService.nowMicroseconds())
+                if body.recordCount > 0 {
+                    try guarded.spool.append(try BatchSealer.seal(body, metadata: metadata, key: configuration.signingKey), sequence: sequence)
+                    guarded.state.lastSequence = sequence
+                    guarded.state.lastPosition = body.lastPosition ?? guarded.state.lastPosition
+                }
+                if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
+                if snapshotDone { guarded.state.snapshotComplete = true }
+                try guarded.state.save(to: configuration.dataDirectory)
+            }
+        }
+    }
+
+    private func dropSlot(_ config: CaptureConfiguration) async throws {
+        let sql = try await PostgresConnection.connect(config.conninfo)
+        defer { Task { await sql.close() } }
+        try await sql.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [config.slot])
     }
 
     private func slotExists(_ config: CaptureConfiguration) async throws -> Bool {
@@ -148,6 +204,12 @@ public final class CaptureService: Sendable {
     /// Alarms are error-level lines on stderr (journald keeps them); metrics come with the agent.
     static func alarm(_ message: String) {
         let line = "<3>govex capture: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    /// Informational lines, journald priority 6.
+    static func log(_ message: String) {
+        let line = "<6>govex capture: \(message)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }
 

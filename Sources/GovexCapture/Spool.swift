@@ -38,14 +38,40 @@ public final class Spool {
 
     public var lastSequence: UInt64? { entries.last?.sequence }
 
+    private let lockDescriptor: Int32
+
+    /// Opens the spool for writing. One process at a time: a second agent on the same
+    /// data directory is refused instead of racing the first.
     public init(directory: String, limits: Limits = Limits()) throws(FileError) {
         self.directory = directory
         self.limits = limits
         try DurableFile.makeDirectory(directory)
-        try recover()
+        let lockPath = directory + "/.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .current("open", lockPath) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw FileError(path: directory, operation: "lock the spool", reason: "another govex agent is using it; run one agent per data_dir")
+        }
+        lockDescriptor = fd
+        do {
+            try recover()
+        } catch {
+            close(fd)
+            throw error
+        }
     }
 
-    static func fileName(_ sequence: UInt64) -> String {
+    deinit {
+        close(lockDescriptor)
+    }
+
+    /// The batches a spool holds, read without locking or changing anything (for inspection while an agent runs).
+    public static func entries(in directory: String) throws(FileError) -> [Entry] {
+        try scan(directory).entries
+    }
+
+    public static func fileName(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".gvxb"
     }
@@ -75,7 +101,7 @@ public final class Spool {
         try DurableFile.syncDirectory(directory)
     }
 
-    private func recover() throws(FileError) {
+    private static func scan(_ directory: String) throws(FileError) -> (entries: [Entry], temporary: [String]) {
         guard let handle = opendir(directory) else { throw .current("list", directory) }
         var names: [String] = []
         while let entry = readdir(handle) {
@@ -84,19 +110,25 @@ public final class Spool {
         }
         closedir(handle)
         var found: [Entry] = []
-        var removedTemporary = false
+        var temporary: [String] = []
         for name in names {
             if name.hasPrefix(".tmp-") {
-                unlink(directory + "/" + name)
-                removedTemporary = true
-            } else if name.hasSuffix(".gvxb"), let sequence = UInt64(name.dropLast(5)), Self.fileName(sequence) == name {
+                temporary.append(name)
+            } else if name.hasSuffix(".gvxb"), let sequence = UInt64(name.dropLast(5)), fileName(sequence) == name {
                 var info = stat()
                 guard stat(directory + "/" + name, &info) == 0 else { throw .current("stat", directory + "/" + name) }
                 found.append(Entry(sequence: sequence, bytes: Int(info.st_size)))
             }
         }
-        if removedTemporary { try DurableFile.syncDirectory(directory) }
-        entries = found.sorted { $0.sequence < $1.sequence }
+        return (found.sorted { $0.sequence < $1.sequence }, temporary)
+    }
+
+    private func recover() throws(FileError) {
+        let (found, temporary) = try Self.scan(directory)
+        // A temporary file is a write that never completed: its changes were never confirmed.
+        for name in temporary { unlink(directory + "/" + name) }
+        if !temporary.isEmpty { try DurableFile.syncDirectory(directory) }
+        entries = found
         for (previous, next) in zip(entries, entries.dropFirst()) where next.sequence != previous.sequence + 1 {
             throw FileError(path: directory, operation: "open spool", reason: "batches \(previous.sequence) and \(next.sequence) leave a gap; a batch file was removed by hand")
         }

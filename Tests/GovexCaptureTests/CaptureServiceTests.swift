@@ -16,14 +16,15 @@ struct CaptureServiceTests {
     }
 
     static func spooledRecords(_ directory: String) throws -> (records: [ChangeRecord], sequences: [UInt64]) {
-        let spool = try Spool(directory: directory + "/spool")
+        // Read-only: the agent may be running and holds the spool's lock.
+        let entries = try Spool.entries(in: directory + "/spool")
         var records: [ChangeRecord] = []
-        for entry in spool.entries {
-            let batch = try BatchFile(bytes: try spool.read(entry.sequence))
+        for entry in entries {
+            let batch = try BatchFile(bytes: try DurableFile.read(directory + "/spool/" + Spool.fileName(entry.sequence), limit: 1 << 30))
             try batch.verify(with: VectorKeys.gongan.publicKey)
             records += try batch.records()
         }
-        return (records, spool.entries.map(\.sequence))
+        return (records, entries.map(\.sequence))
     }
 
     /// Runs the service until `done` holds for the spool or 30 s pass, then stops it with `stop`.
@@ -44,6 +45,8 @@ struct CaptureServiceTests {
         try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
         try await sql.query("CREATE TABLE noise (id int PRIMARY KEY)")
         try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, noise")
+        // Present before the agent first starts: these arrive through the initial snapshot.
+        try await sql.query("INSERT INTO residents SELECT g, 'old' || g FROM generate_series(1001, 1030) g")
         let directory = Subprocess.temporaryDirectory("govex-capture")
         let configuration = CaptureConfiguration(
             nodeID: "gongan", conninfo: database.conninfo, slot: database.name + "_slot", publications: ["govex"],
@@ -54,7 +57,7 @@ struct CaptureServiceTests {
         // First run: the slot is created; two transactions of 100 inserts each, then the run is abandoned like a crash.
         let first = Task {
             try await Self.capture(CaptureService(configuration: configuration), stop: .abandon) {
-                try Self.spooledRecords(directory).records.count >= 140
+                try Self.spooledRecords(directory).records.count >= 170
             }
         }
         try await Task.sleep(for: .milliseconds(500))
@@ -64,22 +67,25 @@ struct CaptureServiceTests {
         try await first.value
 
         // While the agent is down: updates and deletes.
-        try await sql.query("UPDATE residents SET name = 'c' || id WHERE id % 10 = 0")
-        try await sql.query("DELETE FROM residents WHERE id > 190")
+        try await sql.query("UPDATE residents SET name = 'c' || id WHERE id % 10 = 0 AND id <= 200")
+        try await sql.query("DELETE FROM residents WHERE id > 190 AND id <= 200")
 
         // Second run resumes from the slot; whatever was re-sent and already spooled is dropped.
         try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
-            try Self.spooledRecords(directory).records.count >= 230
+            try Self.spooledRecords(directory).records.count >= 260
         }
 
         let (records, sequences) = try Self.spooledRecords(directory)
         #expect(sequences == Array(1...UInt64(sequences.count)), "gapless sequences")
         #expect(zip(records, records.dropFirst()).allSatisfy { $0.position < $1.position }, "commit order, no duplicates")
         let inserts = records.filter { $0.operation == .insert }.map { $0.key[0].value }
-        #expect(inserts == (1...200).map { Value.int4(Int32($0)) }, "every insert exactly once")
+        #expect(inserts == (1001...1030).map { Value.int4(Int32($0)) } + (1...200).map { Value.int4(Int32($0)) },
+                "the snapshot's rows, then every insert, each exactly once")
         #expect(records.filter { $0.operation == .update }.count == 20)
         #expect(records.filter { $0.operation == .delete }.count == 10)
-        #expect(records.count == 230)
+        #expect(records.count == 260)
+        #expect(try BatchFile(bytes: try DurableFile.read(directory + "/spool/" + Spool.fileName(1), limit: 1 << 30)).header.kind == .snapshot)
+        #expect(try AgentState.load(from: directory).snapshotComplete)
         #expect(Set(records.map(\.resource)) == ["GA-RK-0001"], "the unmapped table never appears")
 
         // Everything captured was confirmed: the slot holds nothing back.
@@ -88,6 +94,43 @@ struct CaptureServiceTests {
             """, [configuration.slot])
         #expect(lag.rows.first?[0] == "t")
         try await sql.query("SELECT pg_drop_replication_slot($1)", [configuration.slot])
+        await sql.close()
+    }
+
+    @Test("a crash mid-snapshot drops the slot and copies again on restart; nothing is lost")
+    func crashMidSnapshot() async throws {
+        let database = try await TestPostgres.createDatabase()
+        defer { Task { await database.drop() } }
+        let sql = try await database.connect()
+        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
+        try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 1000) g")
+        let directory = Subprocess.temporaryDirectory("govex-capture")
+        let slot = database.name + "_slot"
+        let helper = Subprocess.buildDirectory + "/govex-test-helper"
+        let crashed = try Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
+                                         environment: ["GOVEX_CRASH_AT": "capture.snapshot-batch-spooled"])
+        #expect(crashed.status == 134, "\(crashed.output)")
+        #expect(try !AgentState.load(from: directory).snapshotComplete)
+        let partial = try Self.spooledRecords(directory).records.count
+        #expect(partial == 100, "one snapshot batch was spooled before the crash")
+
+        try await sql.query("INSERT INTO residents VALUES (5000, 'after')")
+        let configuration = CaptureConfiguration(
+            nodeID: "gongan", conninfo: database.conninfo, slot: slot, publications: ["govex"],
+            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
+            batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
+            dataDirectory: directory, signingKey: VectorKeys.gongan)
+        try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+            try AgentState.load(from: directory).snapshotComplete
+        }
+        let (records, sequences) = try Self.spooledRecords(directory)
+        #expect(sequences == Array(1...UInt64(sequences.count)))
+        // The partial copy, then the complete one (snapshot rows are upserts), which already holds row 5000.
+        let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
+        #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
+        #expect(try AgentState.load(from: directory).snapshotComplete)
+        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
         await sql.close()
     }
 }

@@ -15,25 +15,42 @@ struct SpoolTests {
     @Test("batches are kept in sequence, survive reopening, and leave only when acknowledged")
     func appendReopenAcknowledge() throws {
         let directory = Subprocess.temporaryDirectory("govex-spool") + "/spool"
-        let spool = try Spool(directory: directory)
-        for sequence in UInt64(1)...5 { try spool.append(try Self.sample(sequence), sequence: sequence) }
-        #expect(throws: FileError.self) { try spool.append(try Self.sample(7), sequence: 7) }
+        do {
+            let spool = try Spool(directory: directory)
+            for sequence in UInt64(1)...5 { try spool.append(try Self.sample(sequence), sequence: sequence) }
+            #expect(throws: FileError.self) { try spool.append(try Self.sample(7), sequence: 7) }
+        }
         let reopened = try Spool(directory: directory)
         #expect(reopened.entries.map(\.sequence) == [1, 2, 3, 4, 5])
         #expect(try reopened.read(3) == (try Self.sample(3)))
         try reopened.acknowledge(through: 2)
-        #expect(try Spool(directory: directory).entries.map(\.sequence) == [3, 4, 5])
+        #expect(try Spool.entries(in: directory).map(\.sequence) == [3, 4, 5])
         let mode = try FileManager.default.attributesOfItem(atPath: reopened.path(of: 3))[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    @Test("a second writer on the same spool is refused while the first holds it")
+    func oneWriter() throws {
+        let directory = Subprocess.temporaryDirectory("govex-spool") + "/spool"
+        let first = try Spool(directory: directory)
+        try first.append(try Self.sample(1), sequence: 1)
+        #expect(throws: FileError.self) { _ = try Spool(directory: directory) }
+        #expect(try Spool.entries(in: directory).map(\.sequence) == [1])
     }
 
     @Test("a gap left by a hand-deleted batch is reported, not skipped")
     func gapIsAnError() throws {
         let directory = Subprocess.temporaryDirectory("govex-spool") + "/spool"
-        let spool = try Spool(directory: directory)
-        for sequence in UInt64(1)...3 { try spool.append(try Self.sample(sequence), sequence: sequence) }
-        try FileManager.default.removeItem(atPath: spool.path(of: 2))
-        #expect(throws: FileError.self) { _ = try Spool(directory: directory) }
+        do {
+            let spool = try Spool(directory: directory)
+            for sequence in UInt64(1)...3 { try spool.append(try Self.sample(sequence), sequence: sequence) }
+            try FileManager.default.removeItem(atPath: spool.path(of: 2))
+        }
+        #expect {
+            _ = try Spool(directory: directory)
+        } throws: { error in
+            (error as? FileError)?.reason.contains("leave a gap") == true
+        }
     }
 
     @Test("a spool is full at its batch or byte limit")

@@ -2,6 +2,7 @@
 // steps is what the agent does, and a test can kill it at a named crash point.
 //
 //   govex-test-helper spool-write DIR SEQUENCE    seal a sample batch, spool it, then print "confirm SEQUENCE"
+//   govex-test-helper capture CONNINFO DIR SLOT TABLE   capture public.TABLE (key id) into DIR until killed
 import GovexCapture
 import GovexTestSupport
 import GovexWire
@@ -10,6 +11,20 @@ import Glibc
 #endif
 
 let arguments = CommandLine.arguments
+if arguments.count == 6, arguments[1] == "capture" {
+    let configuration = CaptureConfiguration(
+        nodeID: "gongan", conninfo: arguments[2], slot: arguments[4], publications: ["govex"],
+        mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: arguments[5], key: ["id"])],
+        batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
+        dataDirectory: arguments[3], signingKey: VectorKeys.gongan)
+    do {
+        try await CaptureService(configuration: configuration).run(shouldStop: { nil })
+    } catch {
+        print("govex-test-helper: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
 guard arguments.count == 4, arguments[1] == "spool-write", let sequence = UInt64(arguments[3]) else {
     print("usage: govex-test-helper spool-write DIR SEQUENCE")
     exit(2)
