@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -49,10 +50,18 @@ let package = Package(
             dependencies: ["GovexWire", "GovexPostgres"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "GovexAgent",
+            dependencies: [
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "govex",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -96,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexCommandTests",
-            dependencies: ["GovexTestSupport"],
+            dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire"],
             swiftSettings: strictSettings
         ),
         .testTarget(

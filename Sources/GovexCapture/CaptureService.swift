@@ -56,7 +56,8 @@ public final class CaptureService: Sendable {
     }
 
     /// Runs until `shouldStop` returns a stop, checked between messages.
-    public func run(shouldStop: @escaping @Sendable () -> Stop?) async throws {
+    /// `onStreaming` runs once the slot streams (systemd readiness); `onLoop` on every turn of the loop (watchdog).
+    public func run(shouldStop: @escaping @Sendable () -> Stop?, onStreaming: @Sendable () -> Void = {}, onLoop: @Sendable () -> Void = {}) async throws {
         let config = configuration
         try DurableFile.makeDirectory(config.dataDirectory)
         let outbox = try Outbox(configuration: config)
@@ -87,6 +88,7 @@ public final class CaptureService: Sendable {
                 })
         }
         try await stream.startReplication(slot: config.slot, from: 0, publications: config.publications)
+        onStreaming()
 
         var decoder = ChangeDecoder(mappings: config.mappings, skippedOrigins: config.skippedOrigins)
         var builder = BatchBuilder(limits: config.batchLimits)
@@ -111,6 +113,7 @@ public final class CaptureService: Sendable {
         }
 
         while true {
+            onLoop()
             if let stop = shouldStop() {
                 if stop == .graceful, let ready = builder.flush() { try await perform([.seal(ready)]) }
                 return

@@ -94,8 +94,8 @@ public struct BatchLimits: Sendable, Hashable {
 }
 
 /// Identifiers in headers and records: node ids and resource codes.
-enum Identifier {
-    static func isValid(_ text: String) -> Bool {
+public enum Identifier {
+    public static func isValid(_ text: String) -> Bool {
         let utf8 = text.utf8
         guard (1...64).contains(utf8.count) else { return false }
         return utf8.allSatisfy { c in
@@ -104,5 +104,5 @@ enum Identifier {
         }
     }
 
-    static let rule = "1 to 64 characters from A-Z a-z 0-9 . _ -"
+    public static let rule = "1 to 64 characters from A-Z a-z 0-9 . _ -"
 }

@@ -1,0 +1,260 @@
+import GovexCapture
+import GovexWire
+import TOMLKit
+
+/// A configuration mistake, located for the person who must fix it.
+public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
+    public let file: String
+    public let line: Int?
+    public let key: String
+    public let problem: String
+
+    public var description: String {
+        "\(file)\(line.map { ":\($0)" } ?? ""): \(key): \(problem)"
+    }
+}
+
+/// `agent.toml`, validated. Only what capture needs today is read; `[hub]`, `[tls]`
+/// and `[[subscribe]]` are accepted for the hub exchange that comes next.
+public struct AgentConfiguration: Sendable {
+    public struct Publish: Sendable, Equatable {
+        public var mapping: TableMapping
+        public var share: String
+    }
+
+    public var nodeID: String
+    public var dataDirectory: String
+    public var signingAlgorithm: SignatureAlgorithm
+    public var signingKeyPath: String
+    public var conninfo: String
+    public var slot: String
+    public var publication: String
+    public var batch: BatchBuilder.Limits
+    public var spool: Spool.Limits
+    public var publish: [Publish]
+
+    /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
+    public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
+
+    public static func load(path: String, text: String) throws(ConfigurationError) -> AgentConfiguration {
+        let locate = SourceLocator(text: text)
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigurationError(file: path, line: error.source.begin.line, key: "(syntax)", problem: error.description)
+        } catch {
+            throw ConfigurationError(file: path, line: nil, key: "(syntax)", problem: "\(error)")
+        }
+        var reader = Reader(path: path, locate: locate)
+        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics"]
+        for key in root.keys where !known.contains(key) {
+            throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")
+        }
+
+        let node = try reader.table(root, "node")
+        let nodeID = try reader.string(node, "id", section: "node")
+        guard Identifier.isValid(nodeID) else { throw reader.error("id", section: "node", "'\(nodeID)' must be \(Identifier.rule), as enrolled at the hub") }
+        let dataDirectory = try reader.string(node, "data_dir", section: "node")
+
+        let signing = try reader.table(root, "signing")
+        let algorithmName = try reader.string(signing, "algorithm", section: "signing", default: "ed25519")
+        guard let algorithm = SignatureAlgorithm(name: algorithmName) else {
+            throw reader.error("algorithm", section: "signing", "'\(algorithmName)' is not ed25519 or sm2")
+        }
+        let keyPath = try reader.string(signing, "key", section: "signing", default: dataDirectory + "/keys/signing.key")
+
+        let source = try reader.table(root, "source")
+        let conninfo = try reader.string(source, "conninfo", section: "source")
+        let capture = try reader.string(source, "capture", section: "source", default: "logical")
+        guard capture == "logical" else {
+            throw reader.error("capture", section: "source", "'\(capture)': only \"logical\" capture is available in this release (trigger capture comes later)")
+        }
+        let slot = try reader.string(source, "slot", section: "source", default: "govex")
+        let slotValid = !slot.isEmpty && slot.utf8.count <= 63 && slot.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        guard slotValid else { throw reader.error("slot", section: "source", "'\(slot)' must be 1 to 63 characters from a-z, 0-9 and _") }
+        let publication = try reader.string(source, "publication", section: "source", default: "govex")
+
+        let batchTable = try reader.table(root, "batch", optional: true)
+        let batch = BatchBuilder.Limits(
+            maxRecords: try reader.integer(batchTable, "max_records", section: "batch", default: 10_000, range: 1...1_000_000),
+            maxBytes: try reader.size(batchTable, "max_bytes", section: "batch", default: 8 << 20, range: 1024...(256 << 20)),
+            maxAge: try reader.duration(batchTable, "max_age", section: "batch", default: .milliseconds(500)))
+        let spoolTable = try reader.table(root, "spool", optional: true)
+        let spool = Spool.Limits(
+            maxBatches: try reader.integer(spoolTable, "max_batches", section: "spool", default: 100_000, range: 1...10_000_000),
+            maxBytes: try reader.size(spoolTable, "max_bytes", section: "spool", default: 10 << 30, range: (1 << 20)...(1 << 50)))
+
+        var publish: [Publish] = []
+        var resources = Set<String>()
+        for (index, entry) in (root["publish"]?.array ?? TOMLArray()).enumerated() {
+            guard let table = entry.table else { throw reader.error("publish", section: nil, "must be [[publish]] tables") }
+            let section = "publish#\(index)"
+            let resource = try reader.string(table, "resource", section: section)
+            guard Identifier.isValid(resource) else { throw reader.error("resource", section: section, "'\(resource)' must be \(Identifier.rule)") }
+            guard resources.insert(resource).inserted else { throw reader.error("resource", section: section, "\(resource) is published twice") }
+            let share = try reader.string(table, "share", section: section)
+            guard ["unconditional", "conditional", "none"].contains(share) else {
+                throw reader.error("share", section: section, "'\(share)' must be unconditional, conditional or none")
+            }
+            let qualified = try reader.string(table, "table", section: section)
+            let parts = qualified.split(separator: ".", maxSplits: 1).map(String.init)
+            let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", qualified)
+            guard !schema.isEmpty, !name.isEmpty else { throw reader.error("table", section: section, "'\(qualified)' must be schema.table or table") }
+            let key = try reader.strings(table, "key", section: section)
+            guard !key.isEmpty else { throw reader.error("key", section: section, "name the key columns, e.g. key = [\"id_number\"]") }
+            let columns = try reader.strings(table, "columns", section: section, optional: true)
+            let exclude = try reader.strings(table, "exclude", section: section, optional: true)
+            guard columns.isEmpty || exclude.isEmpty else { throw reader.error("exclude", section: section, "give columns or exclude, not both") }
+            for column in key where exclude.contains(column) { throw reader.error("exclude", section: section, "key column \(column) cannot be excluded") }
+            var rename: [String: String] = [:]
+            if let renames = table["rename"]?.table {
+                for source in renames.keys {
+                    guard let target = renames[source]?.string, !target.isEmpty else { throw reader.error("rename", section: section, "\(source) must map to a non-empty name") }
+                    rename[source] = target
+                }
+            }
+            if table["filter"] != nil {
+                throw reader.error("filter", section: section, "row filters are not available in this release yet; remove the filter (or leave the resource unpublished) until they are")
+            }
+            let mapping = TableMapping(resource: resource, schema: schema, table: name, key: key,
+                                       columns: !columns.isEmpty ? .only(columns) : (!exclude.isEmpty ? .excluding(exclude) : .all), rename: rename)
+            publish.append(Publish(mapping: mapping, share: share))
+        }
+        guard !publish.isEmpty else { throw reader.error("publish", section: nil, "no [[publish]] table: there is nothing to capture") }
+
+        return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
+                                  conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish)
+    }
+
+    /// Reads typed values and reports mistakes with their location.
+    struct Reader {
+        let path: String
+        let locate: SourceLocator
+
+        func error(_ key: String, section: String?, _ problem: String) -> ConfigurationError {
+            let shown = section.map { "[\($0.replacing("#", with: "]#"))" + ($0.contains("#") ? "" : "]") + " \(key)" } ?? key
+            return ConfigurationError(file: path, line: locate.line(of: key, in: section), key: shown, problem: problem)
+        }
+
+        func table(_ root: TOMLTable, _ name: String, optional: Bool = false) throws(ConfigurationError) -> TOMLTable? {
+            guard let value = root[name] else {
+                if optional { return nil }
+                throw error(name, section: nil, "missing section [\(name)]")
+            }
+            guard let table = value.table else { throw error(name, section: nil, "must be a table [\(name)]") }
+            return table
+        }
+
+        func table(_ root: TOMLTable, _ name: String) throws(ConfigurationError) -> TOMLTable {
+            try table(root, name, optional: false)!
+        }
+
+        func string(_ table: TOMLTable?, _ key: String, section: String, default value: String? = nil) throws(ConfigurationError) -> String {
+            guard let entry = table?[key] else {
+                if let value { return value }
+                throw error(key, section: section, "missing; expected a string")
+            }
+            guard let string = entry.string else { throw error(key, section: section, "expected a string, found \(entry.type)") }
+            return string
+        }
+
+        func strings(_ table: TOMLTable, _ key: String, section: String, optional: Bool = false) throws(ConfigurationError) -> [String] {
+            guard let entry = table[key] else {
+                if optional { return [] }
+                throw error(key, section: section, "missing; expected a list of column names")
+            }
+            guard let array = entry.array else { throw error(key, section: section, "expected a list like [\"a\", \"b\"], found \(entry.type)") }
+            var names: [String] = []
+            for item in array {
+                guard let name = item.string, !name.isEmpty else { throw error(key, section: section, "every item must be a non-empty column name") }
+                names.append(name)
+            }
+            guard Set(names).count == names.count else { throw error(key, section: section, "a column is listed twice") }
+            return names
+        }
+
+        func integer(_ table: TOMLTable?, _ key: String, section: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let entry = table?[key] else { return value }
+            guard let number = entry.int else { throw error(key, section: section, "expected a whole number, found \(entry.type)") }
+            guard range.contains(number) else { throw error(key, section: section, "\(number) is outside \(range.lowerBound)...\(range.upperBound)") }
+            return number
+        }
+
+        /// "8MiB", "512KiB", "1GiB", or a number of bytes.
+        func size(_ table: TOMLTable?, _ key: String, section: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let entry = table?[key] else { return value }
+            let bytes: Int?
+            if let number = entry.int {
+                bytes = number
+            } else if let text = entry.string {
+                let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
+                let unit = units.first { text.hasSuffix($0.0) }
+                bytes = unit.flatMap { unit in Int(text.dropLast(unit.0.count).trimmingSpaces()).map { $0 * unit.1 } }
+            } else {
+                bytes = nil
+            }
+            guard let bytes else { throw error(key, section: section, "expected a size like \"8MiB\", \"512KiB\" or a number of bytes") }
+            guard range.contains(bytes) else { throw error(key, section: section, "\(bytes) bytes is outside \(range.lowerBound)...\(range.upperBound)") }
+            return bytes
+        }
+
+        /// "500ms", "2s", "1m".
+        func duration(_ table: TOMLTable?, _ key: String, section: String, default value: Duration) throws(ConfigurationError) -> Duration {
+            guard let entry = table?[key] else { return value }
+            guard let text = entry.string else { throw error(key, section: section, "expected a duration like \"500ms\", \"2s\" or \"1m\"") }
+            let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+            guard let unit = units.first(where: { text.hasSuffix($0.0) }), let number = Int64(text.dropLast(unit.0.count).trimmingSpaces()),
+                  number > 0, number <= 86_400_000 / unit.1 else {
+                throw error(key, section: section, "expected a positive duration like \"500ms\", \"2s\" or \"1m\", found '\(text)'")
+            }
+            return .milliseconds(number * unit.1)
+        }
+    }
+}
+
+extension Substring {
+    func trimmingSpaces() -> Substring {
+        var result = self
+        while result.first == " " { result = result.dropFirst() }
+        while result.last == " " { result = result.dropLast() }
+        return result
+    }
+}
+
+/// Finds the line a key was written on (TOMLKit reports positions for syntax errors only).
+struct SourceLocator: Sendable {
+    let lines: [Substring]
+
+    init(text: String) {
+        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    /// `section` is a table name, or `publish#N` for the N-th `[[publish]]`; nil for top level.
+    func line(of key: String, in section: String?) -> Int? {
+        var start = 0
+        if let section {
+            let parts = section.split(separator: "#")
+            let header = parts.count == 2 ? "[[\(parts[0])]]" : "[\(section)]"
+            var remaining = parts.count == 2 ? (Int(parts[1]) ?? 0) : 0
+            guard let found = lines.indices.first(where: { index in
+                guard lines[index].trimmingSpaces().hasPrefix(header) else { return false }
+                if remaining == 0 { return true }
+                remaining -= 1
+                return false
+            }) else { return nil }
+            start = found + 1
+            for index in start..<lines.count {
+                let line = lines[index].trimmingSpaces()
+                if line.hasPrefix("[") { return found + 1 }
+                if line.hasPrefix(key + " ") || line.hasPrefix(key + "=") { return index + 1 }
+            }
+            return found + 1
+        }
+        for index in lines.indices {
+            let line = lines[index].trimmingSpaces()
+            if line.hasPrefix("[\(key)]") || line.hasPrefix("[[\(key)]]") || line.hasPrefix(key + " ") || line.hasPrefix(key + "=") { return index + 1 }
+        }
+        return nil
+    }
+}

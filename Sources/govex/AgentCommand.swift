@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import GovexAgent
+
+struct Agent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the department agent: capture mapped tables into signed batches in the spool.",
+        discussion: """
+        Runs until SIGTERM or SIGINT, then seals, spools and confirms what it holds.
+        Under systemd (Type=notify) it reports READY=1 once streaming, WATCHDOG=1
+        while alive and STOPPING=1 on shutdown. Logs go to stderr.
+
+        Example:
+          govex agent --config /etc/govex/agent.toml
+        """
+    )
+
+    @Option(help: "The agent's TOML configuration.")
+    var config: String = "/etc/govex/agent.toml"
+
+    func run() async throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: config, encoding: .utf8)
+        } catch {
+            printError("cannot read \(config): \(error.localizedDescription)")
+            throw ExitStatus.failure
+        }
+        do {
+            try await AgentRunner.run(configurationPath: config, text: text, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            printError("\(error)")
+            throw ExitStatus.failure
+        }
+    }
+}

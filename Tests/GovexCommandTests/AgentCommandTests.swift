@@ -1,0 +1,159 @@
+import Foundation
+import GovexCapture
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// `govex agent` as systemd runs it: configuration errors, readiness, capture, graceful stop.
+@Suite("govex agent")
+struct AgentCommandTests {
+    static let govex = Subprocess.buildDirectory + "/govex"
+
+    static func config(dataDir: String, conninfo: String, slot: String, extra: String = "", publish: String? = nil) -> String {
+        """
+        [node]
+        id = "gongan"
+        data_dir = "\(dataDir)"
+
+        [signing]
+        algorithm = "ed25519"
+        key = "\(dataDir)/keys/signing.key"
+
+        [source]
+        conninfo = "\(conninfo)"
+        slot = "\(slot)"
+        publication = "govex"
+
+        [batch]
+        max_records = 50
+        max_bytes = "1MiB"
+        max_age = "200ms"
+        \(extra)
+        \(publish ?? """
+        [[publish]]
+        resource = "GA-RK-0001"
+        share = "unconditional"
+        table = "public.residents"
+        key = ["id"]
+        exclude = ["secret"]
+
+        [[publish]]
+        resource = "GA-XX-0009"
+        share = "none"
+        table = "public.negative"
+        key = ["id"]
+        """)
+        """
+    }
+
+    static func write(_ text: String) throws -> String {
+        let path = Subprocess.temporaryDirectory("govex-agent-config") + "/agent.toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("configuration mistakes name the file, the line, the key and what to do", arguments: [
+        ("[node]\nid = \"gongan\"\n", "agent.toml:1: [node] data_dir", "missing; expected a string"),
+        ("[node]\nid = \"gongan\"\ndata_dir = \"/tmp\"\n", "signing", "missing section [signing]"),
+        ("[node]\nid = \"bad id!\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n", "agent.toml:2: [node] id", "must be"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[batch]\nmax_age = \"soon\"\n", "agent.toml:8: [batch] max_age", "duration"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[[publish]]\nresource = \"R\"\nshare = \"maybe\"\n", "agent.toml:9: [publish]#0 share", "unconditional, conditional or none"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[[publish]]\nresource = \"R\"\nshare = \"none\"\ntable = \"t\"\nkey = [\"id\"]\nfilter = \"a = 1\"\n", "agent.toml:12: [publish]#0 filter", "not available"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[nodes]\n", "agent.toml:7: nodes", "unknown section"),
+        ("[node\nid = 1\n", "agent.toml:1", "syntax"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\nslot = \"Bad-Slot\"\n", "agent.toml:7: [source] slot", "a-z, 0-9"),
+    ])
+    func configurationErrors(text: String, location: String, problem: String) throws {
+        let path = try Self.write(text)
+        let result = try Subprocess.run([Self.govex, "agent", "--config", path])
+        #expect(result.status == 2, "\(result.output)")
+        #expect(result.output.contains(location), "\(result.output)")
+        #expect(result.output.contains(problem), "\(result.output)")
+    }
+
+    @Test("readiness, capture into the spool, and a graceful stop on SIGTERM that loses nothing")
+    func runsAndStops() async throws {
+        let database = try await TestPostgres.createDatabase()
+        defer { Task { await database.drop() } }
+        let sql = try await database.connect()
+        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text, secret text)")
+        try await sql.query("CREATE TABLE negative (id int PRIMARY KEY, name text)")
+        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, negative")
+        try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 120) g")
+
+        let dataDir = Subprocess.temporaryDirectory("govex-agent")
+        try Subprocess.check([Self.govex, "keygen", "--out", dataDir + "/keys"])
+        let slot = database.name + "_slot"
+        let path = try Self.write(Self.config(dataDir: dataDir, conninfo: database.conninfo, slot: slot))
+
+        let notifyPath = Subprocess.temporaryDirectory("gvx-n") + "/n"
+        let notifications = try DatagramListener(path: notifyPath)
+        let agent = try Subprocess.start([Self.govex, "agent", "--config", path], environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
+        let ready = notifications.wait(for: "READY=1", timeout: .seconds(30))
+        #expect(ready, "no READY=1")
+        try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(121, 175) g")
+        try await sql.query("INSERT INTO negative VALUES (1, 'never leaves')")
+        try await sql.query("UPDATE residents SET name = 'x' WHERE id = 3")
+        #expect(notifications.wait(for: "WATCHDOG=1", timeout: .seconds(10)))
+        try await Task.sleep(for: .milliseconds(300))
+        agent.signal(SIGTERM)
+        let result = agent.wait()
+        #expect(result.status == 0, "\(result.output)")
+        #expect(notifications.wait(for: "STOPPING=1", timeout: .seconds(1)))
+        #expect(result.output.contains("<6>govex agent: stopped"))
+
+        var records: [ChangeRecord] = []
+        let publicKey = try VerifyingKey(pem: String(contentsOfFile: dataDir + "/keys/signing.pub", encoding: .utf8))
+        for entry in try Spool.entries(in: dataDir + "/spool") {
+            let batch = try BatchFile(bytes: try DurableFile.read(dataDir + "/spool/" + Spool.fileName(entry.sequence), limit: 1 << 30))
+            try batch.verify(with: publicKey)
+            records += try batch.records()
+        }
+        #expect(records.filter { $0.operation == .insert }.count == 175, "120 from the snapshot, 55 streamed")
+        #expect(records.filter { $0.operation == .update }.count == 1)
+        #expect(Set(records.map(\.resource)) == ["GA-RK-0001"], "share = none never leaves")
+        #expect(!records.contains { $0.values.contains { $0.name == "secret" } })
+        // Everything captured was confirmed before the agent exited.
+        let confirmed = try await sql.query("SELECT confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1", [slot])
+        #expect(confirmed.rows.first?[0] == "t")
+        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        await sql.close()
+    }
+}
+
+/// Receives sd_notify datagrams the way systemd would.
+final class DatagramListener: @unchecked Sendable {
+    let fd: Int32
+    private var received: [String] = []
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { throw TestSupportError("cannot bind \(path)") }
+    }
+
+    deinit { close(fd) }
+
+    /// Whether `message` arrived (now or earlier) within `timeout`.
+    func wait(for message: String, timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !received.contains(message) {
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return false }
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, Int32(remaining.components.seconds * 1000 + 50)) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count > 0 { received.append(String(decoding: buffer[0..<count], as: UTF8.self)) }
+        }
+        return true
+    }
+}
