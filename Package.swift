@@ -46,14 +46,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexPolicy",
+            dependencies: ["GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexCapture",
-            dependencies: ["GovexWire", "GovexPostgres"],
+            dependencies: ["GovexWire", "GovexPostgres", "GovexPolicy"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "GovexAgent",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: strictSettings
@@ -99,8 +104,13 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "GovexPolicyTests",
+            dependencies: ["GovexPolicy", "GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "GovexCaptureTests",
-            dependencies: ["GovexCapture", "GovexPostgres", "GovexWire", "GovexTestSupport"],
+            dependencies: ["GovexCapture", "GovexPolicy", "GovexPostgres", "GovexWire", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

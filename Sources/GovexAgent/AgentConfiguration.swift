@@ -1,4 +1,5 @@
 import GovexCapture
+import GovexPolicy
 import GovexWire
 import TOMLKit
 
@@ -114,11 +115,18 @@ public struct AgentConfiguration: Sendable {
                     rename[source] = target
                 }
             }
+            var filter: RowFilter? = nil
             if table["filter"] != nil {
-                throw reader.error("filter", section: section, "row filters are not available in this release yet; remove the filter (or leave the resource unpublished) until they are")
+                let text = try reader.string(table, "filter", section: section)
+                do {
+                    filter = try RowFilter.parse(text)
+                } catch {
+                    throw reader.error("filter", section: section, error.description)
+                }
             }
             let mapping = TableMapping(resource: resource, schema: schema, table: name, key: key,
-                                       columns: !columns.isEmpty ? .only(columns) : (!exclude.isEmpty ? .excluding(exclude) : .all), rename: rename)
+                                       columns: !columns.isEmpty ? .only(columns) : (!exclude.isEmpty ? .excluding(exclude) : .all), rename: rename,
+                                       filter: filter)
             publish.append(Publish(mapping: mapping, share: share))
         }
         guard !publish.isEmpty else { throw reader.error("publish", section: nil, "no [[publish]] table: there is nothing to capture") }

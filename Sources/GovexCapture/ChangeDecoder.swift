@@ -1,3 +1,4 @@
+import GovexPolicy
 import GovexPostgres
 import GovexWire
 
@@ -69,6 +70,7 @@ public struct ChangeDecoder: Sendable {
         case let .insert(relation, new):
             guard let (snapshot, mapping) = try target(relation), let mapping else { return [] }
             let values = try convert(new, snapshot, mapping)
+            guard try passes(values, mapping) else { return [] }
             return try emit(ChangeRecord(operation: .insert, resource: mapping.mapping.resource, position: nextPosition(),
                                          key: columns(values, mapping.keyPositions, mapping.keyNames),
                                          values: columns(values, mapping.valuePositions, mapping.valueNames)))
@@ -88,6 +90,10 @@ public struct ChangeDecoder: Sendable {
             if let oldValues {
                 let previous = columns(oldValues, mapping.keyPositions, mapping.keyNames)
                 if previous != key { oldKey = previous }
+            }
+            guard try passes(values, mapping) else {
+                // The row left the filter: for the consumer it is gone (under its old key if that changed too).
+                return try emit(ChangeRecord(operation: .delete, resource: mapping.mapping.resource, position: nextPosition(), key: oldKey ?? key))
             }
             return try emit(ChangeRecord(operation: .update, resource: mapping.mapping.resource, position: nextPosition(),
                                          key: key, values: columns(values, mapping.valuePositions, mapping.valueNames), oldKey: oldKey))
@@ -153,8 +159,8 @@ public struct ChangeDecoder: Sendable {
             case .binary:
                 throw .protocolViolation("binary tuple data; govex streams with text values")
             case .text(let bytes):
-                // Columns that are not published are never decoded.
-                guard mapping.keyPositions.contains(index) || mapping.valuePositions.contains(index) else {
+                // Columns that are neither published nor filtered on are never decoded.
+                guard mapping.decodedPositions.contains(index) else {
                     values.append(.null)
                     continue
                 }
@@ -173,6 +179,15 @@ public struct ChangeDecoder: Sendable {
             }
         }
         return values
+    }
+
+    private func passes(_ values: [Value], _ mapping: ResolvedMapping) throws(CaptureError) -> Bool {
+        guard let filter = mapping.mapping.filter else { return true }
+        do {
+            return try filter.passes { name in mapping.positionOfColumn[name].map { values[$0] } }
+        } catch {
+            throw .mappingMismatch(resource: mapping.mapping.resource, reason: error.description)
+        }
     }
 
     private func columns(_ values: [Value], _ positions: [Int], _ names: [String]) -> [Column] {

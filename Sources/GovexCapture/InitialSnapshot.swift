@@ -1,3 +1,4 @@
+import GovexPolicy
 import GovexPostgres
 import GovexWire
 import Synchronization
@@ -56,7 +57,8 @@ public enum InitialSnapshot {
                                  estimatedRows: Int(estimate.rows.first?[0].flatMap { Int($0) } ?? 0))
             sink.begin(plan)
             let list = selected.map { SQLQuoting.identifier(names[$0]) }.joined(separator: ", ")
-            try await connection.copyOut("COPY (SELECT \(list) FROM \(table)) TO STDOUT") { row in try sink.consume(row) }
+            let condition = mapping.filter.map { " WHERE \($0.sql)" } ?? ""
+            try await connection.copyOut("COPY (SELECT \(list) FROM \(table)\(condition)) TO STDOUT") { row in try sink.consume(row) }
             sink.finishTable()
         }
         try await connection.query("COMMIT")

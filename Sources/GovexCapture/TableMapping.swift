@@ -1,3 +1,5 @@
+import GovexPolicy
+
 /// How one department table is published as a resource: the DBA's `[[publish]]`.
 public struct TableMapping: Sendable, Equatable {
     public enum Columns: Sendable, Equatable {
@@ -14,14 +16,18 @@ public struct TableMapping: Sendable, Equatable {
     public var columns: Columns
     /// Source column name → published name.
     public var rename: [String: String]
+    /// Rows that do not pass are not shipped; over source column names.
+    public var filter: RowFilter?
 
-    public init(resource: String, schema: String, table: String, key: [String], columns: Columns = .all, rename: [String: String] = [:]) {
+    public init(resource: String, schema: String, table: String, key: [String], columns: Columns = .all, rename: [String: String] = [:],
+                filter: RowFilter? = nil) {
         self.resource = resource
         self.schema = schema
         self.table = table
         self.key = key
         self.columns = columns
         self.rename = rename
+        self.filter = filter
     }
 
     func includes(_ column: String) -> Bool {
@@ -46,6 +52,10 @@ struct ResolvedMapping: Sendable {
     let valuePositions: [Int]
     let keyNames: [String]
     let valueNames: [String]
+    /// Positions decoded at all: published columns and the ones the filter reads.
+    let decodedPositions: Set<Int>
+    /// Source column name → tuple position, for the filter.
+    let positionOfColumn: [String: Int]
 
     init(_ mapping: TableMapping, relation: RelationSnapshot) throws(CaptureError) {
         let names = relation.columns.map(\.name)
@@ -62,6 +72,17 @@ struct ResolvedMapping: Sendable {
         self.valuePositions = valuePositions
         self.keyNames = mapping.key.map(mapping.publishedName)
         self.valueNames = valuePositions.map { mapping.publishedName(names[$0]) }
+        var positionOfColumn: [String: Int] = [:]
+        for (index, name) in names.enumerated() { positionOfColumn[name] = index }
+        self.positionOfColumn = positionOfColumn
+        var decoded = Set(keyPositions + valuePositions)
+        for column in mapping.filter?.columns ?? [] {
+            guard let position = positionOfColumn[column] else {
+                throw .mappingMismatch(resource: mapping.resource, reason: "the row filter reads column \(column), which is not in \(mapping.schema).\(mapping.table)")
+            }
+            decoded.insert(position)
+        }
+        self.decodedPositions = decoded
     }
 }
 

@@ -1,4 +1,5 @@
 import GovexCapture
+import GovexPolicy
 import GovexPostgres
 import GovexWire
 import Testing
@@ -109,5 +110,40 @@ struct ChangeDecoderTests {
     func keyMissing() {
         var decoder = ChangeDecoder(mappings: [TableMapping(resource: "R", schema: "public", table: "residents", key: ["nope"])])
         #expect(throws: CaptureError.self) { _ = try decoder.consume(.relation(Self.residents)) }
+    }
+}
+
+@Suite("Change decoder with a row filter")
+struct FilteredDecoderTests {
+    static let table = RelationDescription(id: 3, namespace: "public", name: "cases", replicaIdentity: UInt8(ascii: "d"), columns: [
+        .init(isKey: true, name: "id", typeOID: 23, typeModifier: -1),
+        .init(isKey: false, name: "status", typeOID: 25, typeModifier: -1),
+        .init(isKey: false, name: "title", typeOID: 25, typeModifier: -1),
+    ])
+
+    @Test("rows outside the filter are not shipped; an update leaving the filter becomes a delete; the filter may read unpublished columns")
+    func filtered() throws {
+        let mapping = TableMapping(resource: "R", schema: "public", table: "cases", key: ["id"], columns: .only(["title"]),
+                                   filter: try RowFilter.parse("status <> 'draft'"))
+        var decoder = ChangeDecoder(mappings: [mapping])
+        let t = { (s: String) in TupleValue.text(Array(s.utf8)) }
+        let events = try [
+            PgOutputMessage.begin(finalLSN: 100, commitTime: 0, xid: 1), .relation(Self.table),
+            .insert(relation: 3, new: [t("1"), t("draft"), t("a")]),
+            .insert(relation: 3, new: [t("2"), t("open"), t("b")]),
+            .update(relation: 3, old: nil, new: [t("1"), t("open"), t("a")]),
+            .update(relation: 3, old: nil, new: [t("2"), t("draft"), t("b")]),
+            .commit(flags: 0, commitLSN: 100, endLSN: 120, commitTime: 0),
+        ].flatMap { try decoder.consume($0) }
+        let records = events.compactMap { if case .change(let record) = $0 { return record } else { return nil } }
+        #expect(records.map(\.operation) == [.insert, .update, .delete])
+        #expect(records.map { $0.key[0].value } == [.int4(2), .int4(1), .int4(2)])
+        #expect(records[0].values == [Column("title", .text("b"))], "status is read by the filter but not published")
+    }
+
+    @Test("a filter on a column the table lacks is refused when the relation arrives")
+    func unknownColumn() throws {
+        var decoder = ChangeDecoder(mappings: [TableMapping(resource: "R", schema: "public", table: "cases", key: ["id"], filter: try RowFilter.parse("nope = 1"))])
+        #expect(throws: CaptureError.self) { _ = try decoder.consume(.relation(Self.table)) }
     }
 }

@@ -59,7 +59,7 @@ struct AgentCommandTests {
         ("[node]\nid = \"bad id!\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n", "agent.toml:2: [node] id", "must be"),
         ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[batch]\nmax_age = \"soon\"\n", "agent.toml:8: [batch] max_age", "duration"),
         ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[[publish]]\nresource = \"R\"\nshare = \"maybe\"\n", "agent.toml:9: [publish]#0 share", "unconditional, conditional or none"),
-        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[[publish]]\nresource = \"R\"\nshare = \"none\"\ntable = \"t\"\nkey = [\"id\"]\nfilter = \"a = 1\"\n", "agent.toml:12: [publish]#0 filter", "not available"),
+        ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[[publish]]\nresource = \"R\"\nshare = \"none\"\ntable = \"t\"\nkey = [\"id\"]\nfilter = \"a == 1\"\n", "agent.toml:12: [publish]#0 filter", "at character 3: unknown operator '=='"),
         ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\n[nodes]\n", "agent.toml:7: nodes", "unknown section"),
         ("[node\nid = 1\n", "agent.toml:1", "syntax"),
         ("[node]\nid = \"a\"\ndata_dir = \"/tmp\"\n[signing]\n[source]\nconninfo = \"x\"\nslot = \"Bad-Slot\"\n", "agent.toml:7: [source] slot", "a-z, 0-9"),
