@@ -30,7 +30,7 @@ public struct TableMapping: Sendable, Equatable {
         self.filter = filter
     }
 
-    func includes(_ column: String) -> Bool {
+    public func includes(_ column: String) -> Bool {
         if key.contains(column) { return true }
         switch columns {
         case .all: return true

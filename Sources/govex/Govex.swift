@@ -12,7 +12,7 @@ struct Govex: AsyncParsableCommand {
           govex batch verify spool/00000000000000000042.gvxb --key gongan.pub
         """,
         version: "0.1.0",
-        subcommands: [Agent.self, Keygen.self, BatchCommand.self]
+        subcommands: [Agent.self, Check.self, Keygen.self, BatchCommand.self]
     )
 }
 

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import GovexAgent
+import GovexWire
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check an agent configuration against the live database and print the SQL that fixes it.",
+        discussion: """
+        Checks wal_level, slots, the role's REPLICATION attribute and privileges, and for
+        every [[publish]]: the table and columns exist, the key is unique and NOT NULL,
+        the replica identity carries it (FULL when filtered), the publication holds it.
+        Exit status 0 when ready, 1 when something must be fixed, 2 when the check could not run.
+
+        Examples:
+          govex check --config /etc/govex/agent.toml
+          govex check --config /etc/govex/agent.toml --apply    # run the printed SQL, then check again
+        """
+    )
+
+    @Option(help: "The agent's TOML configuration.")
+    var config: String = "/etc/govex/agent.toml"
+
+    @Flag(help: "Run the suggested SQL (as the configured role), then check again.")
+    var apply = false
+
+    @Flag(help: "Print the findings as JSON.")
+    var json = false
+
+    func run() async throws {
+        let configuration: AgentConfiguration
+        var result: ConfigurationCheck
+        do {
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            configuration = try AgentConfiguration.load(path: config, text: text)
+            result = try await ConfigurationCheck.run(configuration)
+            if apply && !result.fixes.isEmpty {
+                print("applying:")
+                for statement in result.fixes { print("  \(statement);") }
+                try await ConfigurationCheck.apply(result.fixes, conninfo: configuration.conninfo)
+                result = try await ConfigurationCheck.run(configuration)
+            }
+        } catch {
+            printError("\(error)")
+            throw ExitStatus.failure
+        }
+        if json {
+            let items = result.findings.map { finding in
+                BatchJSON.object([
+                    ("severity", BatchJSON.string(finding.severity.rawValue)), ("subject", BatchJSON.string(finding.subject)),
+                    ("message", BatchJSON.string(finding.message)), ("fix", finding.fix.map(BatchJSON.string) ?? "null"),
+                ])
+            }
+            print(BatchJSON.object([("ready", result.errors.isEmpty ? "true" : "false"), ("findings", "[" + items.joined(separator: ",") + "]")]))
+        } else {
+            for finding in result.findings {
+                print("\(finding.severity.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0)) \(finding.subject): \(finding.message)")
+            }
+            if !result.fixes.isEmpty {
+                print("\nSQL to run (or use --apply):")
+                for statement in result.fixes { print("  \(statement);") }
+            }
+            print(result.errors.isEmpty ? "\nready to capture" : "\n\(result.errors.count) problem(s) to fix")
+        }
+        if !result.errors.isEmpty { throw ExitStatus.negative }
+    }
+}
