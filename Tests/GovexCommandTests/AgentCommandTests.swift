@@ -26,7 +26,7 @@ struct AgentCommandTests {
         publication = "govex"
 
         [batch]
-        max_records = 50
+        max_records = 500
         max_bytes = "1MiB"
         max_age = "200ms"
         \(extra)
