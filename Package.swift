@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -52,7 +54,7 @@ let package = Package(
         ),
         .target(
             name: "GovexCapture",
-            dependencies: ["GovexWire", "GovexPostgres", "GovexPolicy"],
+            dependencies: ["GovexWire", "GovexPostgres", "GovexPolicy", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -60,6 +62,8 @@ let package = Package(
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSettings
         ),

@@ -33,6 +33,9 @@ public struct AgentConfiguration: Sendable {
     public var batch: BatchBuilder.Limits
     public var spool: Spool.Limits
     public var publish: [Publish]
+    /// `host:port` of the Prometheus endpoint; nil when disabled.
+    public var metricsListen: String?
+    public var retainedWALAlarm: Int
 
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
@@ -48,7 +51,7 @@ public struct AgentConfiguration: Sendable {
             throw ConfigurationError(file: path, line: nil, key: "(syntax)", problem: "\(error)")
         }
         var reader = Reader(path: path, locate: locate)
-        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics"]
+        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms"]
         for key in root.keys where !known.contains(key) {
             throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")
         }
@@ -85,6 +88,15 @@ public struct AgentConfiguration: Sendable {
         let spool = Spool.Limits(
             maxBatches: try reader.integer(spoolTable, "max_batches", section: "spool", default: 100_000, range: 1...10_000_000),
             maxBytes: try reader.size(spoolTable, "max_bytes", section: "spool", default: 10 << 30, range: (1 << 20)...(1 << 50)))
+
+        let metricsTable = try reader.table(root, "metrics", optional: true)
+        let listen = try reader.string(metricsTable, "listen", section: "metrics", default: "127.0.0.1:9187")
+        if !listen.isEmpty {
+            let parts = listen.split(separator: ":")
+            guard parts.count == 2, UInt16(parts[1]) != nil else { throw reader.error("listen", section: "metrics", "'\(listen)' must be host:port, e.g. \"127.0.0.1:9187\", or \"\" to disable") }
+        }
+        let alarmsTable = try reader.table(root, "alarms", optional: true)
+        let retainedWAL = try reader.size(alarmsTable, "retained_wal", section: "alarms", default: 1 << 30, range: (1 << 20)...(1 << 50))
 
         var publish: [Publish] = []
         var resources = Set<String>()
@@ -132,7 +144,8 @@ public struct AgentConfiguration: Sendable {
         guard !publish.isEmpty else { throw reader.error("publish", section: nil, "no [[publish]] table: there is nothing to capture") }
 
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
-                                  conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish)
+                                  conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish,
+                                  metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL)
     }
 
     /// Reads typed values and reports mistakes with their location.

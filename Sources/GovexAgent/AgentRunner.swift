@@ -1,6 +1,8 @@
 import GovexCapture
 import GovexKeyStore
 import GovexWire
+import Metrics
+import Prometheus
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -23,11 +25,21 @@ public enum AgentRunner {
         for entry in configuration.publish where entry.share == "none" {
             log(6, "resource \(entry.mapping.resource) is on the negative list (share = none): it is never captured")
         }
-        let capture = CaptureConfiguration(
+        var capture = CaptureConfiguration(
             nodeID: configuration.nodeID, conninfo: configuration.conninfo, slot: configuration.slot,
             publications: [configuration.publication], mappings: configuration.capturedMappings,
             batchLimits: configuration.batch, spoolLimits: configuration.spool,
             dataDirectory: configuration.dataDirectory, signingKey: key)
+        capture.retainedWALAlarm = Int64(configuration.retainedWALAlarm)
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var metricsServer: MetricsServer? = nil
+        if let listen = configuration.metricsListen {
+            metricsServer = try MetricsServer(address: listen) { registry.emitToBuffer() }
+            log(6, "metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics")
+        }
+        defer { _ = metricsServer }
 
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }

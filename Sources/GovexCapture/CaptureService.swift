@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import GovexPostgres
 import GovexWire
@@ -18,6 +19,9 @@ public struct CaptureConfiguration: Sendable {
     public var signingKey: SigningKey
     /// Replication origins whose transactions are our own applies (never captured back out).
     public var skippedOrigins: Set<String>
+    /// How often the slot's retained WAL is measured, and the size that raises an alarm.
+    public var walCheckInterval: Duration = .seconds(10)
+    public var retainedWALAlarm: Int64 = 1 << 30
 
     public init(nodeID: String, conninfo: String, slot: String, publications: [String], mappings: [TableMapping],
                 batchLimits: BatchBuilder.Limits = .init(), spoolLimits: Spool.Limits = .init(), dataDirectory: String,
@@ -94,6 +98,7 @@ public final class CaptureService: Sendable {
         var builder = BatchBuilder(limits: config.batchLimits)
         var confirmed: UInt64 = 0
         var alarmed = false
+        var lastWALCheck = ContinuousClock.now - config.walCheckInterval
 
         func perform(_ actions: [BatchBuilder.Action]) async throws {
             for action in actions {
@@ -123,23 +128,36 @@ public final class CaptureService: Sendable {
                 // Status updates keep the connection alive meanwhile (wal_sender_timeout).
                 if !alarmed {
                     Self.alarm("spool full (\(outbox.spoolSummary)): capture paused until the hub acknowledges batches")
+                    outbox.metrics.alarms.increment()
+                    outbox.metrics.paused.record(1)
                     alarmed = true
                 }
                 try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
                 try await Task.sleep(for: .seconds(1))
                 continue
             }
+            if alarmed { outbox.metrics.paused.record(0) }
             alarmed = false
             let message = try await stream.next(timeout: .milliseconds(100))
             let now = ContinuousClock.now
+            if now - lastWALCheck >= config.walCheckInterval {
+                lastWALCheck = now
+                try await checkRetainedWAL(outbox.metrics)
+            }
             switch message {
-            case .xlogData(_, _, _, let data)?:
-                for event in try decoder.consume(try PgOutputParser.parse(data)) {
+            case .xlogData(_, let walEnd, _, let data)?:
+                let parsed = try PgOutputParser.parse(data)
+                if case let .commit(_, _, endLSN, commitTime) = parsed {
+                    outbox.metrics.lagBytes.record(Int64(walEnd > endLSN ? walEnd - endLSN : 0))
+                    outbox.metrics.lagSeconds.record(Double(ReplicationConnection.postgresClockNow() - commitTime) / 1e6)
+                }
+                for event in try decoder.consume(parsed) {
                     // Re-sent after a restart and already spooled: drop.
                     if case .change(let record) = event, let last = outbox.lastPosition, record.position <= last { continue }
                     try await perform(try builder.add(event, now: now))
                 }
             case let .keepalive(walEnd, _, replyRequested)?:
+                if builder.pendingRecords == 0 { outbox.metrics.lagBytes.record(Int64(walEnd > confirmed ? walEnd - confirmed : 0)) }
                 try await perform(builder.tick(now: now, serverPosition: walEnd))
                 if replyRequested { try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed) }
             case nil:
@@ -158,12 +176,21 @@ public final class CaptureService: Sendable {
 
         private let guarded: Mutex<Guarded>
         private let configuration: CaptureConfiguration
+        let metrics = CaptureMetrics()
 
         /// Opens the spool and the agent state; a sequence found in the spool beyond the state's wins.
         init(configuration: CaptureConfiguration) throws {
             let spool = try Spool(directory: configuration.dataDirectory + "/spool", limits: configuration.spoolLimits)
             var state = try AgentState.load(from: configuration.dataDirectory)
-            if let last = spool.lastSequence, last > state.lastSequence { state.lastSequence = last }
+            if let last = spool.lastSequence, last > state.lastSequence {
+                // A crash came between spooling a batch and recording it in the state: the batch is the truth.
+                // Its changes were never confirmed, so the slot re-sends them; its last position keeps them out.
+                let header = try BatchFile(bytes: try spool.read(last)).header
+                state.lastSequence = last
+                if header.recordCount > 0, state.lastPosition.map({ header.lastPosition > $0 }) ?? true {
+                    state.lastPosition = header.lastPosition
+                }
+            }
             try state.save(to: configuration.dataDirectory)
             guarded = Mutex(Guarded(spool: spool, state: state))
             self.configuration = configuration
@@ -181,13 +208,35 @@ public final class CaptureService: Sendable {
                                              positionType: .postgresLSN, completeThrough: completeThrough, createdAt: CaptureService.nowMicroseconds())
                 if body.recordCount > 0 {
                     try guarded.spool.append(try BatchSealer.seal(body, metadata: metadata, key: configuration.signingKey), sequence: sequence)
+                    if kind == .change { CrashPoint.here("capture.spooled-before-state") }
                     guarded.state.lastSequence = sequence
                     guarded.state.lastPosition = body.lastPosition ?? guarded.state.lastPosition
+                    metrics.batchesSpooled.increment()
+                    metrics.recordsSpooled.increment(by: body.recordCount)
                 }
+                metrics.spoolBatches.record(guarded.spool.entries.count)
+                metrics.spoolBytes.record(guarded.spool.totalBytes)
+                metrics.spoolOldestAge.record(guarded.spool.oldestAge)
                 if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
                 if snapshotDone { guarded.state.snapshotComplete = true }
                 try guarded.state.save(to: configuration.dataDirectory)
             }
+        }
+    }
+
+    /// The WAL the slot keeps on the server, as a gauge, with an alarm past the configured threshold.
+    private func checkRetainedWAL(_ metrics: CaptureMetrics) async throws {
+        let config = configuration
+        let sql = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check")
+        defer { Task { await sql.close() } }
+        let result = try await sql.query(
+            "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            [config.slot])
+        guard let retained = result.rows.first?[0].flatMap({ Int64($0) }) else { return }
+        metrics.retainedWAL.record(retained)
+        if retained > config.retainedWALAlarm {
+            Self.alarm("slot \(config.slot) retains \(retained / (1 << 20)) MiB of WAL (alarm at \(config.retainedWALAlarm / (1 << 20)) MiB): capture is behind or paused")
+            metrics.alarms.increment()
         }
     }
 

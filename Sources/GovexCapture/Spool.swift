@@ -25,6 +25,14 @@ public final class Spool {
     public struct Entry: Sendable, Equatable {
         public let sequence: UInt64
         public let bytes: Int
+        /// When the batch was written (seconds since 1970), for the spool-age gauge.
+        public let writtenAt: Int
+    }
+
+    /// Seconds since the oldest batch still waiting was written; 0 when empty.
+    public var oldestAge: Int {
+        guard let oldest = entries.first else { return 0 }
+        return max(0, time(nil) - oldest.writtenAt)
     }
 
     public let directory: String
@@ -84,7 +92,7 @@ public final class Spool {
             throw FileError(path: path(of: sequence), operation: "spool", reason: "sequence \(sequence) does not follow \(last)")
         }
         try DurableFile.write(file, to: Self.fileName(sequence), in: directory, crashPrefix: "spool")
-        entries.append(Entry(sequence: sequence, bytes: file.count))
+        entries.append(Entry(sequence: sequence, bytes: file.count, writtenAt: time(nil)))
     }
 
     public func read(_ sequence: UInt64) throws(FileError) -> [UInt8] {
@@ -117,7 +125,7 @@ public final class Spool {
             } else if name.hasSuffix(".gvxb"), let sequence = UInt64(name.dropLast(5)), fileName(sequence) == name {
                 var info = stat()
                 guard stat(directory + "/" + name, &info) == 0 else { throw .current("stat", directory + "/" + name) }
-                found.append(Entry(sequence: sequence, bytes: Int(info.st_size)))
+                found.append(Entry(sequence: sequence, bytes: Int(info.st_size), writtenAt: Int(info.st_mtim.tv_sec)))
             }
         }
         return (found.sorted { $0.sequence < $1.sequence }, temporary)

@@ -126,6 +126,8 @@ public final class ReplicationConnection: Sendable {
     }
 
     /// Microseconds since 2000-01-01, the clock the replication protocol speaks.
+    public static func postgresClockNow() -> Int64 { postgresClock() }
+
     static func postgresClock() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)

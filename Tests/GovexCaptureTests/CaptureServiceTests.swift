@@ -88,10 +88,11 @@ struct CaptureServiceTests {
         #expect(try AgentState.load(from: directory).snapshotComplete)
         #expect(Set(records.map(\.resource)) == ["GA-RK-0001"], "the unmapped table never appears")
 
-        // Everything captured was confirmed: the slot holds nothing back.
+        // Everything captured was confirmed: the slot is past our last transaction's commit.
+        let lastCommit = LSN.format(records.last?.position.commit ?? 0)
         let lag = try await sql.query("""
-            SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) < 1048576 FROM pg_replication_slots WHERE slot_name = $1
-            """, [configuration.slot])
+            SELECT confirmed_flush_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1
+            """, [configuration.slot, lastCommit])
         #expect(lag.rows.first?[0] == "t")
         try await sql.query("SELECT pg_drop_replication_slot($1)", [configuration.slot])
         await sql.close()
@@ -130,6 +131,41 @@ struct CaptureServiceTests {
         let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
         #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
         #expect(try AgentState.load(from: directory).snapshotComplete)
+        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        await sql.close()
+    }
+
+    @Test("killed between spooling a batch and recording it, or before confirming it: restarted, nothing is spooled twice",
+          arguments: ["capture.spooled-before-state", "capture.before-confirm"])
+    func crashAroundSpooling(point: String) async throws {
+        let database = try await TestPostgres.createDatabase()
+        defer { Task { await database.drop() } }
+        let sql = try await database.connect()
+        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
+        let directory = Subprocess.temporaryDirectory("govex-capture")
+        let slot = database.name + "_slot"
+        let helper = Subprocess.buildDirectory + "/govex-test-helper"
+        let agent = try Subprocess.start([helper, "capture", database.conninfo, directory, slot, "residents"], environment: ["GOVEX_CRASH_AT": point])
+        // Wait until the slot exists (the snapshot of an empty table is instant), then write.
+        for _ in 0..<100 where try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]).rows.isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 250) g")
+        let crashed = agent.wait()
+        #expect(crashed.status == 134, "\(crashed.output)")
+
+        let configuration = CaptureConfiguration(
+            nodeID: "gongan", conninfo: database.conninfo, slot: slot, publications: ["govex"],
+            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
+            batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
+            dataDirectory: directory, signingKey: VectorKeys.gongan)
+        try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+            try Self.spooledRecords(directory).records.count >= 250
+        }
+        let (records, sequences) = try Self.spooledRecords(directory)
+        #expect(sequences == Array(1...UInt64(sequences.count)))
+        #expect(records.map { $0.key[0].value } == (1...250).map { Value.int4(Int32($0)) }, "each row once, in order")
         try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
         await sql.close()
     }

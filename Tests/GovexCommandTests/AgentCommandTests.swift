@@ -10,7 +10,7 @@ import Testing
 struct AgentCommandTests {
     static let govex = Subprocess.buildDirectory + "/govex"
 
-    static func config(dataDir: String, conninfo: String, slot: String, extra: String = "", publish: String? = nil) -> String {
+    static func config(dataDir: String, conninfo: String, slot: String, metrics: String = "", publish: String? = nil) -> String {
         """
         [node]
         id = "gongan"
@@ -29,7 +29,10 @@ struct AgentCommandTests {
         max_records = 500
         max_bytes = "1MiB"
         max_age = "200ms"
-        \(extra)
+
+        [metrics]
+        listen = "\(metrics)"
+
         \(publish ?? """
         [[publish]]
         resource = "GA-RK-0001"
@@ -85,7 +88,8 @@ struct AgentCommandTests {
         let dataDir = Subprocess.temporaryDirectory("govex-agent")
         try Subprocess.check([Self.govex, "keygen", "--out", dataDir + "/keys"])
         let slot = database.name + "_slot"
-        let path = try Self.write(Self.config(dataDir: dataDir, conninfo: database.conninfo, slot: slot))
+        let metricsPort = try freeLoopbackPort()
+        let path = try Self.write(Self.config(dataDir: dataDir, conninfo: database.conninfo, slot: slot, metrics: "127.0.0.1:\(metricsPort)"))
 
         let notifyPath = Subprocess.temporaryDirectory("gvx-n") + "/n"
         let notifications = try DatagramListener(path: notifyPath)
@@ -96,7 +100,14 @@ struct AgentCommandTests {
         try await sql.query("INSERT INTO negative VALUES (1, 'never leaves')")
         try await sql.query("UPDATE residents SET name = 'x' WHERE id = 3")
         #expect(notifications.wait(for: "WATCHDOG=1", timeout: .seconds(10)))
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(600))
+        let metrics = try httpGet(port: metricsPort, path: "/metrics")
+        #expect(metrics.hasPrefix("HTTP/1.1 200 OK"), "\(metrics)")
+        for name in ["govex_capture_batches_spooled_total", "govex_capture_records_spooled_total 176", "govex_spool_batches", "govex_spool_bytes",
+                     "govex_capture_lag_seconds", "govex_slot_retained_wal_bytes"] {
+            #expect(metrics.contains(name), "\(name) missing from\n\(metrics)")
+        }
+        #expect(try httpGet(port: metricsPort, path: "/").hasPrefix("HTTP/1.1 404"))
         agent.signal(SIGTERM)
         let result = agent.wait()
         #expect(result.status == 0, "\(result.output)")
@@ -156,4 +167,40 @@ final class DatagramListener: @unchecked Sendable {
         }
         return true
     }
+}
+
+/// A plain HTTP GET on loopback, for the metrics endpoint.
+func httpGet(port: Int, path: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestSupportError("cannot connect to 127.0.0.1:\(port)") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var response = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(fd, &chunk, chunk.count, 0)
+        if count <= 0 { break }
+        response += chunk[0..<count]
+    }
+    return String(decoding: response, as: UTF8.self)
+}
+
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
 }
