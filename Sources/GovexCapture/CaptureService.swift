@@ -68,7 +68,19 @@ public final class CaptureService: Sendable {
         let loaded = outbox.state
 
         let stream = try await ReplicationConnection.connect(config.conninfo)
-        defer { Task { await stream.close() } }
+        // The walsender must be gone when run() returns, so that the slot is free for whoever comes next.
+        do {
+            try await capture(stream, outbox: outbox, loaded: loaded, shouldStop: shouldStop, onStreaming: onStreaming, onLoop: onLoop)
+        } catch {
+            await stream.close()
+            throw error
+        }
+        await stream.close()
+    }
+
+    private func capture(_ stream: ReplicationConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
+                        onStreaming: @Sendable () -> Void, onLoop: @Sendable () -> Void) async throws {
+        let config = configuration
         var slotExists = try await slotExists(config)
         if slotExists && !loaded.snapshotComplete {
             // A crash mid-snapshot: start over with a new slot and a complete copy (snapshot rows are upserts).
@@ -243,7 +255,15 @@ public final class CaptureService: Sendable {
     private func dropSlot(_ config: CaptureConfiguration) async throws {
         let sql = try await PostgresConnection.connect(config.conninfo)
         defer { Task { await sql.close() } }
-        try await sql.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [config.slot])
+        // A walsender of the crashed process may still hold the slot for a moment.
+        for attempt in 0..<100 {
+            do {
+                try await sql.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [config.slot])
+                return
+            } catch let error as PostgresError where error.sqlState == "55006" && attempt < 99 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     private func slotExists(_ config: CaptureConfiguration) async throws -> Bool {

@@ -94,7 +94,7 @@ struct CaptureServiceTests {
             SELECT confirmed_flush_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1
             """, [configuration.slot, lastCommit])
         #expect(lag.rows.first?[0] == "t")
-        try await sql.query("SELECT pg_drop_replication_slot($1)", [configuration.slot])
+        try await sql.dropSlot(configuration.slot)
         await sql.close()
     }
 
@@ -109,7 +109,7 @@ struct CaptureServiceTests {
         let directory = Subprocess.temporaryDirectory("govex-capture")
         let slot = database.name + "_slot"
         let helper = Subprocess.buildDirectory + "/govex-test-helper"
-        let crashed = try Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
+        let crashed = try await Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
                                          environment: ["GOVEX_CRASH_AT": "capture.snapshot-batch-spooled"])
         #expect(crashed.status == 134, "\(crashed.output)")
         #expect(try !AgentState.load(from: directory).snapshotComplete)
@@ -131,7 +131,7 @@ struct CaptureServiceTests {
         let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
         #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
         #expect(try AgentState.load(from: directory).snapshotComplete)
-        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try await sql.dropSlot(slot)
         await sql.close()
     }
 
@@ -152,7 +152,7 @@ struct CaptureServiceTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 250) g")
-        let crashed = agent.wait()
+        let crashed = await agent.finish()
         #expect(crashed.status == 134, "\(crashed.output)")
 
         let configuration = CaptureConfiguration(
@@ -166,7 +166,7 @@ struct CaptureServiceTests {
         let (records, sequences) = try Self.spooledRecords(directory)
         #expect(sequences == Array(1...UInt64(sequences.count)))
         #expect(records.map { $0.key[0].value } == (1...250).map { Value.int4(Int32($0)) }, "each row once, in order")
-        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try await sql.dropSlot(slot)
         await sql.close()
     }
 }

@@ -94,12 +94,13 @@ struct AgentCommandTests {
         let notifyPath = Subprocess.temporaryDirectory("gvx-n") + "/n"
         let notifications = try DatagramListener(path: notifyPath)
         let agent = try Subprocess.start([Self.govex, "agent", "--config", path], environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
-        let ready = notifications.wait(for: "READY=1", timeout: .seconds(30))
+        let ready = await notifications.arrives("READY=1", within: .seconds(30))
         #expect(ready, "no READY=1")
         try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(121, 175) g")
         try await sql.query("INSERT INTO negative VALUES (1, 'never leaves')")
         try await sql.query("UPDATE residents SET name = 'x' WHERE id = 3")
-        #expect(notifications.wait(for: "WATCHDOG=1", timeout: .seconds(10)))
+        let watchdog = await notifications.arrives("WATCHDOG=1", within: .seconds(10))
+        #expect(watchdog)
         try await Task.sleep(for: .milliseconds(600))
         let metrics = try httpGet(port: metricsPort, path: "/metrics")
         #expect(metrics.hasPrefix("HTTP/1.1 200 OK"), "\(metrics)")
@@ -109,9 +110,10 @@ struct AgentCommandTests {
         }
         #expect(try httpGet(port: metricsPort, path: "/").hasPrefix("HTTP/1.1 404"))
         agent.signal(SIGTERM)
-        let result = agent.wait()
+        let result = await agent.finish()
         #expect(result.status == 0, "\(result.output)")
-        #expect(notifications.wait(for: "STOPPING=1", timeout: .seconds(1)))
+        let stopping = await notifications.arrives("STOPPING=1", within: .seconds(1))
+        #expect(stopping)
         #expect(result.output.contains("<6>govex agent: stopped"))
 
         var records: [ChangeRecord] = []
@@ -128,7 +130,7 @@ struct AgentCommandTests {
         // Everything captured was confirmed before the agent exited.
         let confirmed = try await sql.query("SELECT confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1", [slot])
         #expect(confirmed.rows.first?[0] == "t")
-        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try await sql.dropSlot(slot)
         await sql.close()
     }
 }
@@ -152,6 +154,11 @@ final class DatagramListener: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// `wait`, off the cooperative pool.
+    func arrives(_ message: String, within timeout: Duration) async -> Bool {
+        await Subprocess.offPool { self.wait(for: message, timeout: timeout) }
+    }
 
     /// Whether `message` arrived (now or earlier) within `timeout`.
     func wait(for message: String, timeout: Duration) -> Bool {

@@ -40,7 +40,7 @@ struct AgentCrashTests {
             let agent = try Subprocess.start([AgentCommandTests.govex, "agent", "--config", path])
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...900, using: &generator)))
             agent.signal(SIGKILL)
-            let result = agent.wait()
+            let result = await agent.finish()
             #expect(result.status == 128 + SIGKILL, "\(result.output)")
             kills += 1
         }
@@ -60,7 +60,8 @@ struct AgentCrashTests {
             if total >= 100_000 { break }
         }
         last.signal(SIGTERM)
-        #expect(last.wait().status == 0)
+        let stopped = await last.finish()
+        #expect(stopped.status == 0)
         for entry in try Spool.entries(in: dataDir + "/spool") {
             let batch = try BatchFile(bytes: try DurableFile.read(dataDir + "/spool/" + Spool.fileName(entry.sequence), limit: 1 << 30))
             try batch.verify(with: publicKey)
@@ -74,7 +75,7 @@ struct AgentCrashTests {
         #expect(records.filter { $0.operation == .update }.count == 20_000, "every update exactly once")
         #expect(records.count == 100_000)
         await writer.close()
-        try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try await sql.dropSlot(slot)
         await sql.close()
     }
 }

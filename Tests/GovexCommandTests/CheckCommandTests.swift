@@ -42,7 +42,7 @@ struct CheckCommandTests {
             """
         let path = try AgentCommandTests.write(AgentCommandTests.config(dataDir: "/tmp/unused", conninfo: database.conninfo, slot: "govex_check", publish: publish))
 
-        let first = try Subprocess.run([Self.govex, "check", "--config", path])
+        let first = try await Subprocess.run([Self.govex, "check", "--config", path])
         #expect(first.status == 1, "\(first.output)")
         for expected in [
             "has no unique index", "CREATE UNIQUE INDEX ON \"public\".\"residents\" (\"id_number\")",
@@ -54,7 +54,7 @@ struct CheckCommandTests {
             #expect(first.output.contains(expected), "missing: \(expected)\n\(first.output)")
         }
 
-        let applied = try Subprocess.run([Self.govex, "check", "--config", path, "--apply", "--json"])
+        let applied = try await Subprocess.run([Self.govex, "check", "--config", path, "--apply", "--json"])
         #expect(applied.output.contains("applying:"))
         #expect(try await sql.query("SELECT count(*) FROM y").rows[0][0] == "0", "table y survives the hostile name")
         // What --apply can fix is fixed; the missing table remains, and the filtered table now needs FULL.

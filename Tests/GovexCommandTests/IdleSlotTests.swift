@@ -22,10 +22,6 @@ struct IdleSlotTests {
         let slot = database.name + "_slot"
         let path = try AgentCommandTests.write(AgentCommandTests.config(dataDir: dataDir, conninfo: database.conninfo, slot: slot))
         let agent = try Subprocess.start([AgentCommandTests.govex, "agent", "--config", path])
-        defer {
-            agent.signal(SIGTERM)
-            _ = agent.wait()
-        }
         let start = try await sql.query("SELECT pg_current_wal_lsn()::text").rows[0][0] ?? "0/0"
         for chunk in 0..<10 {
             try await sql.query("INSERT INTO busy SELECT g, repeat(md5(g::text), 32) FROM generate_series(\(chunk * 20_000 + 1), \((chunk + 1) * 20_000)) g")
@@ -46,6 +42,10 @@ struct IdleSlotTests {
             try await Task.sleep(for: .seconds(1))
         }
         #expect(lastRetained < 64 << 20, "the slot still retains \(lastRetained) bytes of WAL")
+        agent.signal(SIGTERM)
+        let stopped = await agent.finish()
+        #expect(stopped.status == 0, "\(stopped.output)")
+        try await sql.dropSlot(slot)
         await sql.close()
     }
 }

@@ -66,7 +66,7 @@ struct PgOutputCaptureTests {
         let commits = messages.filter { if case .commit = $0 { return true }; return false }.count
         #expect(begins == commits && begins == 6)
 
-        try await connection.query("SELECT pg_drop_replication_slot($1)", [slot])
+        try await connection.dropSlot(slot)
         await connection.close()
     }
 

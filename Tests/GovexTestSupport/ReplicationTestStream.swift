@@ -22,3 +22,17 @@ public enum ReplicationTestStream {
         messages.filter { if case .commit = $0 { return true } else { return false } }.count
     }
 }
+
+extension PostgresConnection {
+    /// Drops a replication slot, waiting (up to 10 s) for a walsender that is still shutting down to release it.
+    public func dropSlot(_ name: String) async throws {
+        for attempt in 0..<100 {
+            do {
+                try await query("SELECT pg_drop_replication_slot($1)", [name])
+                return
+            } catch let error as PostgresError where error.sqlState == "55006" && attempt < 99 {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}

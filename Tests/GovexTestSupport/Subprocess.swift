@@ -25,6 +25,12 @@ public enum Subprocess {
 
         public func signal(_ signal: Int32) { kill(pid, signal) }
 
+        /// `wait`, off the cooperative pool.
+        public func finish() async -> Result {
+            let running = self
+            return await Subprocess.offPool { running.wait() }
+        }
+
         /// Waits for the exit and returns the status (128 + signal when killed) and the output.
         public func wait() -> Result {
             var status: Int32 = 0
@@ -32,6 +38,23 @@ public enum Subprocess {
             let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
             return Result(status: exitStatus, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
         }
+    }
+
+    /// Runs blocking work (waitpid, poll) on a thread of its own. Async tests must never block
+    /// Swift's cooperative pool: with two threads, two blocked tests starve every other test,
+    /// including the ones whose progress the blocked ones wait for (a slot waits for open transactions).
+    public static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.start()
+        }
+    }
+
+    /// `run`, waiting off the cooperative pool.
+    public static func run(_ argv: [String], environment: [String: String] = [:]) async throws -> Result {
+        let running = try start(argv, environment: environment)
+        defer { unlink(running.outputPath) }
+        return await running.finish()
     }
 
     public static func start(_ argv: [String], environment: [String: String] = [:]) throws -> Running {
