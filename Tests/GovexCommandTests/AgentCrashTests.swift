@@ -8,7 +8,7 @@ import Testing
 /// The agent SIGKILLed at random moments while the database takes 100,000 changes:
 /// afterwards the spool holds every committed change exactly once, in commit order,
 /// with no sequence gap.
-@Suite("Agent crash test")
+@Suite("Agent crash test", .enabled(if: heavyTestsEnabled, "set GOVEX_HEAVY_TESTS=1 (Deploy/run-tests.sh runs it on its own)"))
 struct AgentCrashTests {
     @Test("20 SIGKILLs during 100,000 changes lose nothing and duplicate nothing")
     func killedRepeatedly() async throws {
@@ -79,3 +79,7 @@ struct AgentCrashTests {
         await sql.close()
     }
 }
+
+/// The two heavy agent tests (20 SIGKILLs under 100,000 changes; 200 MB of WAL) run on their
+/// own, after the main suite: beside it they have stalled the whole run (under investigation).
+let heavyTestsEnabled = ProcessInfo.processInfo.environment["GOVEX_HEAVY_TESTS"] == "1"

@@ -6,7 +6,7 @@ import Testing
 
 /// Quiet mapped tables must not hold WAL back while other tables take writes:
 /// the agent confirms the server's position from keepalives when it holds nothing.
-@Suite("Idle slot")
+@Suite("Idle slot", .enabled(if: heavyTestsEnabled, "set GOVEX_HEAVY_TESTS=1 (Deploy/run-tests.sh runs it on its own)"))
 struct IdleSlotTests {
     @Test("after ~200 MB of writes to an unmapped table, the slot retains under 64 MB of WAL")
     func quietTablesHoldNoWAL() async throws {
