@@ -1,5 +1,6 @@
 import GovexCapture
 import GovexPolicy
+import GovexPostgres
 import GovexWire
 import TOMLKit
 
@@ -75,8 +76,7 @@ public struct AgentConfiguration: Sendable {
             throw reader.error("capture", section: "source", "'\(capture)': only \"logical\" capture is available in this release (trigger capture comes later)")
         }
         let slot = try reader.string(source, "slot", section: "source", default: "govex")
-        let slotValid = !slot.isEmpty && slot.utf8.count <= 63 && slot.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-        guard slotValid else { throw reader.error("slot", section: "source", "'\(slot)' must be 1 to 63 characters from a-z, 0-9 and _") }
+        guard ReplicationConnection.isValidSlotName(slot) else { throw reader.error("slot", section: "source", "'\(slot)' must be 1 to 63 characters from a-z, 0-9 and _") }
         let publication = try reader.string(source, "publication", section: "source", default: "govex")
 
         let batchTable = try reader.table(root, "batch", optional: true)

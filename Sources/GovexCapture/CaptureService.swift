@@ -111,6 +111,9 @@ public final class CaptureService: Sendable {
         var confirmed: UInt64 = 0
         var alarmed = false
         var lastWALCheck = ContinuousClock.now - config.walCheckInterval
+        // One connection for the periodic check, not one per check.
+        var walConnection: PostgresConnection? = nil
+        defer { if let walConnection { Task { await walConnection.close() } } }
 
         func perform(_ actions: [BatchBuilder.Action]) async throws {
             for action in actions {
@@ -154,7 +157,8 @@ public final class CaptureService: Sendable {
             let now = ContinuousClock.now
             if now - lastWALCheck >= config.walCheckInterval {
                 lastWALCheck = now
-                try await checkRetainedWAL(outbox.metrics)
+                if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
+                try await checkRetainedWAL(outbox.metrics, using: walConnection!)
             }
             switch message {
             case .xlogData(_, let walEnd, _, let data)?:
@@ -237,10 +241,8 @@ public final class CaptureService: Sendable {
     }
 
     /// The WAL the slot keeps on the server, as a gauge, with an alarm past the configured threshold.
-    private func checkRetainedWAL(_ metrics: CaptureMetrics) async throws {
+    private func checkRetainedWAL(_ metrics: CaptureMetrics, using sql: PostgresConnection) async throws {
         let config = configuration
-        let sql = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check")
-        defer { Task { await sql.close() } }
         let result = try await sql.query(
             "SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
             [config.slot])

@@ -117,9 +117,12 @@ public final class ReplicationConnection: Sendable {
     }
 
     /// Slot names are lower-case letters, digits and underscores (PostgreSQL's own rule), so they need no quoting.
+    public static func isValidSlotName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 63 && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+    }
+
     static func checkSlotName(_ name: String) throws(PostgresError) {
-        let valid = !name.isEmpty && name.utf8.count <= 63 && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-        guard valid else {
+        guard isValidSlotName(name) else {
             throw PostgresError(sqlState: nil, message: "invalid replication slot name '\(name)'", detail: nil,
                                 hint: "use 1 to 63 characters from a-z, 0-9 and _", context: "checking the configuration")
         }

@@ -105,32 +105,28 @@ public struct RawCursor {
     /// UTF-8 bytes behind a varint length.
     @inline(__always)
     public mutating func putVarintPrefixed(string: String) {
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+        Self.withUTF8(string) { utf8 in
             putVarint(UInt32(truncatingIfNeeded: utf8.count))
-            put(raw: UnsafeRawBufferPointer(utf8))
-        }
-        if done == nil {
-            var copy = string
-            copy.withUTF8 { utf8 in
-                putVarint(UInt32(truncatingIfNeeded: utf8.count))
-                put(raw: UnsafeRawBufferPointer(utf8))
-            }
+            put(raw: utf8)
         }
     }
 
     @inline(__always)
     public mutating func put<Length: FixedWidthInteger>(string: String, lengthAs: Length.Type) {
-        // Non-mutating access to native UTF-8 storage: no copy of the string, no retain.
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+        Self.withUTF8(string) { utf8 in
             put(Length(truncatingIfNeeded: utf8.count))
-            put(raw: UnsafeRawBufferPointer(utf8))
+            put(raw: utf8)
         }
+    }
+
+    /// Non-mutating access to native UTF-8 storage: no copy of the string, no retain;
+    /// bridged or lazily stored strings are made contiguous first.
+    @inline(__always)
+    static func withUTF8(_ string: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) }
         if done == nil {
             var copy = string
-            copy.withUTF8 { utf8 in
-                put(Length(truncatingIfNeeded: utf8.count))
-                put(raw: UnsafeRawBufferPointer(utf8))
-            }
+            copy.withUTF8 { body(UnsafeRawBufferPointer($0)) }
         }
     }
 }
