@@ -24,8 +24,12 @@ public struct ConfigurationCheck: Sendable {
     }
 
     public static func run(_ configuration: AgentConfiguration) async throws -> ConfigurationCheck {
-        let sql = try await PostgresConnection.connect(configuration.conninfo, name: "govex-check")
-        defer { Task { await sql.close() } }
+        try await PostgresConnection.with(configuration.conninfo, name: "govex-check") { sql in
+            try await run(configuration, sql: sql)
+        }
+    }
+
+    private static func run(_ configuration: AgentConfiguration, sql: PostgresConnection) async throws -> ConfigurationCheck {
         var findings: [Finding] = []
         func add(_ severity: Finding.Severity, _ subject: String, _ message: String, fix: String? = nil) {
             findings.append(Finding(severity: severity, subject: subject, message: message, fix: fix))
@@ -177,8 +181,8 @@ public struct ConfigurationCheck: Sendable {
 
     /// Runs the fixes, in order, in one transaction where PostgreSQL allows it.
     public static func apply(_ fixes: [String], conninfo: String) async throws {
-        let sql = try await PostgresConnection.connect(conninfo, name: "govex-check")
-        defer { Task { await sql.close() } }
-        for statement in fixes { try await sql.query(statement) }
+        try await PostgresConnection.with(conninfo, name: "govex-check") { sql in
+            for statement in fixes { try await sql.query(statement) }
+        }
     }
 }

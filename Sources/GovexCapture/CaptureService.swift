@@ -89,7 +89,7 @@ public final class CaptureService: Sendable {
             slotExists = false
         }
         if !slotExists {
-            let slot = try await stream.createSlot(config.slot, exportSnapshot: true)
+            let slot = try await createSlot(on: stream, config)
             // The replication connection stays idle while other connections read under its snapshot.
             try await InitialSnapshot.copy(
                 conninfo: config.conninfo, snapshotName: slot.snapshotName ?? "", consistentPoint: slot.consistentPoint,
@@ -254,25 +254,43 @@ public final class CaptureService: Sendable {
         }
     }
 
-    private func dropSlot(_ config: CaptureConfiguration) async throws {
-        let sql = try await PostgresConnection.connect(config.conninfo)
-        defer { Task { await sql.close() } }
-        // A walsender of the crashed process may still hold the slot for a moment.
-        for attempt in 0..<100 {
+    /// A crashed agent's walsender may still be creating the slot when this one starts
+    /// (it notices its client is gone only later): that half-made slot is dropped and the
+    /// creation retried.
+    private func createSlot(on stream: ReplicationConnection, _ config: CaptureConfiguration) async throws -> CreatedSlot {
+        var attempt = 1
+        while true {
             do {
-                try await sql.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [config.slot])
-                return
-            } catch let error as PostgresError where error.sqlState == "55006" && attempt < 99 {
-                try await Task.sleep(for: .milliseconds(100))
+                return try await stream.createSlot(config.slot, exportSnapshot: true)
+            } catch let error as PostgresError where error.sqlState == "42710" && attempt < 5 {
+                Self.alarm("slot \(config.slot) appeared while no snapshot was complete (a crashed run was creating it); dropping it and creating it again")
+                try await dropSlot(config)
+                attempt += 1
+            }
+        }
+    }
+
+    private func dropSlot(_ config: CaptureConfiguration) async throws {
+        try await PostgresConnection.with(config.conninfo) { sql in
+            // A walsender of the crashed process may still hold the slot for a moment; a slot
+            // that process was still creating vanishes with it.
+            for attempt in 0..<100 {
+                do {
+                    try await sql.query("SELECT pg_catalog.pg_drop_replication_slot($1)", [config.slot])
+                    return
+                } catch let error as PostgresError where error.sqlState == "42704" {
+                    return
+                } catch let error as PostgresError where error.sqlState == "55006" && attempt < 99 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
         }
     }
 
     private func slotExists(_ config: CaptureConfiguration) async throws -> Bool {
-        let sql = try await PostgresConnection.connect(config.conninfo)
-        defer { Task { await sql.close() } }
-        let result = try await sql.query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [config.slot])
-        return !result.rows.isEmpty
+        try await PostgresConnection.with(config.conninfo) { sql in
+            !(try await sql.query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [config.slot]).rows.isEmpty)
+        }
     }
 
     /// Alarms are error-level lines on stderr (journald keeps them); metrics come with the agent.

@@ -23,8 +23,16 @@ public enum InitialSnapshot {
                             limits: BatchBuilder.Limits,
                             emit: @escaping @Sendable (BatchBodyEncoder, _ isLast: Bool) throws -> Void,
                             progress: @escaping @Sendable (SnapshotProgress) -> Void) async throws {
-        let connection = try await PostgresConnection.connect(conninfo, name: "govex-snapshot")
-        defer { Task { await connection.close() } }
+        try await PostgresConnection.with(conninfo, name: "govex-snapshot") { connection in
+            try await copy(on: connection, snapshotName: snapshotName, consistentPoint: consistentPoint, mappings: mappings,
+                           limits: limits, emit: emit, progress: progress)
+        }
+    }
+
+    private static func copy(on connection: PostgresConnection, snapshotName: String, consistentPoint: UInt64, mappings: [TableMapping],
+                             limits: BatchBuilder.Limits,
+                             emit: @escaping @Sendable (BatchBodyEncoder, _ isLast: Bool) throws -> Void,
+                             progress: @escaping @Sendable (SnapshotProgress) -> Void) async throws {
         try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try await connection.query("SET TRANSACTION SNAPSHOT \(SQLQuoting.literal(snapshotName))")
         let sink = Sink(limits: limits, consistentPoint: consistentPoint, emit: emit, progress: progress)

@@ -49,15 +49,23 @@ public final class Spool {
     private let lockDescriptor: Int32
 
     /// Opens the spool for writing. One process at a time: a second agent on the same
-    /// data directory is refused instead of racing the first.
-    public init(directory: String, limits: Limits = Limits()) throws(FileError) {
+    /// data directory is refused instead of racing the first. The lock is waited for up to
+    /// `lockWait` first: a child process being spawned holds a copy of the lock's descriptor
+    /// until its `exec` closes it, and an agent being replaced may still be exiting.
+    public init(directory: String, limits: Limits = Limits(), lockWait: Duration = .seconds(2)) throws(FileError) {
         self.directory = directory
         self.limits = limits
         try DurableFile.makeDirectory(directory)
         let lockPath = directory + "/.lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .current("open", lockPath) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        let deadline = ContinuousClock.now + lockWait
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        while !locked && ContinuousClock.now < deadline {
+            usleep(20_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             close(fd)
             throw FileError(path: directory, operation: "lock the spool", reason: "another govex agent is using it; run one agent per data_dir")
         }

@@ -24,6 +24,20 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// Connects, runs `body`, and closes the connection before returning or throwing, so
+    /// that no close is left running when the process exits.
+    public static func with<T>(_ conninfo: String, name: String = "govex-pq", _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await connect(conninfo, name: name)
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
     deinit {
         let connection = self.connection
         let thread = self.thread

@@ -27,6 +27,15 @@ struct CaptureServiceTests {
         return (records, entries.map(\.sequence))
     }
 
+    /// The agent's capture of public.residents as GA-RK-0001, signed by the test node's key.
+    static func configuration(_ database: TestDatabase, slot: String, directory: String, maxRecords: Int) -> CaptureConfiguration {
+        CaptureConfiguration(
+            nodeID: "gongan", conninfo: database.conninfo, slot: slot, publications: ["govex"],
+            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
+            batchLimits: .init(maxRecords: maxRecords, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
+            dataDirectory: directory, signingKey: VectorKeys.gongan)
+    }
+
     /// Runs the service until `done` holds for the spool or 30 s pass, then stops it with `stop`.
     static func capture(_ service: CaptureService, stop: CaptureService.Stop, until done: @escaping @Sendable () throws -> Bool) async throws {
         let stopSwitch = StopSwitch()
@@ -39,134 +48,124 @@ struct CaptureServiceTests {
 
     @Test("changes are spooled once each, in order, with gapless sequences, across an abandoned run and a restart")
     func captureAcrossRestart() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let sql = try await database.connect()
-        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
-        try await sql.query("CREATE TABLE noise (id int PRIMARY KEY)")
-        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, noise")
-        // Present before the agent first starts: these arrive through the initial snapshot.
-        try await sql.query("INSERT INTO residents SELECT g, 'old' || g FROM generate_series(1001, 1030) g")
-        let directory = Subprocess.temporaryDirectory("govex-capture")
-        let configuration = CaptureConfiguration(
-            nodeID: "gongan", conninfo: database.conninfo, slot: database.name + "_slot", publications: ["govex"],
-            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
-            batchLimits: .init(maxRecords: 70, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
-            dataDirectory: directory, signingKey: VectorKeys.gongan)
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+            try await sql.query("CREATE TABLE noise (id int PRIMARY KEY)")
+            try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, noise")
+            // Present before the agent first starts: these arrive through the initial snapshot.
+            try await sql.query("INSERT INTO residents SELECT g, 'old' || g FROM generate_series(1001, 1030) g")
+            let directory = Subprocess.temporaryDirectory("govex-capture")
+            let configuration = Self.configuration(database, slot: database.name + "_slot", directory: directory, maxRecords: 70)
 
-        // First run: the slot is created; two transactions of 100 inserts each, then the run is abandoned like a crash.
-        let first = Task {
-            try await Self.capture(CaptureService(configuration: configuration), stop: .abandon) {
-                try Self.spooledRecords(directory).records.count >= 170
+            // First run: the slot is created; two transactions of 100 inserts each, then the run is abandoned like a crash.
+            let first = Task {
+                try await Self.capture(CaptureService(configuration: configuration), stop: .abandon) {
+                    try Self.spooledRecords(directory).records.count >= 170
+                }
             }
+            try await Task.sleep(for: .milliseconds(500))
+            try await sql.query("INSERT INTO residents SELECT g, 'a' || g FROM generate_series(1, 100) g")
+            try await sql.query("INSERT INTO noise SELECT g FROM generate_series(1, 50) g")
+            try await sql.query("INSERT INTO residents SELECT g, 'b' || g FROM generate_series(101, 200) g")
+            try await first.value
+
+            // While the agent is down: updates and deletes.
+            try await sql.query("UPDATE residents SET name = 'c' || id WHERE id % 10 = 0 AND id <= 200")
+            try await sql.query("DELETE FROM residents WHERE id > 190 AND id <= 200")
+
+            // Second run resumes from the slot; whatever was re-sent and already spooled is dropped.
+            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+                try Self.spooledRecords(directory).records.count >= 260
+            }
+
+            let (records, sequences) = try Self.spooledRecords(directory)
+            #expect(sequences == Array(1...UInt64(sequences.count)), "gapless sequences")
+            #expect(zip(records, records.dropFirst()).allSatisfy { $0.position < $1.position }, "commit order, no duplicates")
+            let inserts = records.filter { $0.operation == .insert }.map { $0.key[0].value }
+            #expect(inserts == (1001...1030).map { Value.int4(Int32($0)) } + (1...200).map { Value.int4(Int32($0)) },
+                    "the snapshot's rows, then every insert, each exactly once")
+            #expect(records.filter { $0.operation == .update }.count == 20)
+            #expect(records.filter { $0.operation == .delete }.count == 10)
+            #expect(records.count == 260)
+            #expect(try BatchFile(bytes: try DurableFile.read(directory + "/spool/" + Spool.fileName(1), limit: 1 << 30)).header.kind == .snapshot)
+            #expect(try AgentState.load(from: directory).snapshotComplete)
+            #expect(Set(records.map(\.resource)) == ["GA-RK-0001"], "the unmapped table never appears")
+
+            // Everything captured was confirmed: the slot is past our last transaction's commit.
+            let lastCommit = LSN.format(records.last?.position.commit ?? 0)
+            let lag = try await sql.query("""
+                SELECT confirmed_flush_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1
+                """, [configuration.slot, lastCommit])
+            #expect(lag.rows.first?[0] == "t")
+            try await sql.dropSlot(configuration.slot)
+            await sql.close()
         }
-        try await Task.sleep(for: .milliseconds(500))
-        try await sql.query("INSERT INTO residents SELECT g, 'a' || g FROM generate_series(1, 100) g")
-        try await sql.query("INSERT INTO noise SELECT g FROM generate_series(1, 50) g")
-        try await sql.query("INSERT INTO residents SELECT g, 'b' || g FROM generate_series(101, 200) g")
-        try await first.value
-
-        // While the agent is down: updates and deletes.
-        try await sql.query("UPDATE residents SET name = 'c' || id WHERE id % 10 = 0 AND id <= 200")
-        try await sql.query("DELETE FROM residents WHERE id > 190 AND id <= 200")
-
-        // Second run resumes from the slot; whatever was re-sent and already spooled is dropped.
-        try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
-            try Self.spooledRecords(directory).records.count >= 260
-        }
-
-        let (records, sequences) = try Self.spooledRecords(directory)
-        #expect(sequences == Array(1...UInt64(sequences.count)), "gapless sequences")
-        #expect(zip(records, records.dropFirst()).allSatisfy { $0.position < $1.position }, "commit order, no duplicates")
-        let inserts = records.filter { $0.operation == .insert }.map { $0.key[0].value }
-        #expect(inserts == (1001...1030).map { Value.int4(Int32($0)) } + (1...200).map { Value.int4(Int32($0)) },
-                "the snapshot's rows, then every insert, each exactly once")
-        #expect(records.filter { $0.operation == .update }.count == 20)
-        #expect(records.filter { $0.operation == .delete }.count == 10)
-        #expect(records.count == 260)
-        #expect(try BatchFile(bytes: try DurableFile.read(directory + "/spool/" + Spool.fileName(1), limit: 1 << 30)).header.kind == .snapshot)
-        #expect(try AgentState.load(from: directory).snapshotComplete)
-        #expect(Set(records.map(\.resource)) == ["GA-RK-0001"], "the unmapped table never appears")
-
-        // Everything captured was confirmed: the slot is past our last transaction's commit.
-        let lastCommit = LSN.format(records.last?.position.commit ?? 0)
-        let lag = try await sql.query("""
-            SELECT confirmed_flush_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1
-            """, [configuration.slot, lastCommit])
-        #expect(lag.rows.first?[0] == "t")
-        try await sql.dropSlot(configuration.slot)
-        await sql.close()
     }
 
     @Test("a crash mid-snapshot drops the slot and copies again on restart; nothing is lost")
     func crashMidSnapshot() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let sql = try await database.connect()
-        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
-        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
-        try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 1000) g")
-        let directory = Subprocess.temporaryDirectory("govex-capture")
-        let slot = database.name + "_slot"
-        let helper = Subprocess.buildDirectory + "/govex-test-helper"
-        let crashed = try await Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
-                                         environment: ["GOVEX_CRASH_AT": "capture.snapshot-batch-spooled"])
-        #expect(crashed.status == 134, "\(crashed.output)")
-        #expect(try !AgentState.load(from: directory).snapshotComplete)
-        let partial = try Self.spooledRecords(directory).records.count
-        #expect(partial == 100, "one snapshot batch was spooled before the crash")
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+            try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 1000) g")
+            let directory = Subprocess.temporaryDirectory("govex-capture")
+            let slot = database.name + "_slot"
+            let helper = Subprocess.buildDirectory + "/govex-test-helper"
+            let crashed = try await Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
+                                             environment: ["GOVEX_CRASH_AT": "capture.snapshot-batch-spooled"])
+            #expect(crashed.status == 134, "\(crashed.output)")
+            #expect(try !AgentState.load(from: directory).snapshotComplete)
+            let partial = try Self.spooledRecords(directory).records.count
+            #expect(partial == 100, "one snapshot batch was spooled before the crash")
 
-        try await sql.query("INSERT INTO residents VALUES (5000, 'after')")
-        let configuration = CaptureConfiguration(
-            nodeID: "gongan", conninfo: database.conninfo, slot: slot, publications: ["govex"],
-            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
-            batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
-            dataDirectory: directory, signingKey: VectorKeys.gongan)
-        try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
-            try AgentState.load(from: directory).snapshotComplete
+            try await sql.query("INSERT INTO residents VALUES (5000, 'after')")
+            let configuration = Self.configuration(database, slot: slot, directory: directory, maxRecords: 100)
+            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+                try AgentState.load(from: directory).snapshotComplete
+            }
+            let (records, sequences) = try Self.spooledRecords(directory)
+            #expect(sequences == Array(1...UInt64(sequences.count)))
+            // The partial copy, then the complete one (snapshot rows are upserts), which already holds row 5000.
+            let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
+            #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
+            #expect(try AgentState.load(from: directory).snapshotComplete)
+            try await sql.dropSlot(slot)
+            await sql.close()
         }
-        let (records, sequences) = try Self.spooledRecords(directory)
-        #expect(sequences == Array(1...UInt64(sequences.count)))
-        // The partial copy, then the complete one (snapshot rows are upserts), which already holds row 5000.
-        let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
-        #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
-        #expect(try AgentState.load(from: directory).snapshotComplete)
-        try await sql.dropSlot(slot)
-        await sql.close()
     }
 
     @Test("killed between spooling a batch and recording it, or before confirming it: restarted, nothing is spooled twice",
           arguments: ["capture.spooled-before-state", "capture.before-confirm"])
     func crashAroundSpooling(point: String) async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let sql = try await database.connect()
-        try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
-        try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
-        let directory = Subprocess.temporaryDirectory("govex-capture")
-        let slot = database.name + "_slot"
-        let helper = Subprocess.buildDirectory + "/govex-test-helper"
-        let agent = try Subprocess.start([helper, "capture", database.conninfo, directory, slot, "residents"], environment: ["GOVEX_CRASH_AT": point])
-        // Wait until the slot exists (the snapshot of an empty table is instant), then write.
-        for _ in 0..<100 where try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]).rows.isEmpty {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 250) g")
-        let crashed = await agent.finish()
-        #expect(crashed.status == 134, "\(crashed.output)")
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+            try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
+            let directory = Subprocess.temporaryDirectory("govex-capture")
+            let slot = database.name + "_slot"
+            let helper = Subprocess.buildDirectory + "/govex-test-helper"
+            let agent = try Subprocess.start([helper, "capture", database.conninfo, directory, slot, "residents"], environment: ["GOVEX_CRASH_AT": point])
+            // Write only once the (empty) snapshot is complete. The slot is listed as soon as its
+            // creation starts, but rows committed before it is consistent belong to the snapshot,
+            // and the crash point on the streaming path would then never be reached.
+            for _ in 0..<300 where !((try? AgentState.load(from: directory).snapshotComplete) ?? false) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 250) g")
+            let crashed = await agent.finish()
+            #expect(crashed.status == 134, "\(crashed.output)")
 
-        let configuration = CaptureConfiguration(
-            nodeID: "gongan", conninfo: database.conninfo, slot: slot, publications: ["govex"],
-            mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id"])],
-            batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
-            dataDirectory: directory, signingKey: VectorKeys.gongan)
-        try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
-            try Self.spooledRecords(directory).records.count >= 250
+            let configuration = Self.configuration(database, slot: slot, directory: directory, maxRecords: 100)
+            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+                try Self.spooledRecords(directory).records.count >= 250
+            }
+            let (records, sequences) = try Self.spooledRecords(directory)
+            #expect(sequences == Array(1...UInt64(sequences.count)))
+            #expect(records.map { $0.key[0].value } == (1...250).map { Value.int4(Int32($0)) }, "each row once, in order")
+            try await sql.dropSlot(slot)
+            await sql.close()
         }
-        let (records, sequences) = try Self.spooledRecords(directory)
-        #expect(sequences == Array(1...UInt64(sequences.count)))
-        #expect(records.map { $0.key[0].value } == (1...250).map { Value.int4(Int32($0)) }, "each row once, in order")
-        try await sql.dropSlot(slot)
-        await sql.close()
     }
 }

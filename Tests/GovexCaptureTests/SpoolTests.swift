@@ -34,7 +34,7 @@ struct SpoolTests {
         let directory = Subprocess.temporaryDirectory("govex-spool") + "/spool"
         let first = try Spool(directory: directory)
         try first.append(try Self.sample(1), sequence: 1)
-        #expect(throws: FileError.self) { _ = try Spool(directory: directory) }
+        #expect(throws: FileError.self) { _ = try Spool(directory: directory, lockWait: .milliseconds(100)) }
         #expect(try Spool.entries(in: directory).map(\.sequence) == [1])
     }
 

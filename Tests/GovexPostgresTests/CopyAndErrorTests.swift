@@ -22,53 +22,53 @@ struct CopyAndErrorTests {
 
     @Test("COPY streams out and back in, text and binary, and the tables match", arguments: ["text", "binary"])
     func copyRoundTrip(format: String) async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        try await EveryTypeRoundTripTests.createEdgeTable(connection, name: "source")
-        try await EveryTypeRoundTripTests.insertEdgeRows(connection, table: "source")
-        try await connection.query("INSERT INTO source (id, name) SELECT g, repeat('数据', g % 50) FROM generate_series(10, 20000) g")
-        try await EveryTypeRoundTripTests.createEdgeTable(connection, name: "target")
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            try await EveryTypeRoundTripTests.createEdgeTable(connection, name: "source")
+            try await EveryTypeRoundTripTests.insertEdgeRows(connection, table: "source")
+            try await connection.query("INSERT INTO source (id, name) SELECT g, repeat('数据', g % 50) FROM generate_series(10, 20000) g")
+            try await EveryTypeRoundTripTests.createEdgeTable(connection, name: "target")
 
-        let sink = Sink()
-        let copiedOut = try await connection.copyOut("COPY source TO STDOUT (FORMAT \(format))") { sink.append($0) }
-        #expect(copiedOut == 20_000 - 10 + 1 + EdgeValues.rows.count)
-        #expect(sink.chunks.load(ordering: .relaxed) > 1, "COPY must stream in chunks, not one buffer")
-        let data = sink.bytes.withLock { $0 }
-        let copiedIn = try await connection.copyIn("COPY target FROM STDIN (FORMAT \(format))") { writer in
-            // Odd-sized pieces prove chunk boundaries do not matter to the server.
-            var offset = 0
-            while offset < data.count {
-                let end = min(offset + 7919, data.count)
-                try data[offset..<end].withUnsafeBytes { try writer.write($0) }
-                offset = end
+            let sink = Sink()
+            let copiedOut = try await connection.copyOut("COPY source TO STDOUT (FORMAT \(format))") { sink.append($0) }
+            #expect(copiedOut == 20_000 - 10 + 1 + EdgeValues.rows.count)
+            #expect(sink.chunks.load(ordering: .relaxed) > 1, "COPY must stream in chunks, not one buffer")
+            let data = sink.bytes.withLock { $0 }
+            let copiedIn = try await connection.copyIn("COPY target FROM STDIN (FORMAT \(format))") { writer in
+                // Odd-sized pieces prove chunk boundaries do not matter to the server.
+                var offset = 0
+                while offset < data.count {
+                    let end = min(offset + 7919, data.count)
+                    try data[offset..<end].withUnsafeBytes { try writer.write($0) }
+                    offset = end
+                }
             }
+            #expect(copiedIn == copiedOut)
+            let sourceDigest = try await Self.tableDigest(connection, "source")
+            let targetDigest = try await Self.tableDigest(connection, "target")
+            #expect(sourceDigest == targetDigest)
+            await connection.close()
         }
-        #expect(copiedIn == copiedOut)
-        let sourceDigest = try await Self.tableDigest(connection, "source")
-        let targetDigest = try await Self.tableDigest(connection, "target")
-        #expect(sourceDigest == targetDigest)
-        await connection.close()
     }
 
     struct ProducerFailed: Error {}
 
     @Test("a COPY in whose producer fails stores nothing")
     func abortedCopyStoresNothing() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        try await connection.query("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        await #expect(throws: ProducerFailed.self) {
-            try await connection.copyIn("COPY t FROM STDIN") { writer in
-                try writer.write(Array("1\tone\n2\ttwo\n".utf8))
-                throw ProducerFailed()
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            try await connection.query("CREATE TABLE t (id int PRIMARY KEY, v text)")
+            await #expect(throws: ProducerFailed.self) {
+                try await connection.copyIn("COPY t FROM STDIN") { writer in
+                    try writer.write(Array("1\tone\n2\ttwo\n".utf8))
+                    throw ProducerFailed()
+                }
             }
+            #expect(try await connection.query("SELECT count(*) FROM t").rows[0][0] == "0")
+            // The connection is still usable afterwards.
+            try await connection.query("INSERT INTO t VALUES (1, 'x')")
+            await connection.close()
         }
-        #expect(try await connection.query("SELECT count(*) FROM t").rows[0][0] == "0")
-        // The connection is still usable afterwards.
-        try await connection.query("INSERT INTO t VALUES (1, 'x')")
-        await connection.close()
     }
 
     @Test("errors carry SQLSTATE and the server's message", arguments: [
@@ -77,17 +77,17 @@ struct CopyAndErrorTests {
         ("SELECT 1/0", "22012"),
     ])
     func errorsCarrySQLState(sql: String, sqlState: String) async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        do {
-            try await connection.query(sql)
-            Issue.record("\(sql) should have failed")
-        } catch let error as PostgresError {
-            #expect(error.sqlState == sqlState)
-            #expect(!error.message.isEmpty)
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            do {
+                try await connection.query(sql)
+                Issue.record("\(sql) should have failed")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == sqlState)
+                #expect(!error.message.isEmpty)
+            }
+            await connection.close()
         }
-        await connection.close()
     }
 
     @Test("a bad conninfo fails with libpq's reason and no password in it")
@@ -103,35 +103,35 @@ struct CopyAndErrorTests {
 
     @Test("sessions pin the settings that make text forms canonical")
     func pinnedSettings() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        let result = try await connection.query("SELECT current_setting('TimeZone'), current_setting('DateStyle'), current_setting('extra_float_digits'), current_setting('client_encoding'), current_setting('bytea_output')")
-        #expect(result.rows[0] == ["UTC", "ISO, YMD", "3", "UTF8", "hex"])
-        await connection.close()
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            let result = try await connection.query("SELECT current_setting('TimeZone'), current_setting('DateStyle'), current_setting('extra_float_digits'), current_setting('client_encoding'), current_setting('bytea_output')")
+            #expect(result.rows[0] == ["UTC", "ISO, YMD", "3", "UTF8", "hex"])
+            await connection.close()
+        }
     }
 
     @Test("blocking libpq calls do not occupy Swift's cooperative threads")
     func blockingCallsStayOffTheCooperativePool() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        var connections: [PostgresConnection] = []
-        for _ in 0..<6 { connections.append(try await database.connect()) }
-        let clock = ContinuousClock()
-        let start = clock.now
-        // Six one-second sleeps at once: on a pool of two threads they would take three seconds if they blocked it.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for connection in connections {
-                group.addTask { try await connection.query("SELECT pg_sleep(1)") }
+        try await TestPostgres.withDatabase { database in
+            var connections: [PostgresConnection] = []
+            for _ in 0..<6 { connections.append(try await database.connect()) }
+            let clock = ContinuousClock()
+            let start = clock.now
+            // Six one-second sleeps at once: on a pool of two threads they would take three seconds if they blocked it.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for connection in connections {
+                    group.addTask { try await connection.query("SELECT pg_sleep(1)") }
+                }
+                // Meanwhile the pool keeps running other work promptly.
+                group.addTask {
+                    for _ in 0..<10 { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                try await group.waitForAll()
             }
-            // Meanwhile the pool keeps running other work promptly.
-            group.addTask {
-                for _ in 0..<10 { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            try await group.waitForAll()
+            let elapsed = clock.now - start
+            #expect(elapsed < .milliseconds(2500), "took \(elapsed)")
+            for connection in connections { await connection.close() }
         }
-        let elapsed = clock.now - start
-        #expect(elapsed < .milliseconds(2500), "took \(elapsed)")
-        for connection in connections { await connection.close() }
     }
 }

@@ -22,13 +22,13 @@ struct EveryTypeRoundTripTests {
 
     /// A fresh database holding table `edge` with the edge rows; the connection is closed afterwards.
     static func withEdgeTable(_ body: (PostgresConnection) async throws -> Void) async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        try await createEdgeTable(connection, name: "edge")
-        try await insertEdgeRows(connection, table: "edge")
-        try await body(connection)
-        await connection.close()
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            try await createEdgeTable(connection, name: "edge")
+            try await insertEdgeRows(connection, table: "edge")
+            try await body(connection)
+            await connection.close()
+        }
     }
 
     @Test("PostgreSQL's text forms read into the expected values")
@@ -47,17 +47,17 @@ struct EveryTypeRoundTripTests {
 
     @Test("govex's text forms are what PostgreSQL reads back to the same value")
     func writesTextPostgresAccepts() async throws {
-        let database = try await TestPostgres.createDatabase()
-        defer { Task { await database.drop() } }
-        let connection = try await database.connect()
-        for row in EdgeValues.rows {
-            for column in row {
-                guard let ours = column.value.postgresText, let theirs = column.text else { continue }
-                let result = try await connection.query("SELECT $1::\(column.sqlType)::text = $2::\(column.sqlType)::text", [ours, theirs])
-                #expect(result.rows[0][0] == "t", "\(column.sqlType): govex wrote \(ours), PostgreSQL printed \(theirs)")
+        try await TestPostgres.withDatabase { database in
+            let connection = try await database.connect()
+            for row in EdgeValues.rows {
+                for column in row {
+                    guard let ours = column.value.postgresText, let theirs = column.text else { continue }
+                    let result = try await connection.query("SELECT $1::\(column.sqlType)::text = $2::\(column.sqlType)::text", [ours, theirs])
+                    #expect(result.rows[0][0] == "t", "\(column.sqlType): govex wrote \(ours), PostgreSQL printed \(theirs)")
+                }
             }
+            await connection.close()
         }
-        await connection.close()
     }
 
     @Test("rows read from PostgreSQL survive encode, compress, sign, verify, decode", arguments: SignatureAlgorithm.allCases)

@@ -6,6 +6,7 @@ public enum Subprocess {
     public struct Result: Sendable {
         public let status: Int32
         public let output: String
+        public var timedOut = false
         public var succeeded: Bool { status == 0 }
     }
 
@@ -25,18 +26,37 @@ public enum Subprocess {
 
         public func signal(_ signal: Int32) { kill(pid, signal) }
 
-        /// `wait`, off the cooperative pool.
-        public func finish() async -> Result {
+        /// `wait`, off the cooperative pool, for at most `limit`: a child still running then
+        /// is killed (status 137, `timedOut` set), so that a test fails instead of hanging
+        /// the whole run (Swift Testing runs only 2 × cores test cases at a time).
+        public func finish(within limit: Duration = .seconds(120)) async -> Result {
             let running = self
-            return await Subprocess.offPool { running.wait() }
+            return await Subprocess.offPool { running.wait(within: limit) }
         }
 
         /// Waits for the exit and returns the status (128 + signal when killed) and the output.
-        public func wait() -> Result {
+        public func wait(within limit: Duration? = nil) -> Result {
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            var timedOut = false
+            if let limit {
+                let deadline = ContinuousClock.now + limit
+                while true {
+                    let reaped = waitpid(pid, &status, WNOHANG)
+                    if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+                    if ContinuousClock.now >= deadline {
+                        kill(pid, SIGKILL)
+                        timedOut = true
+                        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                        break
+                    }
+                    usleep(10_000)
+                }
+            } else {
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
             let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-            return Result(status: exitStatus, output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+            let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            return Result(status: exitStatus, output: timedOut ? output + "\n[killed: still running after \(limit!)]" : output, timedOut: timedOut)
         }
     }
 
@@ -50,11 +70,11 @@ public enum Subprocess {
         }
     }
 
-    /// `run`, waiting off the cooperative pool.
-    public static func run(_ argv: [String], environment: [String: String] = [:]) async throws -> Result {
+    /// `run`, waiting off the cooperative pool for at most `limit`.
+    public static func run(_ argv: [String], environment: [String: String] = [:], within limit: Duration = .seconds(120)) async throws -> Result {
         let running = try start(argv, environment: environment)
         defer { unlink(running.outputPath) }
-        return await running.finish()
+        return await running.finish(within: limit)
     }
 
     public static func start(_ argv: [String], environment: [String: String] = [:]) throws -> Running {

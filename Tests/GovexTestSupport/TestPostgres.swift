@@ -7,8 +7,24 @@ import GovexPostgres
 /// a short socket directory, `wal_level=logical`) and stops at exit.
 /// It never touches port 5432 and never asks for a password.
 public enum TestPostgres {
-    /// A fresh, empty database on the test server; each test gets its own.
-    public static func createDatabase() async throws -> TestDatabase {
+    /// Runs `body` with a fresh, empty database of its own and drops the database
+    /// afterwards, whether `body` returns or throws. The drop is awaited: a drop left to
+    /// an unstructured task could still be connecting when the test process exits,
+    /// and libpq's Kerberos probe then aborts on mutexes already destroyed by `exit`.
+    public static func withDatabase<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+        let database = try await createDatabase()
+        do {
+            let result = try await body(database)
+            await database.drop()
+            return result
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+
+    /// A fresh, empty database on the test server.
+    static func createDatabase() async throws -> TestDatabase {
         let server = try await Server.shared.conninfo()
         let admin = try await PostgresConnection.connect(server + " dbname=postgres")
         let name = "govex_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
