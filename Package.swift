@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "GovexBench",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexTestSupport",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/GovexBench",

@@ -8,8 +8,9 @@ struct GovexBench: AsyncParsableCommand {
         discussion: """
         Examples:
           swift run -c release govex-bench codec --rows 1000000
+          swift run -c release govex-bench capture --rows 1000000
           swift run govex-bench vectors --out Tests/Fixtures/batches
         """,
-        subcommands: [CodecBenchmark.self, MakeVectors.self]
+        subcommands: [CodecBenchmark.self, CaptureBenchmark.self, MakeVectors.self]
     )
 }

@@ -51,7 +51,7 @@ public struct AgentConfiguration: Sendable {
         } catch {
             throw ConfigurationError(file: path, line: nil, key: "(syntax)", problem: "\(error)")
         }
-        var reader = Reader(path: path, locate: locate)
+        let reader = Reader(path: path, locate: locate)
         let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms"]
         for key in root.keys where !known.contains(key) {
             throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")

@@ -153,31 +153,32 @@ public final class CaptureService: Sendable {
             }
             if alarmed { outbox.metrics.paused.record(0) }
             alarmed = false
-            let message = try await stream.next(timeout: .milliseconds(100))
+            let messages = try await stream.nextMessages(timeout: .milliseconds(100))
             let now = ContinuousClock.now
             if now - lastWALCheck >= config.walCheckInterval {
                 lastWALCheck = now
                 if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
                 try await checkRetainedWAL(outbox.metrics, using: walConnection!)
             }
-            switch message {
-            case .xlogData(_, let walEnd, _, let data)?:
-                let parsed = try PgOutputParser.parse(data)
-                if case let .commit(_, _, endLSN, commitTime) = parsed {
-                    outbox.metrics.lagBytes.record(Int64(walEnd > endLSN ? walEnd - endLSN : 0))
-                    outbox.metrics.lagSeconds.record(Double(ReplicationConnection.postgresClockNow() - commitTime) / 1e6)
+            if messages.isEmpty { try await perform(builder.tick(now: now)) }
+            for message in messages {
+                switch message {
+                case .xlogData(_, let walEnd, _, let data):
+                    let parsed = try PgOutputParser.parse(data)
+                    if case let .commit(_, _, endLSN, commitTime) = parsed {
+                        outbox.metrics.lagBytes.record(Int64(walEnd > endLSN ? walEnd - endLSN : 0))
+                        outbox.metrics.lagSeconds.record(Double(ReplicationConnection.postgresClockNow() - commitTime) / 1e6)
+                    }
+                    for event in try decoder.consume(parsed) {
+                        // Re-sent after a restart and already spooled: drop.
+                        if case .change(let record) = event, let last = outbox.lastPosition, record.position <= last { continue }
+                        try await perform(try builder.add(event, now: now))
+                    }
+                case let .keepalive(walEnd, _, replyRequested):
+                    if builder.pendingRecords == 0 { outbox.metrics.lagBytes.record(Int64(walEnd > confirmed ? walEnd - confirmed : 0)) }
+                    try await perform(builder.tick(now: now, serverPosition: walEnd))
+                    if replyRequested { try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed) }
                 }
-                for event in try decoder.consume(parsed) {
-                    // Re-sent after a restart and already spooled: drop.
-                    if case .change(let record) = event, let last = outbox.lastPosition, record.position <= last { continue }
-                    try await perform(try builder.add(event, now: now))
-                }
-            case let .keepalive(walEnd, _, replyRequested)?:
-                if builder.pendingRecords == 0 { outbox.metrics.lagBytes.record(Int64(walEnd > confirmed ? walEnd - confirmed : 0)) }
-                try await perform(builder.tick(now: now, serverPosition: walEnd))
-                if replyRequested { try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed) }
-            case nil:
-                try await perform(builder.tick(now: now))
             }
         }
     }

@@ -1,4 +1,5 @@
 import GovexPolicy
+import GovexPostgres
 
 /// How one department table is published as a resource: the DBA's `[[publish]]`.
 public struct TableMapping: Sendable, Equatable {

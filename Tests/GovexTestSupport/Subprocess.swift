@@ -7,6 +7,8 @@ public enum Subprocess {
         public let status: Int32
         public let output: String
         public var timedOut = false
+        /// The child's peak resident set in bytes (`ru_maxrss`).
+        public var peakRSS = 0
         public var succeeded: Bool { status == 0 }
     }
 
@@ -37,26 +39,27 @@ public enum Subprocess {
         /// Waits for the exit and returns the status (128 + signal when killed) and the output.
         public func wait(within limit: Duration? = nil) -> Result {
             var status: Int32 = 0
+            var usage = rusage()
             var timedOut = false
             if let limit {
                 let deadline = ContinuousClock.now + limit
                 while true {
-                    let reaped = waitpid(pid, &status, WNOHANG)
+                    let reaped = wait4(pid, &status, WNOHANG, &usage)
                     if reaped == pid || (reaped < 0 && errno != EINTR) { break }
                     if ContinuousClock.now >= deadline {
                         kill(pid, SIGKILL)
                         timedOut = true
-                        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
                         break
                     }
                     usleep(10_000)
                 }
             } else {
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
             }
             let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
             let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            return Result(status: exitStatus, output: timedOut ? output + "\n[killed: still running after \(limit!)]" : output, timedOut: timedOut)
+            return Result(status: exitStatus, output: timedOut ? output + "\n[killed: still running after \(limit!)]" : output, timedOut: timedOut, peakRSS: usage.ru_maxrss * 1024)
         }
     }
 
