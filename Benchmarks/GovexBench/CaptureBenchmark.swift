@@ -24,7 +24,7 @@ struct CaptureBenchmark: AsyncParsableCommand {
     @Option(help: "Rows per workload transaction.")
     var transactionRows = 1_000
 
-    @Flag(help: "Run pg_recvlogical and the agent one after the other instead of at the same time.")
+    @Flag(help: "Run the agent, then pg_recvlogical, instead of both at the same time.")
     var sequential = false
 
     @Option(help: "The agent's data directory (on a real disk: its fsyncs are part of the cost).")
@@ -69,11 +69,14 @@ struct CaptureBenchmark: AsyncParsableCommand {
                 let end = try await sql.query("SELECT pg_catalog.pg_current_wal_lsn()::text").rows[0][0] ?? "0/0"
                 progress(String(format: "workload: %d changes committed in %.1f s; WAL end %@", changes, workloadTime.seconds, end))
 
-                let reference = Task { try await Self.runRecvLogical(conninfo: database.conninfo, slot: twin, endLSN: end) }
-                if sequential { _ = try await reference.value }
+                // Sequentially, the agent goes first: it reads the WAL cold, pg_recvlogical after it warm.
+                let reference = sequential ? nil : Task { try await Self.runRecvLogical(conninfo: database.conninfo, slot: twin, endLSN: end) }
                 let agent = try await Self.runAgent(binary: binaries + "/govex", configPath: configPath, dataDir: dataDir,
                                                     lastTransactionAfter: LSN.parse(lastStart) ?? 0, progress: progress)
-                let recv = try await reference.value
+                let recv: Run
+                if let reference { recv = try await reference.value } else {
+                    recv = try await Self.runRecvLogical(conninfo: database.conninfo, slot: twin, endLSN: end)
+                }
                 let spoolBytes = try Spool.entries(in: dataDir + "/spool").reduce(0) { $0 + $1.bytes }
 
                 let agentRate = Double(changes) / agent.elapsed.seconds

@@ -37,6 +37,8 @@ public struct AgentConfiguration: Sendable {
     /// `host:port` of the Prometheus endpoint; nil when disabled.
     public var metricsListen: String?
     public var retainedWALAlarm: Int
+    /// `[source] heartbeat`: how often to write a `pg_logical_emit_message` heartbeat; nil = never.
+    public var heartbeat: Duration?
 
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
@@ -78,6 +80,7 @@ public struct AgentConfiguration: Sendable {
         let slot = try reader.string(source, "slot", section: "source", default: "govex")
         guard ReplicationConnection.isValidSlotName(slot) else { throw reader.error("slot", section: "source", "'\(slot)' must be 1 to 63 characters from a-z, 0-9 and _") }
         let publication = try reader.string(source, "publication", section: "source", default: "govex")
+        let heartbeat = source["heartbeat"] == nil ? nil : try reader.duration(source, "heartbeat", section: "source", default: .seconds(60))
 
         let batchTable = try reader.table(root, "batch", optional: true)
         let batch = BatchBuilder.Limits(
@@ -145,7 +148,8 @@ public struct AgentConfiguration: Sendable {
 
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
                                   conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish,
-                                  metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL)
+                                  metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
+                                  heartbeat: heartbeat)
     }
 
     /// Reads typed values and reports mistakes with their location.

@@ -31,6 +31,7 @@ public enum AgentRunner {
             batchLimits: configuration.batch, spoolLimits: configuration.spool,
             dataDirectory: configuration.dataDirectory, signingKey: key)
         capture.retainedWALAlarm = Int64(configuration.retainedWALAlarm)
+        capture.heartbeatInterval = configuration.heartbeat
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

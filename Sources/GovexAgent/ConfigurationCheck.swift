@@ -57,6 +57,15 @@ public struct ConfigurationCheck: Sendable {
         if settings[6] != "UTF8" {
             add(.error, "server", "the database encoding is \(settings[6] ?? "?"); this release of govex needs UTF8")
         }
+        if configuration.heartbeat != nil {
+            let allowed = try await sql.query("""
+                SELECT pg_catalog.has_function_privilege('pg_catalog.pg_logical_emit_message(boolean, text, text)', 'EXECUTE')
+                """).rows[0][0]
+            if allowed != "t" {
+                add(.error, "role \(user)", "may not call pg_logical_emit_message, which [source] heartbeat needs",
+                    fix: "GRANT EXECUTE ON FUNCTION pg_catalog.pg_logical_emit_message(boolean, text, text) TO \(SQLQuoting.identifier(user))")
+            }
+        }
 
         let publication = SQLQuoting.identifier(configuration.publication)
         let publicationExists = try await sql.query("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", [configuration.publication]).rows.isEmpty == false

@@ -68,8 +68,10 @@ public struct BatchBuilder: Sendable {
             }
             lastFinished = (commitLSN, endLSN)
             return []
-        case .message:
-            return []
+        case let .message(_, _, lsn):
+            // A heartbeat (pg_logical_emit_message outside a transaction) is a position the
+            // slot may move to when we hold nothing, like a keepalive's.
+            return body.recordCount == 0 && !inTransaction ? [.confirm(lsn)] : []
         }
     }
 

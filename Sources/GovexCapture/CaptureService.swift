@@ -22,6 +22,10 @@ public struct CaptureConfiguration: Sendable {
     /// How often the slot's retained WAL is measured, and the size that raises an alarm.
     public var walCheckInterval: Duration = .seconds(10)
     public var retainedWALAlarm: Int64 = 1 << 30
+    /// When set, a `pg_logical_emit_message` heartbeat is written this often, so the slot
+    /// advances even when the server sends no keepalive position past our last change.
+    public var heartbeatInterval: Duration? = nil
+    public static let heartbeatPrefix = "govex-heartbeat"
 
     public init(nodeID: String, conninfo: String, slot: String, publications: [String], mappings: [TableMapping],
                 batchLimits: BatchBuilder.Limits = .init(), spoolLimits: Spool.Limits = .init(), dataDirectory: String,
@@ -111,6 +115,7 @@ public final class CaptureService: Sendable {
         var confirmed: UInt64 = 0
         var alarmed = false
         var lastWALCheck = ContinuousClock.now - config.walCheckInterval
+        var lastHeartbeat = ContinuousClock.now
         // One connection for the periodic check, not one per check.
         var walConnection: PostgresConnection? = nil
         defer { if let walConnection { Task { await walConnection.close() } } }
@@ -159,6 +164,11 @@ public final class CaptureService: Sendable {
                 lastWALCheck = now
                 if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
                 try await checkRetainedWAL(outbox.metrics, using: walConnection!)
+            }
+            if let interval = config.heartbeatInterval, now - lastHeartbeat >= interval {
+                lastHeartbeat = now
+                if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
+                try await walConnection!.query("SELECT pg_catalog.pg_logical_emit_message(false, $1, '')", [CaptureConfiguration.heartbeatPrefix])
             }
             if messages.isEmpty { try await perform(builder.tick(now: now)) }
             for message in messages {

@@ -69,4 +69,13 @@ struct BatchBuilderTests {
         _ = try builder.add(Self.change(10_000, 0), now: Self.start)
         #expect(Self.confirms(builder.tick(now: Self.start, serverPosition: 9_500)).isEmpty, "never while holding changes")
     }
+
+    @Test("a heartbeat message is a position to confirm only when nothing is pending")
+    func heartbeat() throws {
+        var builder = BatchBuilder()
+        let heartbeat = { (lsn: UInt64) in CaptureEvent.message(prefix: "govex-heartbeat", content: [], lsn: lsn) }
+        #expect(Self.confirms(try builder.add(heartbeat(700), now: Self.start)) == [700])
+        _ = try builder.add(Self.change(10_000, 0), now: Self.start)
+        #expect(Self.confirms(try builder.add(heartbeat(10_500), now: Self.start)).isEmpty, "never while holding changes")
+    }
 }

@@ -38,6 +38,7 @@ struct AgentCommandTests {
         conninfo = "\(conninfo)"
         slot = "\(slot)"
         publication = "govex"
+        heartbeat = "1s"
 
         [batch]
         max_records = 500
