@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -40,6 +42,16 @@ let package = Package(
         .target(
             name: "GovexKeyStore",
             dependencies: ["GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexIdentity",
+            dependencies: [
+                "GovexKeyStore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(
@@ -94,6 +106,13 @@ let package = Package(
         .testTarget(
             name: "GovexWireTests",
             dependencies: ["GovexWire", "GovexKeyStore", "GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexIdentityTests",
+            dependencies: ["GovexIdentity", "GovexKeyStore", "GovexTestSupport",
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -55,16 +55,39 @@ public enum KeyStore {
 
     /// Loads a private key, refusing one that group or others can read.
     public static func loadSigningKey(path: String) throws(KeyStoreError) -> SigningKey {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
-        let mode = UInt32(info.st_mode) & 0o7777
-        guard mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: mode) }
-        let text = try readText(path)
+        let text = try readSecret(path: path)
         do {
             return try SigningKey(pem: text)
         } catch {
             throw .invalidKey(path: path, reason: error.description)
         }
+    }
+
+    /// Writes a new secret file (a TLS or CA private key): mode 0600, never over an existing file.
+    public static func writeSecret(path: String, contents: String) throws(KeyStoreError) {
+        try makeDirectory(parentDirectory(of: path))
+        try writeNew(path: path, contents: contents, mode: 0o600)
+        syncDirectory(parentDirectory(of: path))
+    }
+
+    /// Writes a new public file (a certificate): mode 0644, never over an existing file.
+    public static func writePublic(path: String, contents: String) throws(KeyStoreError) {
+        try makeDirectory(parentDirectory(of: path))
+        try writeNew(path: path, contents: contents, mode: 0o644)
+        syncDirectory(parentDirectory(of: path))
+    }
+
+    /// Reads a secret file, refusing one that group or others can read.
+    public static func readSecret(path: String) throws(KeyStoreError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
+        let mode = UInt32(info.st_mode) & 0o7777
+        guard mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: mode) }
+        return try readText(path)
+    }
+
+    public static func readPublic(path: String) throws(KeyStoreError) -> String {
+        try readText(path)
     }
 
     public static func loadVerifyingKey(path: String) throws(KeyStoreError) -> VerifyingKey {
@@ -89,6 +112,11 @@ public enum KeyStore {
             guard bytes.count <= 64 * 1024 else { throw .invalidKey(path: path, reason: "larger than 64 KiB") }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     static func makeDirectory(_ path: String) throws(KeyStoreError) {
