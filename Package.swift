@@ -70,6 +70,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexHub",
+            dependencies: ["GovexWire", "GovexPolicy"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexAgent",
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy",
@@ -113,6 +118,11 @@ let package = Package(
             dependencies: ["GovexIdentity", "GovexKeyStore", "GovexTestSupport",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexHubTests",
+            dependencies: ["GovexHub", "GovexWire", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

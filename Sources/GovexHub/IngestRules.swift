@@ -1,0 +1,178 @@
+import GovexWire
+
+/// What the hub knows of a node when a batch arrives: the node's row, read under a row
+/// lock in the ingest transaction, so concurrent hub replicas decide one at a time.
+public struct NodeLedger: Sendable, Equatable {
+    public var nodeID: String
+    public var revoked: Bool
+    /// The epoch whose sequences the hub accepts (0 before the first batch).
+    public var epoch: UInt64
+    /// The sequence the next batch of `epoch` must carry.
+    public var nextSequence: UInt64
+    /// A newer epoch an agent has announced; it waits for `govex hub node accept-epoch`.
+    public var pendingEpoch: UInt64?
+
+    public init(nodeID: String, revoked: Bool = false, epoch: UInt64 = 0, nextSequence: UInt64 = 1, pendingEpoch: UInt64? = nil) {
+        self.nodeID = nodeID
+        self.revoked = revoked
+        self.epoch = epoch
+        self.nextSequence = nextSequence
+        self.pendingEpoch = pendingEpoch
+    }
+}
+
+/// A batch already stored under (node, epoch, sequence).
+public struct StoredBatchIdentity: Sendable, Equatable {
+    public var digest: [UInt8]
+    public var accepted: Bool
+    public init(digest: [UInt8], accepted: Bool) {
+        self.digest = digest
+        self.accepted = accepted
+    }
+}
+
+/// A resource as the catalog describes it, for the ingest checks.
+public struct CatalogResourceEntry: Sendable, Equatable {
+    public var code: String
+    public var provider: String
+    public var share: String
+    public init(code: String, provider: String, share: String) {
+        self.code = code
+        self.provider = provider
+        self.share = share
+    }
+}
+
+/// The hub's answer to one pushed batch. Pure: the ingest handler reads the ledger and
+/// the stored identity, asks this, and then does exactly what the decision says.
+public enum IngestDecision: Sendable, Equatable {
+    /// Store as accepted, advance the ledger, return a signed receipt (200).
+    case accept
+    /// Store as rejected with the reason, advance the ledger, return a signed rejection
+    /// receipt (200): one bad batch must not block the node's stream.
+    case reject(reason: String)
+    /// Already stored with the same digest: answer with the original receipt (200), store nothing.
+    case replay
+    /// Not stored, sequence not consumed; answered with `status` and `message`.
+    case refuse(status: Int, code: String, message: String)
+    /// A new node epoch: recorded as pending and answered 409 until an administrator accepts it.
+    case newEpoch(UInt64, message: String)
+
+    public var consumesSequence: Bool {
+        switch self {
+        case .accept, .reject: return true
+        case .replay, .refuse, .newEpoch: return false
+        }
+    }
+}
+
+public enum IngestRules {
+    /// Decides a pushed batch. `authenticatedNode` is the TLS client certificate's node;
+    /// `stored` is what the hub holds at (node, epoch, sequence), if anything; `digest` is
+    /// the SHA-256 of the whole pushed file; `rejection` is `checkContent`'s verdict on its
+    /// signature and contents, nil when they pass.
+    public static func decide(authenticatedNode: String, ledger: NodeLedger?, header: BatchHeader, digest: [UInt8],
+                              stored: StoredBatchIdentity?, rejection: ContentRejection?) -> IngestDecision {
+        guard let ledger else {
+            return .refuse(status: 403, code: "unknown_node", message: "node \(authenticatedNode) is not enrolled at this hub")
+        }
+        guard !ledger.revoked else {
+            return .refuse(status: 403, code: "revoked", message: "node \(authenticatedNode) has been revoked")
+        }
+        guard header.nodeID == authenticatedNode else {
+            return .refuse(status: 403, code: "node_mismatch",
+                           message: "the batch is from node \(header.nodeID), but the client certificate is node \(authenticatedNode)")
+        }
+        if header.nodeEpoch != ledger.epoch && ledger.epoch != 0 {
+            if header.nodeEpoch < ledger.epoch {
+                return .refuse(status: 409, code: "stale_epoch",
+                               message: "epoch \(header.nodeEpoch) is older than the accepted epoch \(ledger.epoch); this agent's state is out of date")
+            }
+            return .newEpoch(header.nodeEpoch, message: "node \(ledger.nodeID) started a new epoch \(header.nodeEpoch) (its state or slot was reset) after epoch \(ledger.epoch); "
+                               + "an administrator must check it and run: govex hub node accept-epoch \(ledger.nodeID)")
+        }
+        let expected = ledger.epoch == 0 ? 1 : ledger.nextSequence
+        if header.sequence < expected {
+            guard let stored else {
+                return .refuse(status: 409, code: "sequence_not_stored",
+                               message: "sequence \(header.sequence) is before the expected \(expected) but the hub holds no such batch")
+            }
+            guard stored.digest == digest else {
+                return .refuse(status: 409, code: "digest_conflict",
+                               message: "sequence \(header.sequence) of epoch \(header.nodeEpoch) is already stored with another digest "
+                                   + "(stored \(hexPrefix(stored.digest))…, pushed \(hexPrefix(digest))…); "
+                                   + "the agent's spool or state was altered: nothing was stored")
+            }
+            return .replay
+        }
+        if header.sequence > expected {
+            return .refuse(status: 409, code: "sequence_gap",
+                           message: "expected sequence \(expected) of epoch \(header.nodeEpoch), got \(header.sequence)")
+        }
+        return rejection.map { .reject(reason: $0.description) } ?? .accept
+    }
+
+    static func hexPrefix(_ digest: [UInt8]) -> String {
+        digest.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// The ledger after a decision that consumed a sequence (a first batch sets the epoch).
+    public static func advance(_ ledger: NodeLedger, by header: BatchHeader) -> NodeLedger {
+        var next = ledger
+        next.epoch = header.nodeEpoch
+        next.nextSequence = header.sequence + 1
+        return next
+    }
+
+    /// The ledger once an administrator accepts the pending epoch: its sequences start at 1.
+    public static func acceptEpoch(_ ledger: NodeLedger) -> NodeLedger? {
+        guard let pending = ledger.pendingEpoch, pending > ledger.epoch else { return nil }
+        return NodeLedger(nodeID: ledger.nodeID, revoked: ledger.revoked, epoch: pending, nextSequence: 1, pendingEpoch: nil)
+    }
+
+    /// Checks a parsed batch against the node's registered key and the catalog: the
+    /// signature, every resource provided by this node and not `none`, every record decodable.
+    public static func checkContent(_ file: BatchFile, key: VerifyingKey?, catalog: [String: CatalogResourceEntry]) -> Result<[ChangeRecord], ContentRejection> {
+        guard let key else { return .failure(.noRegisteredKey) }
+        do {
+            try file.verify(with: key)
+        } catch {
+            return .failure(.signature(error.description))
+        }
+        for resource in file.header.resources {
+            guard let entry = catalog[resource] else { return .failure(.unknownResource(resource)) }
+            guard entry.provider == file.header.nodeID else { return .failure(.foreignResource(resource, provider: entry.provider)) }
+            guard entry.share != "none" else { return .failure(.negativeList(resource)) }
+        }
+        do {
+            let records = try file.records()
+            for (index, record) in records.enumerated() where !file.header.resources.contains(record.resource) {
+                return .failure(.content("record \(index) names resource \(record.resource), which the header does not list"))
+            }
+            return .success(records)
+        } catch {
+            return .failure(.content(error.description))
+        }
+    }
+}
+
+/// Why a validly framed batch from an authenticated node is stored as rejected.
+public enum ContentRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    case noRegisteredKey
+    case signature(String)
+    case unknownResource(String)
+    case foreignResource(String, provider: String)
+    case negativeList(String)
+    case content(String)
+
+    public var description: String {
+        switch self {
+        case .noRegisteredKey: return "the node has no registered batch-signing key"
+        case .signature(let reason): return "signature check failed: \(reason)"
+        case .unknownResource(let code): return "resource \(code) is not in the catalog"
+        case let .foreignResource(code, provider): return "resource \(code) is provided by \(provider), not by this node"
+        case .negativeList(let code): return "resource \(code) has share class none: it may never be shared"
+        case .content(let reason): return "unreadable content: \(reason)"
+        }
+    }
+}
