@@ -50,6 +50,25 @@ public final class PostgresConnection: Sendable {
         thread.stop()
     }
 
+    /// Runs several statements separated by semicolons (the simple query protocol; no parameters).
+    public func script(_ sql: String) async throws {
+        let connection = self.connection
+        _ = try await thread.run { try connection.simpleQuery(sql) }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<T>(_ isolation: String = "READ COMMITTED", _ body: () async throws -> T) async throws -> T {
+        try await query("BEGIN ISOLATION LEVEL \(isolation)")
+        do {
+            let result = try await body()
+            try await query("COMMIT")
+            return result
+        } catch {
+            _ = try? await query("ROLLBACK")
+            throw error
+        }
+    }
+
     /// Runs one statement; parameters are sent separately from the SQL text, as text (nil = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> QueryResult {

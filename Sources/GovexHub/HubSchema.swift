@@ -1,0 +1,140 @@
+import GovexPostgres
+
+/// The hub's tables, created and migrated on start. Versioned migrations run in one
+/// transaction under an advisory lock, so hub replicas starting together apply each
+/// version exactly once and none serves requests against a half-migrated schema.
+public enum HubSchema {
+    public struct Migration: Sendable {
+        public let version: Int
+        public let description: String
+        public let sql: String
+    }
+
+    /// Applies what is missing; returns the versions it applied.
+    @discardableResult
+    public static func migrate(_ sql: PostgresConnection) async throws -> [Int] {
+        try await sql.transaction {
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.schema'))")
+            try await sql.script("""
+                CREATE SCHEMA IF NOT EXISTS govex;
+                CREATE TABLE IF NOT EXISTS govex.schema_migrations (
+                    version int PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            let current = Int(try await sql.query("SELECT coalesce(max(version), 0) FROM govex.schema_migrations").rows[0][0] ?? "0") ?? 0
+            var applied: [Int] = []
+            for migration in migrations where migration.version > current {
+                try await sql.script(migration.sql)
+                try await sql.query("INSERT INTO govex.schema_migrations (version, description) VALUES ($1, $2)",
+                                    [String(migration.version), migration.description])
+                applied.append(migration.version)
+            }
+            return applied
+        }
+    }
+
+    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Never edit a migration that has shipped: add the next version instead.
+    public static let migrations: [Migration] = [
+        Migration(version: 1, description: "nodes, keys, enrollment, catalog, batches, receipts, resource state", sql: """
+            CREATE TABLE govex.nodes (
+                node_id text PRIMARY KEY,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz,
+                epoch numeric(20,0) NOT NULL DEFAULT 0,
+                next_sequence numeric(20,0) NOT NULL DEFAULT 1,
+                pending_epoch numeric(20,0)
+            );
+            CREATE TABLE govex.enrollment_tokens (
+                token_hash bytea PRIMARY KEY,
+                node_id text NOT NULL REFERENCES govex.nodes,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                expires_at timestamptz NOT NULL,
+                used_at timestamptz
+            );
+            CREATE TABLE govex.node_keys (
+                node_id text NOT NULL REFERENCES govex.nodes,
+                key_id text NOT NULL,
+                algorithm text NOT NULL,
+                public_key_pem text NOT NULL,
+                registered_at timestamptz NOT NULL DEFAULT now(),
+                retired_at timestamptz,
+                PRIMARY KEY (node_id, key_id)
+            );
+            CREATE TABLE govex.certificates (
+                serial text PRIMARY KEY,
+                node_id text NOT NULL REFERENCES govex.nodes,
+                not_after timestamptz NOT NULL,
+                issued_at timestamptz NOT NULL DEFAULT now(),
+                pem text NOT NULL
+            );
+            CREATE TABLE govex.catalog_resources (
+                code text PRIMARY KEY,
+                name text NOT NULL,
+                provider text NOT NULL,
+                share text NOT NULL CHECK (share IN ('unconditional', 'conditional', 'none')),
+                legal_basis text,
+                key_columns text[] NOT NULL,
+                update_frequency text,
+                columns text[] NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                CHECK (share <> 'none' OR legal_basis IS NOT NULL)
+            );
+            -- One row per (node, epoch, sequence), accepted or rejected: the identity a replay is
+            -- checked against, with the receipt that answered it. The blobs live in govex.batches.
+            CREATE TABLE govex.batch_index (
+                node_id text NOT NULL REFERENCES govex.nodes,
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                received_at timestamptz NOT NULL,
+                digest bytea NOT NULL,
+                accepted boolean NOT NULL,
+                reason text,
+                receipt bytea NOT NULL,
+                PRIMARY KEY (node_id, epoch, sequence)
+            );
+            -- The batches themselves, partitioned by month of arrival so that retention drops partitions.
+            CREATE TABLE govex.batches (
+                node_id text NOT NULL,
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                received_at timestamptz NOT NULL,
+                kind text NOT NULL,
+                record_count int NOT NULL,
+                bytes bytea NOT NULL,
+                PRIMARY KEY (node_id, epoch, sequence, received_at)
+            ) PARTITION BY RANGE (received_at);
+            -- The hub's copy of each resource: its current rows, keyed by the canonical key text.
+            CREATE TABLE govex.resource_rows (
+                resource text NOT NULL,
+                key text NOT NULL,
+                row_values jsonb NOT NULL,
+                commit_position numeric(20,0) NOT NULL,
+                ordinal bigint NOT NULL,
+                node_id text NOT NULL,
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                PRIMARY KEY (resource, key)
+            );
+            """),
+    ]
+
+    /// Creates the monthly partitions of govex.batches for the month holding `instant` (a
+    /// timestamptz literal) and the next; idempotent, safe from several replicas at once.
+    public static func ensurePartitions(_ sql: PostgresConnection, around instant: String = "now()") async throws {
+        try await sql.transaction {
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.partitions'))")
+            for offset in 0...1 {
+                let bounds = try await sql.query("""
+                    SELECT to_char(m, 'YYYY_MM'), m::text, (m + interval '1 month')::text
+                    FROM (SELECT date_trunc('month', (\(instant))::timestamptz AT TIME ZONE 'UTC') + $1::int * interval '1 month' AS m) s
+                    """, [String(offset)]).rows[0]
+                let name = "batches_" + (bounds[0] ?? "")
+                try await sql.query("""
+                    CREATE TABLE IF NOT EXISTS govex.\(name) PARTITION OF govex.batches
+                    FOR VALUES FROM ('\(bounds[1] ?? "") UTC') TO ('\(bounds[2] ?? "") UTC')
+                    """)
+            }
+        }
+    }
+}

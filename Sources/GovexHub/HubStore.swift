@@ -1,0 +1,189 @@
+import Foundation
+import GovexPostgres
+import GovexWire
+
+/// The hub's state in PostgreSQL. Every decision about a node's batches happens under
+/// that node's row lock, so any number of hub replicas may share one database.
+public struct HubStore: Sendable {
+    public let hubKey: SigningKey
+
+    public init(hubKey: SigningKey) {
+        self.hubKey = hubKey
+    }
+
+    /// The answer to a pushed batch: an HTTP status and a body (a signed receipt, or a JSON error).
+    public struct IngestOutcome: Sendable, Equatable {
+        public var status: Int
+        public var body: [UInt8]
+        public var decision: String
+
+        static func error(_ status: Int, code: String, message: String, decision: String) -> IngestOutcome {
+            IngestOutcome(status: status, body: Array(HubStore.errorJSON(code: code, message: message).utf8), decision: decision)
+        }
+    }
+
+    static func errorJSON(code: String, message: String) -> String {
+        BatchJSON.object([("error", BatchJSON.string(code)), ("message", BatchJSON.string(message))])
+    }
+
+    // MARK: Nodes
+
+    public func addNode(_ nodeID: String, on sql: PostgresConnection) async throws {
+        try await sql.query("INSERT INTO govex.nodes (node_id) VALUES ($1) ON CONFLICT (node_id) DO NOTHING", [nodeID])
+    }
+
+    public func registerKey(_ key: VerifyingKey, for nodeID: String, on sql: PostgresConnection) async throws {
+        try await sql.query("""
+            INSERT INTO govex.node_keys (node_id, key_id, algorithm, public_key_pem) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (node_id, key_id) DO NOTHING
+            """, [nodeID, Hex.encode(key.keyID), key.algorithm.description, key.pem])
+    }
+
+    // MARK: Catalog
+
+    public func upsertResource(_ entry: CatalogResourceEntry, name: String, legalBasis: String? = nil, key: [String], columns: [String],
+                               on sql: PostgresConnection) async throws {
+        try await sql.query("""
+            INSERT INTO govex.catalog_resources (code, name, provider, share, legal_basis, key_columns, columns)
+            VALUES ($1, $2, $3, $4, $5, $6::text[], $7::text[])
+            ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, provider = EXCLUDED.provider, share = EXCLUDED.share,
+                legal_basis = EXCLUDED.legal_basis, key_columns = EXCLUDED.key_columns, columns = EXCLUDED.columns, updated_at = now()
+            """, [entry.code, name, entry.provider, entry.share, legalBasis, Self.textArray(key), Self.textArray(columns)])
+    }
+
+    static func textArray(_ items: [String]) -> String {
+        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
+    }
+
+    // MARK: Ingest
+
+    /// Stores a pushed batch (or refuses it) in one transaction: the node's ledger, the
+    /// batch, its receipt and the resource state change together or not at all.
+    public func ingest(_ bytes: [UInt8], from authenticatedNode: String, on sql: PostgresConnection) async throws -> IngestOutcome {
+        let file: BatchFile
+        do {
+            file = try BatchFile(bytes: bytes)
+        } catch {
+            return .error(400, code: error.code, message: "unreadable batch: \(error.description)", decision: "unreadable")
+        }
+        let header = file.header
+        let digest = DigestAlgorithm.sha256.hash(bytes)
+        return try await sql.transaction {
+            let node = try await sql.query("""
+                SELECT revoked_at IS NOT NULL, epoch::text, next_sequence::text, pending_epoch::text
+                FROM govex.nodes WHERE node_id = $1 FOR UPDATE
+                """, [authenticatedNode]).rows.first
+            let ledger = node.map { row in
+                NodeLedger(nodeID: authenticatedNode, revoked: row[0] == "t", epoch: UInt64(row[1] ?? "0") ?? 0,
+                           nextSequence: UInt64(row[2] ?? "1") ?? 1, pendingEpoch: row[3].flatMap { UInt64($0) })
+            }
+            let storedRow = try await sql.query("""
+                SELECT digest, accepted, receipt FROM govex.batch_index WHERE node_id = $1 AND epoch = $2 AND sequence = $3
+                """, [header.nodeID, String(header.nodeEpoch), String(header.sequence)]).rows.first
+            let stored = storedRow.map { StoredBatchIdentity(digest: Self.bytea($0[0]), accepted: $0[1] == "t") }
+
+            var records: [ChangeRecord] = []
+            var rejection: ContentRejection? = nil
+            if ledger != nil, header.nodeID == authenticatedNode, stored == nil {
+                let key = try await sql.query("""
+                    SELECT public_key_pem FROM govex.node_keys WHERE node_id = $1 AND key_id = $2
+                    """, [authenticatedNode, Hex.encode(header.keyID)]).rows.first?[0].flatMap { try? VerifyingKey(pem: $0) }
+                var catalog: [String: CatalogResourceEntry] = [:]
+                for row in try await sql.query("""
+                    SELECT code, provider, share FROM govex.catalog_resources WHERE code = ANY($1::text[])
+                    """, [Self.textArray(header.resources)]).rows {
+                    catalog[row[0] ?? ""] = CatalogResourceEntry(code: row[0] ?? "", provider: row[1] ?? "", share: row[2] ?? "")
+                }
+                switch IngestRules.checkContent(file, key: key, catalog: catalog) {
+                case .success(let decoded): records = decoded
+                case .failure(let reason): rejection = reason
+                }
+            }
+
+            let decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest,
+                                              stored: stored, rejection: rejection)
+            switch decision {
+            case .refuse(let status, let code, let message):
+                return .error(status, code: code, message: message, decision: code)
+            case .newEpoch(let epoch, let message):
+                try await sql.query("UPDATE govex.nodes SET pending_epoch = $2 WHERE node_id = $1", [authenticatedNode, String(epoch)])
+                return .error(409, code: "new_epoch", message: message, decision: "new_epoch")
+            case .replay:
+                return IngestOutcome(status: 200, body: Self.bytea(storedRow?[2]), decision: "replay")
+            case .accept, .reject:
+                let accepted = decision == .accept
+                let reason: String? = if case .reject(let reason) = decision { reason } else { nil }
+                let receivedAt = try await sql.query("""
+                    SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                    """).rows[0][0] ?? ""
+                let receipt = try SignedReceipt.sign(
+                    Receipt(node: authenticatedNode, epoch: header.nodeEpoch, sequence: header.sequence, digest: digest,
+                            accepted: accepted, reason: reason, receivedAt: receivedAt, hubKeyID: hubKey.publicKey.keyID),
+                    with: hubKey).wire
+                try await sql.query("""
+                    INSERT INTO govex.batch_index (node_id, epoch, sequence, received_at, digest, accepted, reason, receipt)
+                    VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
+                    """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
+                          accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
+                try await sql.query("""
+                    INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes)
+                    VALUES ($1, $2, $3, now(), $4, $5, $6::bytea)
+                    """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), header.kind.description,
+                          String(header.recordCount), "\\x" + Hex.encode(bytes)])
+                let next = IngestRules.advance(ledger!, by: header)
+                try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
+                                    [authenticatedNode, String(next.epoch), String(next.nextSequence)])
+                if accepted {
+                    try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
+                }
+                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected")
+            }
+        }
+    }
+
+    /// Writes a batch's effect on the hub's copy of its resources: truncates, then one
+    /// statement for all deletes and upserts (which read unchanged columns' stored values
+    /// before anything in it is written).
+    static func apply(_ changes: ResourceStateChanges, node: String, header: BatchHeader, on sql: PostgresConnection) async throws {
+        if !changes.truncated.isEmpty {
+            try await sql.query("DELETE FROM govex.resource_rows WHERE resource = ANY($1::text[])", [textArray(changes.truncated)])
+        }
+        guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
+        let upserts = "[" + changes.upserts.map { upsert in
+            BatchJSON.object([
+                ("resource", BatchJSON.string(upsert.resource)), ("key", BatchJSON.string(upsert.key)),
+                ("base_key", BatchJSON.string(upsert.baseKey)),
+                ("row_values", BatchJSON.object(upsert.values.map { ($0.0, $0.1.map(BatchJSON.string) ?? "null") })),
+                ("commit_position", String(upsert.position.commit)), ("ordinal", String(upsert.position.ordinal)),
+            ])
+        }.joined(separator: ",") + "]"
+        let deletes = "[" + changes.deletes.map {
+            BatchJSON.object([("resource", BatchJSON.string($0.resource)), ("key", BatchJSON.string($0.key))])
+        }.joined(separator: ",") + "]"
+        try await sql.query("""
+            WITH input AS (
+                SELECT * FROM jsonb_to_recordset($1::jsonb)
+                    AS x(resource text, key text, base_key text, row_values jsonb, commit_position numeric, ordinal bigint)
+            ), merged AS (
+                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values AS row_values,
+                       i.commit_position, i.ordinal
+                FROM input i LEFT JOIN govex.resource_rows b ON b.resource = i.resource AND b.key = i.base_key
+            ), removed AS (
+                DELETE FROM govex.resource_rows r USING jsonb_to_recordset($2::jsonb) AS d(resource text, key text)
+                WHERE r.resource = d.resource AND r.key = d.key
+                RETURNING 1
+            )
+            INSERT INTO govex.resource_rows (resource, key, row_values, commit_position, ordinal, node_id, epoch, sequence)
+            SELECT resource, key, row_values, commit_position, ordinal, $3, $4, $5 FROM merged
+            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values, commit_position = EXCLUDED.commit_position,
+                ordinal = EXCLUDED.ordinal, node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
+            """, [upserts, deletes, node, String(header.nodeEpoch), String(header.sequence)])
+    }
+
+    /// A bytea column in text form (`\x…`) as bytes.
+    static func bytea(_ text: String??) -> [UInt8] {
+        guard let text = text ?? nil, text.hasPrefix("\\x") else { return [] }
+        return Hex.decode(String(text.dropFirst(2))) ?? []
+    }
+}

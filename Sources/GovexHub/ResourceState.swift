@@ -1,0 +1,108 @@
+import GovexWire
+
+/// What one accepted batch does to the hub's copy of its resources, reduced to a final
+/// state per key so that it can be written with a few set-based statements: a key is
+/// either deleted or upserted, never both; a truncate resets its resource first.
+/// Pure: records in, changes out.
+public struct ResourceStateChanges: Sendable, Equatable {
+    public struct Upsert: Sendable, Equatable {
+        public var resource: String
+        public var key: String
+        /// Column name → text form (nil = NULL). Unchanged TOAST columns are absent:
+        /// they keep the stored value of `baseKey`'s row.
+        public var values: [(String, String?)]
+        /// The row whose stored values fill the absent columns: the same key, or the old
+        /// key of a key change.
+        public var baseKey: String
+        public var position: SourcePosition
+
+        public static func == (lhs: Upsert, rhs: Upsert) -> Bool {
+            lhs.resource == rhs.resource && lhs.key == rhs.key && lhs.baseKey == rhs.baseKey && lhs.position == rhs.position
+                && lhs.values.map(\.0) == rhs.values.map(\.0) && lhs.values.map(\.1) == rhs.values.map(\.1)
+        }
+    }
+
+    public var truncated: [String] = []
+    public var upserts: [Upsert] = []
+    public var deletes: [(resource: String, key: String)] = []
+
+    public static func == (lhs: ResourceStateChanges, rhs: ResourceStateChanges) -> Bool {
+        lhs.truncated == rhs.truncated && lhs.upserts == rhs.upserts
+            && lhs.deletes.map(\.resource) == rhs.deletes.map(\.resource) && lhs.deletes.map(\.key) == rhs.deletes.map(\.key)
+    }
+
+    /// The canonical text of a key: a JSON array of its columns' text forms, in key order.
+    public static func keyText(_ key: [Column]) -> String {
+        "[" + key.map { $0.value.postgresText.map(BatchJSON.string) ?? "null" }.joined(separator: ",") + "]"
+    }
+
+    public static func collapse(_ records: [ChangeRecord]) -> ResourceStateChanges {
+        enum Final {
+            case upsert(ResourceStateChanges.Upsert)
+            case delete
+        }
+        struct Slot: Hashable {
+            let resource: String
+            let key: String
+        }
+        var finals: [Slot: Final] = [:]
+        var order: [Slot] = []
+        var truncated: [String] = []
+        func set(_ slot: Slot, _ final: Final) {
+            if finals.updateValue(final, forKey: slot) == nil { order.append(slot) }
+        }
+        for record in records {
+            switch record.operation {
+            case .truncate:
+                for slot in finals.keys where slot.resource == record.resource { finals[slot] = nil }
+                order.removeAll { $0.resource == record.resource }
+                if !truncated.contains(record.resource) { truncated.append(record.resource) }
+            case .delete:
+                set(Slot(resource: record.resource, key: keyText(record.key)), .delete)
+            case .insert, .update:
+                let key = keyText(record.key)
+                let oldKey = record.oldKey.map(keyText)
+                var base = key
+                var carried: [(String, String?)] = []
+                if let oldKey, oldKey != key {
+                    // A key change: the old key goes; unchanged columns come from its row.
+                    let old = Slot(resource: record.resource, key: oldKey)
+                    if case .upsert(let pending)? = finals[old] {
+                        carried = pending.values
+                        base = pending.baseKey
+                    } else {
+                        base = oldKey
+                    }
+                    set(old, .delete)
+                } else if case .upsert(let pending)? = finals[Slot(resource: record.resource, key: key)] {
+                    carried = pending.values
+                    base = pending.baseKey
+                }
+                var values: [(String, String?)] = []
+                for column in record.key + record.values {
+                    if case .unchanged = column.value {
+                        if let earlier = carried.first(where: { $0.0 == column.name }) { values.append(earlier) }
+                        continue
+                    }
+                    values.append((column.name, column.value.postgresText))
+                }
+                // A full new row needs nothing from a stored one.
+                if !record.values.contains(where: { if case .unchanged = $0.value { return true } else { return false } }) {
+                    base = key
+                }
+                set(Slot(resource: record.resource, key: key),
+                    .upsert(Upsert(resource: record.resource, key: key, values: values, baseKey: base, position: record.position)))
+            }
+        }
+        var changes = ResourceStateChanges()
+        changes.truncated = truncated
+        for slot in order {
+            switch finals[slot] {
+            case .upsert(let upsert)?: changes.upserts.append(upsert)
+            case .delete?: changes.deletes.append((slot.resource, slot.key))
+            case nil: break
+            }
+        }
+        return changes
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import GovexHub
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// The ingest transaction on a real PostgreSQL: receipts, replays, conflicts, gaps,
+/// rejections, epochs, two replicas racing, and the hub's copy of the resources.
+@Suite("Hub store")
+struct HubStoreTests {
+    static let store = HubStore(hubKey: VectorKeys.hub)
+
+    /// A migrated hub database with node gongan, its key, and its two resources in the catalog.
+    static func withHub(_ body: (TestDatabase, PostgresConnection) async throws -> Void) async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await HubSchema.migrate(sql)
+                try await HubSchema.ensurePartitions(sql)
+                try await store.addNode("gongan", on: sql)
+                try await store.registerKey(VectorKeys.gongan.publicKey, for: "gongan", on: sql)
+                try await store.upsertResource(.init(code: "GA-RK-0001", provider: "gongan", share: "unconditional"), name: "residents",
+                                               key: ["id"], columns: ["id", "name"], on: sql)
+                try await store.upsertResource(.init(code: "MZ-HY-0003", provider: "gongan", share: "conditional"), name: "marriages",
+                                               key: ["id_number", "registered_on"], columns: ["marital_status", "office"], on: sql)
+                try await body(database, sql)
+            }
+        }
+    }
+
+    static func batch(_ sequence: UInt64, epoch: UInt64 = 7, records: [ChangeRecord] = SampleBatches.mixedRecords()) throws -> [UInt8] {
+        var metadata = SampleBatches.metadata(sequence: sequence)
+        metadata.nodeEpoch = epoch
+        return try SampleBatches.seal(records, key: VectorKeys.gongan, metadata: metadata)
+    }
+
+    static func receipt(_ outcome: HubStore.IngestOutcome) throws -> Receipt {
+        try SignedReceipt(wire: outcome.body).verified(with: VectorKeys.hub.publicKey)
+    }
+
+    static func count(_ sql: PostgresConnection, _ query: String) async throws -> Int {
+        Int(try await sql.query(query).rows[0][0] ?? "") ?? -1
+    }
+
+    @Test("migrations run once, even when two hubs start together")
+    func migrations() async throws {
+        try await TestPostgres.withDatabase { database in
+            async let first = PostgresConnection.with(database.conninfo) { try await HubSchema.migrate($0) }
+            async let second = PostgresConnection.with(database.conninfo) { try await HubSchema.migrate($0) }
+            let applied = try await [first, second].sorted { $0.count < $1.count }
+            #expect(applied == [[], [1]])
+            let (again, versions) = try await PostgresConnection.with(database.conninfo) { sql in
+                (try await HubSchema.migrate(sql), try await Self.count(sql, "SELECT count(*) FROM govex.schema_migrations"))
+            }
+            #expect(again.isEmpty && versions == HubSchema.latestVersion)
+        }
+    }
+
+    @Test("accepted with a signed receipt; a replay gets the same receipt and is stored once; a gap and a conflict are refused")
+    func ingest() async throws {
+        try await Self.withHub { _, sql in
+            let first = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            #expect(first.status == 200)
+            let receipt = try Self.receipt(first)
+            #expect(receipt.status == "accepted" && receipt.sequence == "1" && receipt.node == "gongan")
+            #expect(receipt.digest == Hex.encode(DigestAlgorithm.sha256.hash(try Self.batch(1))))
+
+            let replay = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            #expect(replay.status == 200 && replay.body == first.body && replay.decision == "replay")
+            #expect(try await Self.count(sql, "SELECT count(*) FROM govex.batch_index") == 1)
+            #expect(try await Self.count(sql, "SELECT count(*) FROM govex.batches") == 1)
+
+            let gap = try await Self.store.ingest(try Self.batch(3), from: "gongan", on: sql)
+            #expect(gap.status == 409 && String(decoding: gap.body, as: UTF8.self).contains("expected sequence 2"))
+
+            let conflicting = try Self.batch(1, records: Array(SampleBatches.mixedRecords().prefix(3)))
+            let conflict = try await Self.store.ingest(conflicting, from: "gongan", on: sql)
+            #expect(conflict.status == 409 && conflict.decision == "digest_conflict")
+            #expect(try await Self.count(sql, "SELECT count(*) FROM govex.batch_index") == 1, "never stored twice")
+
+            let unreadable = try await Self.store.ingest(Array(try Self.batch(2).dropLast(9)), from: "gongan", on: sql)
+            #expect(unreadable.status == 400)
+            let impostor = try await Self.store.ingest(try Self.batch(2), from: "minzheng", on: sql)
+            #expect(impostor.status == 403 && impostor.decision == "unknown_node")
+        }
+    }
+
+    @Test("a batch breaking a rule is stored as rejected, answered with a signed rejection, and the stream goes on")
+    func rejection() async throws {
+        try await Self.withHub { _, sql in
+            try await Self.store.upsertResource(.init(code: "MZ-HY-0003", provider: "minzheng", share: "conditional"), name: "marriages",
+                                                key: ["id_number"], columns: [], on: sql)
+            let rejected = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            #expect(rejected.status == 200)
+            let receipt = try Self.receipt(rejected)
+            #expect(receipt.status == "rejected" && receipt.reason == "resource MZ-HY-0003 is provided by minzheng, not by this node")
+            #expect(try await Self.count(sql, "SELECT count(*) FROM govex.resource_rows") == 0, "a rejected batch changes no state")
+            let residentsOnly = SampleBatches.mixedRecords().filter { $0.resource == "GA-RK-0001" }
+            let next = try await Self.store.ingest(try Self.batch(2, records: residentsOnly), from: "gongan", on: sql)
+            #expect(try Self.receipt(next).status == "accepted")
+        }
+    }
+
+    @Test("a new epoch is held until accepted")
+    func newEpoch() async throws {
+        try await Self.withHub { _, sql in
+            _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            let reset = try await Self.store.ingest(try Self.batch(1, epoch: 8), from: "gongan", on: sql)
+            #expect(reset.status == 409 && reset.decision == "new_epoch")
+            #expect(try await sql.query("SELECT pending_epoch::text FROM govex.nodes WHERE node_id = 'gongan'").rows[0][0] == "8")
+        }
+    }
+
+    @Test("two replicas racing on the same batch store it once")
+    func race() async throws {
+        try await Self.withHub { database, _ in
+            let bytes = try Self.batch(1)
+            let outcomes = try await withThrowingTaskGroup(of: HubStore.IngestOutcome.self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try await PostgresConnection.with(database.conninfo) { try await Self.store.ingest(bytes, from: "gongan", on: $0) } }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.allSatisfy { $0.status == 200 })
+            #expect(outcomes.filter { $0.decision == "accepted" }.count == 1)
+            #expect(Set(outcomes.map(\.body)).count == 1, "every replica answers with the one receipt")
+        }
+    }
+
+    @Test("the hub's copy: upserts, key changes, deletes, unchanged TOAST kept, truncate then insert")
+    func resourceState() async throws {
+        try await Self.withHub { _, sql in
+            _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            let rows = try await sql.query("SELECT resource, key, row_values::text FROM govex.resource_rows ORDER BY resource, key").rows
+            let residents = rows.filter { $0[0] == "GA-RK-0001" }.map { $0[1] ?? "" }
+            let expected = (0..<EdgeValues.rows.count).map { EdgeValues.rows[$0][0].value.postgresText ?? "" }
+                .filter { $0 != "2" && $0 != "4" } + ["40"]
+            #expect(Set(residents) == Set(expected.map { "[\"\($0)\"]" }), "row 2 deleted, row 4 moved to 40")
+            let marriages = rows.filter { $0[0] == "MZ-HY-0003" }
+            #expect(marriages.count == 1 && marriages[0][2]?.contains("\"marital_status\": null") == true, "truncated, then one insert")
+            // Row 1's update left docb and blob unchanged: they keep the inserted values.
+            let first = try #require(rows.first { $0[0] == "GA-RK-0001" && $0[1] == "[\"\(EdgeValues.rows[0][0].value.postgresText ?? "")\"]" })
+            #expect(first[2]?.contains("\"blob\": \"\\\\x00ff10\"") == true, "\(first[2] ?? "")")
+        }
+    }
+}
