@@ -78,6 +78,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
@@ -129,7 +132,9 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexHubTests",
-            dependencies: ["GovexHub", "GovexWire", "GovexTestSupport"],
+            dependencies: ["GovexHub", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport",
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libpq-dev libssl-dev liblz4-dev pkg-config postgresql postgresql-contrib lz4 openssl python3 strace)
+packages=(libpq-dev libssl-dev liblz4-dev pkg-config postgresql postgresql-contrib lz4 openssl python3 strace curl ca-certificates)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

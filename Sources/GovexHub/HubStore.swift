@@ -28,11 +28,11 @@ public struct HubStore: Sendable {
 
     // MARK: Nodes
 
-    public func addNode(_ nodeID: String, on sql: PostgresConnection) async throws {
+    public static func addNode(_ nodeID: String, on sql: PostgresConnection) async throws {
         try await sql.query("INSERT INTO govex.nodes (node_id) VALUES ($1) ON CONFLICT (node_id) DO NOTHING", [nodeID])
     }
 
-    public func registerKey(_ key: VerifyingKey, for nodeID: String, on sql: PostgresConnection) async throws {
+    public static func registerKey(_ key: VerifyingKey, for nodeID: String, on sql: PostgresConnection) async throws {
         try await sql.query("""
             INSERT INTO govex.node_keys (node_id, key_id, algorithm, public_key_pem) VALUES ($1, $2, $3, $4)
             ON CONFLICT (node_id, key_id) DO NOTHING

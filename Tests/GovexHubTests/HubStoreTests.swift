@@ -17,8 +17,8 @@ struct HubStoreTests {
             try await PostgresConnection.with(database.conninfo) { sql in
                 try await HubSchema.migrate(sql)
                 try await HubSchema.ensurePartitions(sql)
-                try await store.addNode("gongan", on: sql)
-                try await store.registerKey(VectorKeys.gongan.publicKey, for: "gongan", on: sql)
+                try await HubStore.addNode("gongan", on: sql)
+                try await HubStore.registerKey(VectorKeys.gongan.publicKey, for: "gongan", on: sql)
                 try await store.upsertResource(.init(code: "GA-RK-0001", provider: "gongan", share: "unconditional"), name: "residents",
                                                key: ["id"], columns: ["id", "name"], on: sql)
                 try await store.upsertResource(.init(code: "MZ-HY-0003", provider: "gongan", share: "conditional"), name: "marriages",

@@ -1,0 +1,75 @@
+import Crypto
+import Foundation
+import GovexIdentity
+import GovexPostgres
+import GovexWire
+import SwiftASN1
+import X509
+
+/// One-time, expiring enrollment tokens and the enrollment itself: a node proves it holds
+/// a token, and receives a client certificate naming it while its batch-signing key is
+/// registered. Only a token's SHA-256 is stored.
+public enum Enrollment {
+    public struct Granted: Sendable {
+        public let certificatePEM: String
+        public let caPEM: String
+        public let hubSigningKeyPEM: String
+    }
+
+    /// Adds the node (if new) and a token valid for `hours`; returns the token to hand over.
+    public static func createToken(for nodeID: String, hours: Int = 24, on sql: PostgresConnection) async throws -> String {
+        guard Self.isValidNodeID(nodeID) else {
+            throw IdentityError("node id '\(nodeID)' must be 1 to 63 characters from a-z, 0-9, _ and -")
+        }
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let token = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        try await sql.transaction {
+            try await HubStore.addNode(nodeID, on: sql)
+            try await sql.query("""
+                INSERT INTO govex.enrollment_tokens (token_hash, node_id, expires_at) VALUES ($1::bytea, $2, now() + $3::int * interval '1 hour')
+                """, ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8))), nodeID, String(hours)])
+        }
+        return token
+    }
+
+    public static func isValidNodeID(_ id: String) -> Bool {
+        !id.isEmpty && id.utf8.count <= 63 && id.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 }
+    }
+
+    /// Spends a token: checks it (unused, unexpired, for this node), issues the certificate
+    /// and registers the signing key, all in one transaction.
+    public static func enroll(nodeID: String, token: String, requestPEM: String, signingKeyPEM: String,
+                              ca: CertificateAuthority, hubSigningKey: VerifyingKey, on sql: PostgresConnection) async throws -> Granted {
+        let request = try NodeIdentity.parseRequest(pem: requestPEM)
+        let signingKey: VerifyingKey
+        do {
+            signingKey = try VerifyingKey(pem: signingKeyPEM)
+        } catch {
+            throw IdentityError("signing_key is not a public key in PEM: \(error)")
+        }
+        return try await sql.transaction {
+            let row = try await sql.query("""
+                SELECT node_id, used_at IS NOT NULL, expires_at < now() FROM govex.enrollment_tokens WHERE token_hash = $1::bytea FOR UPDATE
+                """, ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))]).rows.first
+            guard let row, row[0] == nodeID else { throw EnrollmentRefused("the enrollment token is not valid for node \(nodeID)") }
+            guard row[1] == "f" else { throw EnrollmentRefused("the enrollment token was already used; ask the hub administrator for a new one") }
+            guard row[2] == "f" else { throw EnrollmentRefused("the enrollment token has expired; ask the hub administrator for a new one") }
+            let certificate = try ca.issueClientCertificate(for: request, nodeID: nodeID)
+            let pem = try certificate.serializeAsPEM().pemString
+            try await sql.query("UPDATE govex.enrollment_tokens SET used_at = now() WHERE token_hash = $1::bytea",
+                                ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))])
+            try await sql.query("""
+                INSERT INTO govex.certificates (serial, node_id, not_after, pem) VALUES ($1, $2, $3::timestamptz, $4)
+                """, [certificate.serialNumber.description, nodeID, ISO8601DateFormatter().string(from: certificate.notValidAfter), pem])
+            try await HubStore.registerKey(signingKey, for: nodeID, on: sql)
+            return Granted(certificatePEM: pem, caPEM: try ca.certificate.serializeAsPEM().pemString, hubSigningKeyPEM: hubSigningKey.pem)
+        }
+    }
+}
+
+public struct EnrollmentRefused: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

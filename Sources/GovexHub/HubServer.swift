@@ -1,0 +1,144 @@
+import Foundation
+import GovexIdentity
+import GovexPostgres
+import GovexWire
+import Hummingbird
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// Each request's context: the channel, so a route can ask the TLS layer which
+/// certificate (if any) the client presented.
+public struct HubRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// Batches are up to 64 MiB; the route enforces its own limit.
+    public var maxUploadSize: Int { 64 << 20 }
+
+    /// The node named by the client certificate. The TLS layer has already verified that
+    /// certificate against the hub's CA (optional verification: a client without one
+    /// still connects, for enrollment, but gets no identity).
+    func clientNode() async throws -> String? {
+        guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return nil }
+        return NodeIdentity.nodeID(of: try Certificate(derEncoded: try certificate.toDERBytes()))
+    }
+}
+
+/// The hub's HTTPS API (see docs/api.md).
+public struct HubServer: Sendable {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var serverCertificatePEM: String
+        public var serverKeyPEM: String
+        public var ca: CertificateAuthority
+        public var hubSigningKey: SigningKey
+        public var maxBatchBytes: Int = 64 << 20
+
+        public init(host: String, port: Int, serverCertificatePEM: String, serverKeyPEM: String, ca: CertificateAuthority, hubSigningKey: SigningKey) {
+            self.host = host
+            self.port = port
+            self.serverCertificatePEM = serverCertificatePEM
+            self.serverKeyPEM = serverKeyPEM
+            self.ca = ca
+            self.hubSigningKey = hubSigningKey
+        }
+    }
+
+    let settings: Settings
+    let pool: ConnectionPool
+    let store: HubStore
+
+    public init(settings: Settings, pool: ConnectionPool) {
+        self.settings = settings
+        self.pool = pool
+        self.store = HubStore(hubKey: settings.hubSigningKey)
+    }
+
+    /// TLS 1.2 at least, the hub's certificate, client certificates verified against the
+    /// hub's CA when presented.
+    func tlsConfiguration() throws -> TLSConfiguration {
+        let caCertificate = try NIOSSLCertificate(bytes: Array(try settings.ca.certificate.serializeAsPEM().pemString.utf8), format: .pem)
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(settings.serverCertificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(settings.serverKeyPEM.utf8), format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .optionalVerification
+        tls.trustRoots = .certificates([caCertificate])
+        return tls
+    }
+
+    func router() -> Router<HubRequestContext> {
+        let router = Router(context: HubRequestContext.self)
+        let store = self.store, pool = self.pool, settings = self.settings
+
+        router.post("/v1/enroll") { request, context -> Response in
+            struct Body: Decodable {
+                let node: String
+                let token: String
+                let csr: String
+                let signing_key: String
+            }
+            let bytes = try await request.body.collect(upTo: 64 << 10)
+            guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                return Self.error(.badRequest, "bad_request", "expected JSON {node, token, csr, signing_key}")
+            }
+            do {
+                let granted = try await pool.withConnection { sql in
+                    try await Enrollment.enroll(nodeID: body.node, token: body.token, requestPEM: body.csr, signingKeyPEM: body.signing_key,
+                                                ca: settings.ca, hubSigningKey: settings.hubSigningKey.publicKey, on: sql)
+                }
+                let json = BatchJSON.object([("certificate", BatchJSON.string(granted.certificatePEM)), ("ca", BatchJSON.string(granted.caPEM)),
+                                             ("hub_signing_key", BatchJSON.string(granted.hubSigningKeyPEM))])
+                return Self.json(.ok, json)
+            } catch let refused as EnrollmentRefused {
+                return Self.error(.forbidden, "enrollment_refused", refused.description)
+            } catch let invalid as IdentityError {
+                return Self.error(.badRequest, "invalid_request", invalid.description)
+            }
+        }
+
+        router.post("/v1/batches") { request, context -> Response in
+            guard let node = try await context.clientNode() else {
+                return Self.error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
+            }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: settings.maxBatchBytes)
+            } catch {
+                return Self.error(.contentTooLarge, "too_large", "a batch may be at most \(settings.maxBatchBytes) bytes")
+            }
+            let bytes = Array(buffer: body)
+            let outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
+            return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
+        }
+        return router
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+        json(status, HubStore.errorJSON(code: code, message: message))
+    }
+
+    /// Serves until the surrounding task is cancelled; `onRunning` receives the bound port.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let app = Application(
+            router: router(),
+            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration()),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
+        try await app.runService()
+    }
+}
