@@ -74,7 +74,8 @@ let package = Package(
         .target(
             name: "GovexHub",
             dependencies: [
-                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore",
+                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration",
+                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -85,9 +86,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexConfiguration",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexAgent",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -97,8 +103,10 @@ let package = Package(
         .executableTarget(
             name: "govex",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: strictSettings
         ),
@@ -132,7 +140,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexHubTests",
-            dependencies: ["GovexHub", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport",
+            dependencies: ["GovexHub", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
@@ -160,7 +168,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexCommandTests",
-            dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire"],
+            dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire", "GovexHub", "GovexIdentity",
+                           .product(name: "SwiftASN1", package: "swift-asn1")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,20 +1,9 @@
 import GovexCapture
+import GovexConfiguration
 import GovexPolicy
 import GovexPostgres
 import GovexWire
 import TOMLKit
-
-/// A configuration mistake, located for the person who must fix it.
-public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
-    public let file: String
-    public let line: Int?
-    public let key: String
-    public let problem: String
-
-    public var description: String {
-        "\(file)\(line.map { ":\($0)" } ?? ""): \(key): \(problem)"
-    }
-}
 
 /// `agent.toml`, validated. Only what capture needs today is read; `[hub]`, `[tls]`
 /// and `[[subscribe]]` are accepted for the hub exchange that comes next.
@@ -44,16 +33,7 @@ public struct AgentConfiguration: Sendable {
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> AgentConfiguration {
-        let locate = SourceLocator(text: text)
-        let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ConfigurationError(file: path, line: error.source.begin.line, key: "(syntax)", problem: error.description)
-        } catch {
-            throw ConfigurationError(file: path, line: nil, key: "(syntax)", problem: "\(error)")
-        }
-        let reader = Reader(path: path, locate: locate)
+        let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
         let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms"]
         for key in root.keys where !known.contains(key) {
             throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")
@@ -150,136 +130,5 @@ public struct AgentConfiguration: Sendable {
                                   conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish,
                                   metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
                                   heartbeat: heartbeat)
-    }
-
-    /// Reads typed values and reports mistakes with their location.
-    struct Reader {
-        let path: String
-        let locate: SourceLocator
-
-        func error(_ key: String, section: String?, _ problem: String) -> ConfigurationError {
-            let shown = section.map { "[\($0.replacing("#", with: "]#"))" + ($0.contains("#") ? "" : "]") + " \(key)" } ?? key
-            return ConfigurationError(file: path, line: locate.line(of: key, in: section), key: shown, problem: problem)
-        }
-
-        func table(_ root: TOMLTable, _ name: String, optional: Bool = false) throws(ConfigurationError) -> TOMLTable? {
-            guard let value = root[name] else {
-                if optional { return nil }
-                throw error(name, section: nil, "missing section [\(name)]")
-            }
-            guard let table = value.table else { throw error(name, section: nil, "must be a table [\(name)]") }
-            return table
-        }
-
-        func table(_ root: TOMLTable, _ name: String) throws(ConfigurationError) -> TOMLTable {
-            try table(root, name, optional: false)!
-        }
-
-        func string(_ table: TOMLTable?, _ key: String, section: String, default value: String? = nil) throws(ConfigurationError) -> String {
-            guard let entry = table?[key] else {
-                if let value { return value }
-                throw error(key, section: section, "missing; expected a string")
-            }
-            guard let string = entry.string else { throw error(key, section: section, "expected a string, found \(entry.type)") }
-            return string
-        }
-
-        func strings(_ table: TOMLTable, _ key: String, section: String, optional: Bool = false) throws(ConfigurationError) -> [String] {
-            guard let entry = table[key] else {
-                if optional { return [] }
-                throw error(key, section: section, "missing; expected a list of column names")
-            }
-            guard let array = entry.array else { throw error(key, section: section, "expected a list like [\"a\", \"b\"], found \(entry.type)") }
-            var names: [String] = []
-            for item in array {
-                guard let name = item.string, !name.isEmpty else { throw error(key, section: section, "every item must be a non-empty column name") }
-                names.append(name)
-            }
-            guard Set(names).count == names.count else { throw error(key, section: section, "a column is listed twice") }
-            return names
-        }
-
-        func integer(_ table: TOMLTable?, _ key: String, section: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let entry = table?[key] else { return value }
-            guard let number = entry.int else { throw error(key, section: section, "expected a whole number, found \(entry.type)") }
-            guard range.contains(number) else { throw error(key, section: section, "\(number) is outside \(range.lowerBound)...\(range.upperBound)") }
-            return number
-        }
-
-        /// "8MiB", "512KiB", "1GiB", or a number of bytes.
-        func size(_ table: TOMLTable?, _ key: String, section: String, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let entry = table?[key] else { return value }
-            let bytes: Int?
-            if let number = entry.int {
-                bytes = number
-            } else if let text = entry.string {
-                let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
-                let unit = units.first { text.hasSuffix($0.0) }
-                bytes = unit.flatMap { unit in Int(text.dropLast(unit.0.count).trimmingSpaces()).map { $0 * unit.1 } }
-            } else {
-                bytes = nil
-            }
-            guard let bytes else { throw error(key, section: section, "expected a size like \"8MiB\", \"512KiB\" or a number of bytes") }
-            guard range.contains(bytes) else { throw error(key, section: section, "\(bytes) bytes is outside \(range.lowerBound)...\(range.upperBound)") }
-            return bytes
-        }
-
-        /// "500ms", "2s", "1m".
-        func duration(_ table: TOMLTable?, _ key: String, section: String, default value: Duration) throws(ConfigurationError) -> Duration {
-            guard let entry = table?[key] else { return value }
-            guard let text = entry.string else { throw error(key, section: section, "expected a duration like \"500ms\", \"2s\" or \"1m\"") }
-            let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
-            guard let unit = units.first(where: { text.hasSuffix($0.0) }), let number = Int64(text.dropLast(unit.0.count).trimmingSpaces()),
-                  number > 0, number <= 86_400_000 / unit.1 else {
-                throw error(key, section: section, "expected a positive duration like \"500ms\", \"2s\" or \"1m\", found '\(text)'")
-            }
-            return .milliseconds(number * unit.1)
-        }
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var result = self
-        while result.first == " " { result = result.dropFirst() }
-        while result.last == " " { result = result.dropLast() }
-        return result
-    }
-}
-
-/// Finds the line a key was written on (TOMLKit reports positions for syntax errors only).
-struct SourceLocator: Sendable {
-    let lines: [Substring]
-
-    init(text: String) {
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    }
-
-    /// `section` is a table name, or `publish#N` for the N-th `[[publish]]`; nil for top level.
-    func line(of key: String, in section: String?) -> Int? {
-        var start = 0
-        if let section {
-            let parts = section.split(separator: "#")
-            let header = parts.count == 2 ? "[[\(parts[0])]]" : "[\(section)]"
-            var remaining = parts.count == 2 ? (Int(parts[1]) ?? 0) : 0
-            guard let found = lines.indices.first(where: { index in
-                guard lines[index].trimmingSpaces().hasPrefix(header) else { return false }
-                if remaining == 0 { return true }
-                remaining -= 1
-                return false
-            }) else { return nil }
-            start = found + 1
-            for index in start..<lines.count {
-                let line = lines[index].trimmingSpaces()
-                if line.hasPrefix("[") { return found + 1 }
-                if line.hasPrefix(key + " ") || line.hasPrefix(key + "=") { return index + 1 }
-            }
-            return found + 1
-        }
-        for index in lines.indices {
-            let line = lines[index].trimmingSpaces()
-            if line.hasPrefix("[\(key)]") || line.hasPrefix("[[\(key)]]") || line.hasPrefix(key + " ") || line.hasPrefix(key + "=") { return index + 1 }
-        }
-        return nil
     }
 }

@@ -1,3 +1,4 @@
+import GovexConfiguration
 import GovexCapture
 import GovexKeyStore
 import GovexWire

@@ -102,6 +102,8 @@ public struct CertificateAuthority: Sendable {
             extensions: extensions, issuerPrivateKey: .init(key))
     }
 
+    public static func isIPAddress(_ text: String) -> Bool { NodeIdentity.addressBytes(text) != nil }
+
     // MARK: Files
 
     public static let certificateFileName = "ca.pem"

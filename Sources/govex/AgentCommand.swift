@@ -19,13 +19,7 @@ struct Agent: AsyncParsableCommand {
     var config: String = "/etc/govex/agent.toml"
 
     func run() async throws {
-        let text: String
-        do {
-            text = try String(contentsOfFile: config, encoding: .utf8)
-        } catch {
-            printError("cannot read \(config): \(error.localizedDescription)")
-            throw ExitStatus.failure
-        }
+        let text = try readConfigurationFile(config)
         do {
             try await AgentRunner.run(configurationPath: config, text: text, environment: ProcessInfo.processInfo.environment)
         } catch {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Govex: AsyncParsableCommand {
@@ -10,9 +11,10 @@ struct Govex: AsyncParsableCommand {
           govex keygen --algorithm ed25519 --out /var/lib/govex/keys
           govex batch inspect spool/00000000000000000042.gvxb --limit 10
           govex batch verify spool/00000000000000000042.gvxb --key gongan.pub
+          govex hub init --config /etc/govex/hub.toml
         """,
         version: "0.1.0",
-        subcommands: [Agent.self, Check.self, Keygen.self, BatchCommand.self]
+        subcommands: [Agent.self, Check.self, Keygen.self, BatchCommand.self, HubCommand.self]
     )
 }
 
@@ -21,6 +23,16 @@ struct Govex: AsyncParsableCommand {
 enum ExitStatus {
     static let negative = ExitCode(1)
     static let failure = ExitCode(2)
+}
+
+/// A configuration file's text, or a one-line error and exit status 2.
+func readConfigurationFile(_ path: String) throws -> String {
+    do {
+        return try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+        printError("cannot read \(path): \(error.localizedDescription)")
+        throw ExitStatus.failure
+    }
 }
 
 func printError(_ message: String) {

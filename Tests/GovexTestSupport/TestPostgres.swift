@@ -70,6 +70,11 @@ public struct TestDatabase: Sendable {
 /// Where the throwaway cluster lives, for the exit handler (a C function pointer cannot capture).
 nonisolated(unsafe) private var clusterToStop: (pgCtl: String, dataDirectory: String, runAs: String?)? = nil
 
+/// A loopback TCP port nobody listens on right now.
+public func freeLoopbackPort() throws -> Int {
+    try ThrowawayCluster.freeLoopbackPort()
+}
+
 enum ThrowawayCluster {
     static func start() throws -> String {
         let binaries = try findBinaries()
@@ -108,7 +113,7 @@ enum ThrowawayCluster {
         throw TestSupportError("no PostgreSQL server binaries under \(root): install the postgresql package (Deploy/setup.sh does), or set GOVEX_TEST_PG to a superuser conninfo")
     }
 
-    static func freeLoopbackPort() throws -> Int {
+    public static func freeLoopbackPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSupportError("socket() failed") }
         defer { close(fd) }

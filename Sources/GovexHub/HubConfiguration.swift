@@ -1,0 +1,58 @@
+import GovexConfiguration
+import GovexIdentity
+import GovexKeyStore
+import TOMLKit
+
+/// `hub.toml`, validated:
+///
+///     [hub]
+///     data_dir = "/var/lib/govex-hub"           # ca/, keys/, tls/
+///     listen = "127.0.0.1:8443"
+///     database = "host=/run/postgresql dbname=govex_hub user=govex_hub"
+///     hostnames = ["hub.example.gov.cn"]        # names agents dial (in the server certificate)
+///     addresses = ["127.0.0.1"]                 # addresses agents dial
+///     max_batch_bytes = "64MiB"
+public struct HubConfiguration: Sendable {
+    public var dataDirectory: String
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var hostnames: [String]
+    public var addresses: [String]
+    public var maxBatchBytes: Int
+
+    public var caDirectory: String { dataDirectory + "/ca" }
+    public var keysDirectory: String { dataDirectory + "/keys" }
+    public var serverCertificatePath: String { dataDirectory + "/tls/server.pem" }
+    public var serverKeyPath: String { dataDirectory + "/tls/server.key" }
+
+    public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
+        let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
+        for key in root.keys where key != "hub" {
+            throw reader.error(key, section: nil, "unknown section; expected [hub]")
+        }
+        let hub = try reader.table(root, "hub")
+        let known = ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes"]
+        for key in hub.keys where !known.contains(key) {
+            throw reader.error(key, section: "hub", "unknown key; expected one of \(known.joined(separator: ", "))")
+        }
+        let dataDirectory = try reader.string(hub, "data_dir", section: "hub")
+        let listen = try reader.string(hub, "listen", section: "hub", default: "127.0.0.1:8443")
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw reader.error("listen", section: "hub", "'\(listen)' must be host:port, e.g. \"0.0.0.0:8443\"")
+        }
+        let host = String(listen[..<colon])
+        let database = try reader.string(hub, "database", section: "hub")
+        let hostnames = try reader.strings(hub, "hostnames", section: "hub", optional: true)
+        let addresses = try reader.strings(hub, "addresses", section: "hub", optional: true)
+        for address in addresses where !CertificateAuthority.isIPAddress(address) {
+            throw reader.error("addresses", section: "hub", "'\(address)' is not an IPv4 or IPv6 address")
+        }
+        guard !hostnames.isEmpty || !addresses.isEmpty else {
+            throw reader.error("hostnames", section: "hub", "give the names or addresses agents use to reach the hub (hostnames, addresses)")
+        }
+        let maxBatchBytes = try reader.size(hub, "max_batch_bytes", section: "hub", default: 64 << 20, range: (64 << 10)...(1 << 30))
+        return HubConfiguration(dataDirectory: dataDirectory, host: host, port: port, database: database, hostnames: hostnames,
+                                addresses: addresses, maxBatchBytes: maxBatchBytes)
+    }
+}

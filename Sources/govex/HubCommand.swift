@@ -1,0 +1,194 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import GovexHub
+import GovexIdentity
+import GovexKeyStore
+import GovexPostgres
+import GovexWire
+import SwiftASN1
+
+struct HubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub",
+        abstract: "The central hub: set it up, run it, and manage the nodes that may connect.",
+        discussion: """
+        Examples:
+          govex hub init --config /etc/govex/hub.toml
+          govex hub --config /etc/govex/hub.toml
+          govex hub node add gongan --config /etc/govex/hub.toml
+          govex hub node revoke gongan --config /etc/govex/hub.toml
+        """,
+        subcommands: [HubServe.self, HubInit.self, HubNode.self],
+        defaultSubcommand: HubServe.self
+    )
+}
+
+struct HubOptions: ParsableArguments {
+    @Option(help: "The hub's TOML configuration.")
+    var config: String = "/etc/govex/hub.toml"
+
+    func load() throws -> HubConfiguration {
+        let text = try readConfigurationFile(config)
+        do {
+            return try HubConfiguration.load(path: config, text: text)
+        } catch {
+            printError("\(error)")
+            throw ExitStatus.failure
+        }
+    }
+}
+
+/// Runs `body`, printing any error as one line and exiting 2.
+func reportingFailure<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        printError("\(error)")
+        throw ExitStatus.failure
+    }
+}
+
+struct HubInit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the hub's CA, signing key and TLS certificate, and its database schema.",
+        discussion: """
+        Writes data_dir/ca (ca.pem, ca.key), data_dir/keys (the hub's batch and receipt
+        signing key) and data_dir/tls (server.pem for the configured hostnames and
+        addresses, server.key). Private keys are mode 0600; nothing is overwritten, so
+        running it again only migrates the schema.
+        """
+    )
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let fileManager = FileManager.default
+            if !fileManager.fileExists(atPath: configuration.caDirectory + "/" + CertificateAuthority.keyFileName) {
+                let ca = try CertificateAuthority.create(commonName: "govex hub CA")
+                try ca.write(to: configuration.caDirectory)
+                print("created the hub CA: \(configuration.caDirectory)/\(CertificateAuthority.certificateFileName)")
+            }
+            if !fileManager.fileExists(atPath: configuration.keysDirectory + "/" + KeyStore.privateKeyFileName) {
+                let key = try KeyStore.generate(.ed25519, directory: configuration.keysDirectory)
+                print("created the hub signing key \(Hex.encode(key.publicKey.keyID)): \(key.publicKeyPath)")
+            }
+            if !fileManager.fileExists(atPath: configuration.serverKeyPath) {
+                let ca = try CertificateAuthority.load(from: configuration.caDirectory)
+                let key = P256.Signing.PrivateKey()
+                let certificate = try ca.issueServerCertificate(publicKey: key.publicKey, hostnames: configuration.hostnames,
+                                                                addresses: configuration.addresses)
+                try KeyStore.writeSecret(path: configuration.serverKeyPath, contents: key.pemRepresentation)
+                try KeyStore.writePublic(path: configuration.serverCertificatePath, contents: try certificate.serializeAsPEM().pemString)
+                print("created the hub's TLS certificate for \((configuration.hostnames + configuration.addresses).joined(separator: ", ")): \(configuration.serverCertificatePath)")
+            }
+            let applied = try await PostgresConnection.with(configuration.database, name: "govex-hub-init") { sql in
+                let applied = try await HubSchema.migrate(sql)
+                try await HubSchema.ensurePartitions(sql)
+                return applied
+            }
+            print(applied.isEmpty ? "the database schema is up to date (version \(HubSchema.latestVersion))"
+                                  : "migrated the database schema to version \(HubSchema.latestVersion)")
+        }
+    }
+}
+
+struct HubServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the hub's HTTPS API (the default when `govex hub` is given no subcommand)."
+    )
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let ca = try CertificateAuthority.load(from: configuration.caDirectory)
+            let signingKey = try KeyStore.loadSigningKey(path: configuration.keysDirectory + "/" + KeyStore.privateKeyFileName)
+            var settings = HubServer.Settings(
+                host: configuration.host, port: configuration.port,
+                serverCertificatePEM: try KeyStore.readPublic(path: configuration.serverCertificatePath),
+                serverKeyPEM: try KeyStore.readSecret(path: configuration.serverKeyPath), ca: ca, hubSigningKey: signingKey)
+            settings.maxBatchBytes = configuration.maxBatchBytes
+            let pool = ConnectionPool(conninfo: configuration.database)
+            try await pool.withConnection { sql in
+                try await HubSchema.migrate(sql)
+                try await HubSchema.ensurePartitions(sql)
+            }
+            let server = HubServer(settings: settings, pool: pool)
+            try await server.run { port in
+                FileOutput.writeStandardError("<6>govex hub: listening on https://\(configuration.host):\(port)\n")
+            }
+        }
+    }
+}
+
+struct HubNode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Add or revoke the nodes (department agents) that may connect.",
+        subcommands: [HubNodeAdd.self, HubNodeRevoke.self]
+    )
+}
+
+struct HubNodeAdd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Register a node and print a one-time enrollment token for it.",
+        discussion: """
+        Give the token to the department's operator, who runs
+        `govex enroll --hub https://HUB:8443 --token TOKEN --config agent.toml` before it expires.
+        """
+    )
+
+    @Argument(help: "The node id: a-z, 0-9, _ and -.")
+    var node: String
+
+    @Option(help: "Hours the token stays valid.")
+    var hours: Int = 24
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let token = try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
+                try await Enrollment.createToken(for: node, hours: hours, on: sql)
+            }
+            print(token)
+            FileOutput.writeStandardError("govex: enrollment token for \(node), valid for \(hours) hours, usable once\n")
+        }
+    }
+}
+
+struct HubNodeRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revoke a node: every later request from it is refused."
+    )
+
+    @Argument(help: "The node id.")
+    var node: String
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let revoked = try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
+                try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1", [node]).affectedRows ?? 0
+            }
+            guard revoked == 1 else {
+                printError("no node \(node) at this hub")
+                throw ExitStatus.failure
+            }
+            print("revoked \(node)")
+        }
+    }
+}
