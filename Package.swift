@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -72,9 +74,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexAPI",
+            dependencies: ["GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexHub",
             dependencies: [
-                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration",
+                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -93,8 +100,16 @@ let package = Package(
         .target(
             name: "GovexAgent",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration", "GovexIdentity",
+                "GovexAPI",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -140,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexHubTests",
-            dependencies: ["GovexHub", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
+            dependencies: ["GovexHub", "GovexAPI", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings

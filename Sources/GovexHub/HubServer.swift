@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexPostgres
 import GovexWire
@@ -79,6 +80,12 @@ public struct HubServer: Sendable {
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
         let store = self.store, pool = self.pool, settings = self.settings
+
+        // Public: an agent checks it against the SHA-256 handed over with its token.
+        let caPEM = (try? settings.ca.certificate.serializeAsPEM().pemString) ?? ""
+        router.get("/v1/ca") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: caPEM)))
+        }
 
         router.post("/v1/enroll") { request, context -> Response in
             struct Body: Decodable {

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexPostgres
 import GovexWire
 

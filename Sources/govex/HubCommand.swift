@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import GovexAgent
 import GovexHub
 import GovexIdentity
 import GovexKeyStore
@@ -161,8 +162,15 @@ struct HubNodeAdd: AsyncParsableCommand {
             let token = try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
                 try await Enrollment.createToken(for: node, hours: hours, on: sql)
             }
+            let ca = try NodeIdentity.loadCertificate(path: configuration.caDirectory + "/" + CertificateAuthority.certificateFileName)
+            let host = configuration.hostnames.first ?? configuration.addresses.first ?? configuration.host
+            let url = "https://\(host.contains(":") ? "[\(host)]" : host):\(configuration.port)"
             print(token)
-            FileOutput.writeStandardError("govex: enrollment token for \(node), valid for \(hours) hours, usable once\n")
+            FileOutput.writeStandardError("""
+                govex: enrollment token for \(node), valid for \(hours) hours, usable once. On the department's agent run:
+                  govex enroll --hub \(url) --token \(token) --ca-sha256 \(try AgentEnrollment.fingerprint(ca)) --config /etc/govex/agent.toml
+
+                """)
         }
     }
 }

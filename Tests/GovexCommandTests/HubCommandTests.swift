@@ -55,15 +55,26 @@ struct HubCommandTests {
             }
             #expect(listening, "\((try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? "")")
 
-            let (_, request) = try NodeIdentity.makeRequest(nodeID: "gongan")
-            let body = BatchJSON.object([("node", BatchJSON.string("gongan")), ("token", BatchJSON.string(token)),
-                                         ("csr", BatchJSON.string(try request.serializeAsPEM().pemString)),
-                                         ("signing_key", BatchJSON.string(VectorKeys.gongan.publicKey.pem))])
-            let bodyPath = dataDir + "/enroll.json"
-            try body.write(toFile: bodyPath, atomically: true, encoding: .utf8)
-            let enrolled = try await Subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "--cacert", dataDir + "/ca/ca.pem",
-                                                     "--data-binary", "@" + bodyPath, "https://127.0.0.1:\(port)/v1/enroll"])
-            #expect(enrolled.output.hasSuffix("\n200") && enrolled.output.contains("BEGIN CERTIFICATE"), "\(enrolled.output)")
+            // The agent's side: govex enroll with the token and the CA hash that node add printed.
+            let command = try #require(added.output.split(separator: "\n").first { $0.contains("govex enroll") })
+            let caHash = try #require(command.split(separator: " ").drop { $0 != "--ca-sha256" }.dropFirst().first.map(String.init))
+            let agentDir = Subprocess.temporaryDirectory("govex-enroll")
+            try Subprocess.check([govex, "keygen", "--out", agentDir + "/keys"])
+            let agentConfig = try AgentCommandTests.write(AgentCommandTests.config(dataDir: agentDir, conninfo: database.conninfo, slot: "unused"))
+            let hubURL = "https://127.0.0.1:\(port)"
+            let wrongCA = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", String(repeating: "ab", count: 32),
+                                                    "--config", agentConfig])
+            #expect(wrongCA.status == 2 && wrongCA.output.contains("do not enroll"), "\(wrongCA.output)")
+            #expect(!FileManager.default.fileExists(atPath: agentDir + "/tls/tls.key"))
+            let enrolled = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", agentConfig])
+            #expect(enrolled.status == 0 && enrolled.output.contains("enrolled gongan"), "\(enrolled.output)")
+            let mode = try FileManager.default.attributesOfItem(atPath: agentDir + "/tls/tls.key")[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+            let certificate = try NodeIdentity.loadCertificate(path: agentDir + "/tls/tls.pem")
+            #expect(NodeIdentity.nodeID(of: certificate) == "gongan")
+            #expect(try String(contentsOfFile: agentDir + "/tls/hub-ca.pem", encoding: .utf8) == caBefore)
+            let twice = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", agentConfig])
+            #expect(twice.status == 2 && twice.output.contains("already enrolled"), "\(twice.output)")
 
             let revoked = try await Subprocess.run([govex, "hub", "node", "revoke", "gongan", "--config", path])
             #expect(revoked.status == 0 && revoked.output.contains("revoked gongan"))

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GovexAPI
 import GovexHub
 import GovexIdentity
 import GovexPostgres
