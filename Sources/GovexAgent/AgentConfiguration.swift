@@ -26,6 +26,8 @@ public struct AgentConfiguration: Sendable {
     /// `host:port` of the Prometheus endpoint; nil when disabled.
     public var metricsListen: String?
     public var retainedWALAlarm: Int
+    /// `[hub] url`: where batches are pushed; nil = spool only.
+    public var hubURL: String?
     /// `[source] heartbeat`: how often to write a `pg_logical_emit_message` heartbeat; nil = never.
     public var heartbeat: Duration?
 
@@ -50,6 +52,12 @@ public struct AgentConfiguration: Sendable {
             throw reader.error("algorithm", section: "signing", "'\(algorithmName)' is not ed25519 or sm2")
         }
         let keyPath = try reader.string(signing, "key", section: "signing", default: dataDirectory + "/keys/signing.key")
+
+        let hubTable = try reader.table(root, "hub", optional: true)
+        let hubURL = hubTable == nil ? nil : try reader.string(hubTable, "url", section: "hub")
+        if let hubURL, !hubURL.hasPrefix("https://") {
+            throw reader.error("url", section: "hub", "'\(hubURL)' must be an https:// URL, e.g. \"https://hub.example.gov.cn:8443\"")
+        }
 
         let source = try reader.table(root, "source")
         let conninfo = try reader.string(source, "conninfo", section: "source")
@@ -129,6 +137,6 @@ public struct AgentConfiguration: Sendable {
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
                                   conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish,
                                   metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
-                                  heartbeat: heartbeat)
+                                  hubURL: hubURL, heartbeat: heartbeat)
     }
 }

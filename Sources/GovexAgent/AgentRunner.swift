@@ -1,3 +1,4 @@
+import Foundation
 import GovexConfiguration
 import GovexCapture
 import GovexKeyStore
@@ -11,6 +12,13 @@ import Glibc
 
 /// Set from the signal handler; a C handler cannot capture, so this is global.
 private let stopRequested = Atomic<Bool>(false)
+
+/// What the capture and push tasks share while the agent runs.
+private final class RunFlags: Sendable {
+    let stopping = Atomic<Bool>(false)
+    let captureDone = Atomic<Bool>(false)
+    let lastWatchdog = Mutex(ContinuousClock.now)
+}
 
 /// `govex agent`: loads the configuration and the signing key, then runs the
 /// capture loop until SIGTERM or SIGINT, when it seals, spools and confirms what
@@ -46,32 +54,62 @@ public enum AgentRunner {
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         let notifier = SystemdNotifier(environment: environment)
-        let lastWatchdog = Mutex(ContinuousClock.now)
-        let stopping = Atomic<Bool>(false)
+        let flags = RunFlags()
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")
-        try await CaptureService(configuration: capture).run(
-            shouldStop: {
-                guard stopRequested.load(ordering: .relaxed) else { return nil }
-                if !stopping.exchange(true, ordering: .relaxed) {
-                    notifier.notify("STOPPING=1")
-                    log(6, "stopping: sealing, spooling and confirming what is open")
-                }
-                return .graceful
-            },
-            onStreaming: {
-                notifier.notify("READY=1")
-                log(6, "streaming")
-            },
-            onLoop: {
-                guard let interval = notifier.watchdogInterval else { return }
-                let due = lastWatchdog.withLock { last -> Bool in
-                    guard ContinuousClock.now - last >= interval else { return false }
-                    last = .now
-                    return true
-                }
-                if due { notifier.notify("WATCHDOG=1") }
-            })
+        let captureConfiguration = capture
+        let outbox = try Outbox(configuration: capture)
+        let pusher = try configuration.hubURL.map { url in try makePusher(url: url, configuration: configuration, outbox: outbox) }
+        if pusher == nil { log(4, "no [hub] url: batches stay in the spool") }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if let pusher {
+                // Pushes until capture has stopped, so that what SIGTERM sealed still gets a chance to leave.
+                group.addTask { await pusher.run { flags.captureDone.load(ordering: .relaxed) } }
+            }
+            group.addTask {
+                defer { flags.captureDone.store(true, ordering: .relaxed) }
+                try await CaptureService(configuration: captureConfiguration).run(
+                    outbox: outbox,
+                    shouldStop: {
+                        guard stopRequested.load(ordering: .relaxed) else { return nil }
+                        if !flags.stopping.exchange(true, ordering: .relaxed) {
+                            notifier.notify("STOPPING=1")
+                            log(6, "stopping: sealing, spooling and confirming what is open")
+                        }
+                        return .graceful
+                    },
+                    onStreaming: {
+                        notifier.notify("READY=1")
+                        log(6, "streaming")
+                    },
+                    onLoop: {
+                        guard let interval = notifier.watchdogInterval else { return }
+                        let due = flags.lastWatchdog.withLock { last -> Bool in
+                            guard ContinuousClock.now - last >= interval else { return false }
+                            last = .now
+                            return true
+                        }
+                        if due { notifier.notify("WATCHDOG=1") }
+                    })
+            }
+            try await group.waitForAll()
+        }
+        await pusher?.client.shutdown()
         log(6, "stopped")
+    }
+
+    /// The pusher for an enrolled agent: its certificate, the hub's CA and receipt key
+    /// come from `data_dir/tls` (written by `govex enroll`).
+    static func makePusher(url: String, configuration: AgentConfiguration, outbox: Outbox) throws -> BatchPusher {
+        let files = AgentEnrollment.Files(dataDirectory: configuration.dataDirectory)
+        guard FileManager.default.fileExists(atPath: files.certificate) else {
+            throw ConfigurationError(file: "[hub] url", line: nil, key: url,
+                                     problem: "this agent is not enrolled (no \(files.certificate)); run govex enroll first, or remove [hub] to only spool")
+        }
+        let identity = HubClient.Identity(certificatePEM: try KeyStore.readPublic(path: files.certificate),
+                                          keyPEM: try KeyStore.readSecret(path: files.key))
+        let client = try HubClient(baseURL: url, caPEM: try KeyStore.readPublic(path: files.hubCA), identity: identity)
+        let hubKey = try KeyStore.loadVerifyingKey(path: files.hubSigningKey)
+        return BatchPusher(outbox: outbox, client: client, hubKey: hubKey, nodeID: configuration.nodeID, log: { log($0, $1) })
     }
 
     /// journald-friendly: `<priority>message` on stderr.

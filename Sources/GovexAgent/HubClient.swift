@@ -42,6 +42,9 @@ public final class HubClient: Sendable {
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
+        // A hub that cannot be reached fails the request at once: the pusher then logs it
+        // and backs off itself, instead of the request waiting out its whole deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -65,10 +65,12 @@ public final class CaptureService: Sendable {
 
     /// Runs until `shouldStop` returns a stop, checked between messages.
     /// `onStreaming` runs once the slot streams (systemd readiness); `onLoop` on every turn of the loop (watchdog).
-    public func run(shouldStop: @escaping @Sendable () -> Stop?, onStreaming: @Sendable () -> Void = {}, onLoop: @Sendable () -> Void = {}) async throws {
+    /// `outbox` is the spool shared with the pusher; without one, the service opens its own.
+    public func run(outbox shared: Outbox? = nil, shouldStop: @escaping @Sendable () -> Stop?, onStreaming: @Sendable () -> Void = {},
+                    onLoop: @Sendable () -> Void = {}) async throws {
         let config = configuration
         try DurableFile.makeDirectory(config.dataDirectory)
-        let outbox = try Outbox(configuration: config)
+        let outbox = try shared ?? Outbox(configuration: config)
         let loaded = outbox.state
 
         let stream = try await ReplicationConnection.connect(config.conninfo)
@@ -189,64 +191,6 @@ public final class CaptureService: Sendable {
                     try await perform(builder.tick(now: now, serverPosition: walEnd))
                     if replyRequested { try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed) }
                 }
-            }
-        }
-    }
-
-    /// Seals bodies into the spool and keeps the agent state in step; used from the capture
-    /// loop and from the snapshot's copying thread, one at a time.
-    final class Outbox: Sendable {
-        struct Guarded {
-            let spool: Spool
-            var state: AgentState
-        }
-
-        private let guarded: Mutex<Guarded>
-        private let configuration: CaptureConfiguration
-        let metrics = CaptureMetrics()
-
-        /// Opens the spool and the agent state; a sequence found in the spool beyond the state's wins.
-        init(configuration: CaptureConfiguration) throws {
-            let spool = try Spool(directory: configuration.dataDirectory + "/spool", limits: configuration.spoolLimits)
-            var state = try AgentState.load(from: configuration.dataDirectory)
-            if let last = spool.lastSequence, last > state.lastSequence {
-                // A crash came between spooling a batch and recording it in the state: the batch is the truth.
-                // Its changes were never confirmed, so the slot re-sends them; its last position keeps them out.
-                let header = try BatchFile(bytes: try spool.read(last)).header
-                state.lastSequence = last
-                if header.recordCount > 0, state.lastPosition.map({ header.lastPosition > $0 }) ?? true {
-                    state.lastPosition = header.lastPosition
-                }
-            }
-            try state.save(to: configuration.dataDirectory)
-            guarded = Mutex(Guarded(spool: spool, state: state))
-            self.configuration = configuration
-        }
-
-        var state: AgentState { guarded.withLock { $0.state } }
-        var lastPosition: SourcePosition? { guarded.withLock { $0.state.lastPosition } }
-        var isFull: Bool { guarded.withLock { $0.spool.isFull } }
-        var spoolSummary: String { guarded.withLock { "\($0.spool.entries.count) batches, \($0.spool.totalBytes) bytes" } }
-
-        func seal(_ body: BatchBodyEncoder, kind: BatchKind, completeThrough: UInt64, snapshotDone: Bool = false) throws {
-            try guarded.withLock { guarded in
-                let sequence = guarded.state.lastSequence + 1
-                let metadata = BatchMetadata(nodeID: configuration.nodeID, nodeEpoch: guarded.state.epoch, sequence: sequence, kind: kind,
-                                             positionType: .postgresLSN, completeThrough: completeThrough, createdAt: CaptureService.nowMicroseconds())
-                if body.recordCount > 0 {
-                    try guarded.spool.append(try BatchSealer.seal(body, metadata: metadata, key: configuration.signingKey), sequence: sequence)
-                    if kind == .change { CrashPoint.here("capture.spooled-before-state") }
-                    guarded.state.lastSequence = sequence
-                    guarded.state.lastPosition = body.lastPosition ?? guarded.state.lastPosition
-                    metrics.batchesSpooled.increment()
-                    metrics.recordsSpooled.increment(by: body.recordCount)
-                }
-                metrics.spoolBatches.record(guarded.spool.entries.count)
-                metrics.spoolBytes.record(guarded.spool.totalBytes)
-                metrics.spoolOldestAge.record(guarded.spool.oldestAge)
-                if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
-                if snapshotDone { guarded.state.snapshotComplete = true }
-                try guarded.state.save(to: configuration.dataDirectory)
             }
         }
     }

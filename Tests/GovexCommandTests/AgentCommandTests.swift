@@ -13,18 +13,18 @@ struct AgentCommandTests {
     /// The agent's usual setup: tables `residents` (published) and `negative` (share class
     /// none) in publication `govex`, a signing key, and a configuration file.
     static func prepareAgent(_ database: TestDatabase, _ sql: PostgresConnection, directoryPrefix: String,
-                             metrics: String = "") async throws -> (dataDir: String, slot: String, configPath: String) {
+                             metrics: String = "", hub: String? = nil) async throws -> (dataDir: String, slot: String, configPath: String) {
         try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text, secret text)")
         try await sql.query("CREATE TABLE negative (id int PRIMARY KEY, name text)")
         try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, negative")
         let dataDir = Subprocess.temporaryDirectory(directoryPrefix)
         try Subprocess.check([govex, "keygen", "--out", dataDir + "/keys"])
         let slot = database.name + "_slot"
-        let path = try write(config(dataDir: dataDir, conninfo: database.conninfo, slot: slot, metrics: metrics))
+        let path = try write(config(dataDir: dataDir, conninfo: database.conninfo, slot: slot, metrics: metrics, hub: hub))
         return (dataDir, slot, path)
     }
 
-    static func config(dataDir: String, conninfo: String, slot: String, metrics: String = "", publish: String? = nil) -> String {
+    static func config(dataDir: String, conninfo: String, slot: String, metrics: String = "", publish: String? = nil, hub: String? = nil) -> String {
         """
         [node]
         id = "gongan"
@@ -47,6 +47,7 @@ struct AgentCommandTests {
 
         [metrics]
         listen = "\(metrics)"
+        \(hub.map { "\n[hub]\nurl = \"\($0)\"\n" } ?? "")
 
         \(publish ?? """
         [[publish]]

@@ -110,6 +110,16 @@ public enum Subprocess {
         return result.output
     }
 
+    /// `check`, waiting off the cooperative pool.
+    @discardableResult
+    public static func checkAsync(_ argv: [String], environment: [String: String] = [:]) async throws -> String {
+        let result = try await run(argv, environment: environment)
+        guard result.succeeded else {
+            throw TestSupportError("\(argv.joined(separator: " ")) exited \(result.status): \(result.output)")
+        }
+        return result.output
+    }
+
     /// The directory holding the test bundle, where SwiftPM also puts the package's executables.
     public static var buildDirectory: String {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -1,0 +1,127 @@
+import Foundation
+import GovexAPI
+import GovexCapture
+import GovexWire
+
+/// Pushes spooled batches to the hub in sequence order, several in flight, and lets a
+/// batch leave the spool only once a receipt for exactly its bytes verifies with the
+/// hub's key. While the hub is unreachable the spool simply grows; retries back off
+/// exponentially with jitter.
+public final class BatchPusher: Sendable {
+    let outbox: Outbox
+    let client: HubClient
+    let hubKey: VerifyingKey
+    let nodeID: String
+    let inFlight: Int
+    let log: @Sendable (Int, String) -> Void
+
+    public init(outbox: Outbox, client: HubClient, hubKey: VerifyingKey, nodeID: String, inFlight: Int = 4,
+                log: @escaping @Sendable (Int, String) -> Void) {
+        self.outbox = outbox
+        self.client = client
+        self.hubKey = hubKey
+        self.nodeID = nodeID
+        self.inFlight = max(1, inFlight)
+        self.log = log
+    }
+
+    /// What to do after one push.
+    enum Outcome: Equatable {
+        case acknowledged
+        case quarantined(String)
+        /// Not stored: try again after a pause (network, hub down, a refusal a person must resolve).
+        case retry(String)
+    }
+
+    /// Runs until `shouldStop` says so; returns after the pushes in flight finish.
+    public func run(shouldStop: @escaping @Sendable () -> Bool) async {
+        var failures = 0
+        var lastAlarm = ""
+        while !shouldStop() {
+            let window = Array(outbox.pending.prefix(inFlight))
+            if window.isEmpty {
+                try? await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            // Send the window concurrently; act on the answers in sequence order.
+            let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
+                for (index, entry) in window.enumerated() {
+                    group.addTask { (index, await self.push(entry.sequence)) }
+                }
+                var collected = [Outcome](repeating: .retry("not sent"), count: window.count)
+                for await (index, outcome) in group { collected[index] = outcome }
+                return collected
+            }
+            var stalled: String? = nil
+            for (entry, outcome) in zip(window, outcomes) {
+                do {
+                    switch outcome {
+                    case .acknowledged:
+                        try outbox.acknowledge(through: entry.sequence)
+                    case .quarantined(let reason):
+                        try outbox.quarantine(entry.sequence, reason: reason)
+                        log(3, "the hub rejected batch \(entry.sequence): \(reason); moved to quarantine, the stream goes on")
+                    case .retry(let reason):
+                        stalled = reason
+                    }
+                } catch {
+                    stalled = "cannot update the spool: \(error)"
+                }
+                if stalled != nil { break }
+            }
+            if let stalled {
+                failures += 1
+                if stalled != lastAlarm {
+                    log(3, "pushing batch \(window[0].sequence) to the hub: \(stalled); retrying with backoff, batches stay in the spool")
+                    lastAlarm = stalled
+                }
+                try? await Task.sleep(for: Self.backoff(failures: failures))
+            } else {
+                if failures > 0 { log(6, "pushing to the hub again") }
+                failures = 0
+                lastAlarm = ""
+            }
+        }
+    }
+
+    /// 0.5 s doubling to 30 s, each with up to half of it added at random, so that many
+    /// agents coming back after a hub outage do not knock in step.
+    static func backoff(failures: Int) -> Duration {
+        let base = min(30_000, 500 << min(failures - 1, 6))
+        return .milliseconds(base + Int.random(in: 0...(base / 2)))
+    }
+
+    func push(_ sequence: UInt64) async -> Outcome {
+        let bytes: [UInt8]
+        do {
+            bytes = try outbox.read(sequence)
+        } catch {
+            return .retry("cannot read batch \(sequence) from the spool: \(error)")
+        }
+        let response: HubClient.Response
+        do {
+            response = try await client.post("/v1/batches", body: bytes, contentType: "application/octet-stream")
+        } catch {
+            return .retry("the hub is unreachable (\(error))")
+        }
+        return Self.judge(response, bytes: bytes, sequence: sequence, nodeID: nodeID, hubKey: hubKey)
+    }
+
+    /// Pure: a hub response for a pushed batch → what the agent does with the batch.
+    static func judge(_ response: HubClient.Response, bytes: [UInt8], sequence: UInt64, nodeID: String, hubKey: VerifyingKey) -> Outcome {
+        guard response.status == 200 else {
+            return .retry("HTTP \(response.status): \(response.text.prefix(500))")
+        }
+        let receipt: Receipt
+        do {
+            receipt = try SignedReceipt(wire: response.body).verified(with: hubKey)
+        } catch {
+            return .retry("the receipt does not verify: \(error)")
+        }
+        guard receipt.node == nodeID, receipt.sequence == String(sequence),
+              receipt.digest == Hex.encode(DigestAlgorithm.sha256.hash(bytes)) else {
+            return .retry("the receipt is for another batch (node \(receipt.node), sequence \(receipt.sequence), digest \(receipt.digest.prefix(16))…)")
+        }
+        return receipt.status == "accepted" ? .acknowledged : .quarantined(receipt.reason ?? "rejected without a reason")
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import GovexCapture
+import GovexHub
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// A real agent and a real hub, as processes: changes reach the hub's copy of the
+/// resource; while the hub is down the spool grows, and drains in order once it is back.
+@Suite("Agent pushes to the hub")
+struct AgentPushTests {
+    /// A hub initialised in `hubDatabase`, with GA-RK-0001 (provided by gongan) in its catalog and a token for gongan.
+    static func prepareHub(_ hubDatabase: TestDatabase) async throws -> (config: String, port: Int, token: String, caHash: String) {
+        let govex = AgentCommandTests.govex
+        let port = try freeLoopbackPort()
+        let config = try AgentCommandTests.write(HubCommandTests.config(dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo, port: port))
+        try await Subprocess.checkAsync([govex, "hub", "init", "--config", config])
+        try await PostgresConnection.with(hubDatabase.conninfo) { sql in
+            try await HubStore(hubKey: VectorKeys.hub).upsertResource(.init(code: "GA-RK-0001", provider: "gongan", share: "unconditional"),
+                                                                      name: "residents", key: ["id"], columns: ["id", "name"], on: sql)
+        }
+        let added = try await Subprocess.run([govex, "hub", "node", "add", "gongan", "--config", config])
+        let token = try #require(added.output.split(separator: "\n").first { !$0.contains(" ") }.map(String.init))
+        let command = try #require(added.output.split(separator: "\n").first { $0.contains("govex enroll") })
+        let caHash = try #require(command.split(separator: " ").drop { $0 != "--ca-sha256" }.dropFirst().first.map(String.init))
+        return (config, port, token, caHash)
+    }
+
+    static func startHub(_ config: String) async throws -> Subprocess.Running {
+        let hub = try Subprocess.start([AgentCommandTests.govex, "hub", "--config", config])
+        for _ in 0..<100 {
+            if (try? String(contentsOfFile: hub.outputPath, encoding: .utf8))?.contains("listening on") == true { return hub }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSupportError("the hub did not start: \((try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? "")")
+    }
+
+    /// Waits up to 60 s for `condition`.
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<300 {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
+    @Test("captured changes reach the hub's copy; a hub outage only grows the spool, which then drains in order")
+    func pushThroughOutage() async throws {
+        try await TestPostgres.withDatabase { hubDatabase in
+            try await TestPostgres.withDatabase { agentDatabase in
+                let (hubConfig, port, token, caHash) = try await Self.prepareHub(hubDatabase)
+                var hub = try await Self.startHub(hubConfig)
+                let sql = try await agentDatabase.connect()
+                let hubSQL = try await hubDatabase.connect()
+                let (dataDir, slot, agentConfig) = try await AgentCommandTests.prepareAgent(
+                    agentDatabase, sql, directoryPrefix: "govex-push", hub: "https://127.0.0.1:\(port)")
+                let govex = AgentCommandTests.govex
+                try await Subprocess.checkAsync([govex, "enroll", "--hub", "https://127.0.0.1:\(port)", "--token", token, "--ca-sha256", caHash,
+                                                 "--config", agentConfig])
+                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 50) g")
+                let agent = try Subprocess.start([govex, "agent", "--config", agentConfig])
+
+                func hubRows() async throws -> Int {
+                    Int(try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001'").rows[0][0] ?? "") ?? -1
+                }
+                func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
+                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(51, 100) g")
+                #expect(try await Self.eventually { try await hubRows() == 100 && spooled() == 0 }, "snapshot and changes at the hub, spool empty")
+
+                // The hub goes away; capture goes on into the spool.
+                hub.signal(SIGTERM)
+                _ = await hub.finish()
+                for batch in 0..<5 {
+                    try await sql.query("INSERT INTO residents SELECT g, 'o' || g, 's' FROM generate_series(\(101 + batch * 20), \(120 + batch * 20)) g")
+                    try await Task.sleep(for: .milliseconds(300))
+                }
+                try await sql.query("UPDATE residents SET name = 'changed' WHERE id <= 10")
+                try await sql.query("DELETE FROM residents WHERE id > 190")
+                #expect(try await Self.eventually { spooled() >= 3 }, "the spool grows while the hub is down")
+
+                hub = try await Self.startHub(hubConfig)
+                #expect(try await Self.eventually { spooled() == 0 }, "the spool drains once the hub is back")
+                #expect(try await hubRows() == 190)
+                let changed = try await hubSQL.query("""
+                    SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001' AND row_values->>'name' = 'changed'
+                    """).rows[0][0]
+                #expect(changed == "10")
+                let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
+                #expect(sequences == Array(1...sequences.count), "stored in order, once each")
+                #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
+
+                agent.signal(SIGTERM)
+                let stopped = await agent.finish()
+                #expect(stopped.status == 0, "\(stopped.output)")
+                #expect(stopped.output.contains("retrying with backoff"), "the outage was reported")
+                hub.signal(SIGTERM)
+                _ = await hub.finish()
+                await hubSQL.close()
+                try await sql.dropSlot(slot)
+                await sql.close()
+            }
+        }
+    }
+}
