@@ -117,6 +117,15 @@ public enum HubSchema {
                 PRIMARY KEY (resource, key)
             );
             """),
+        Migration(version: 2, description: "catalog subjects", sql: """
+            CREATE TABLE govex.catalog_subjects (
+                code text PRIMARY KEY,
+                name text NOT NULL,
+                key_kind text NOT NULL,
+                fields jsonb NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

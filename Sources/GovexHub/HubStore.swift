@@ -40,18 +40,6 @@ public struct HubStore: Sendable {
             """, [nodeID, Hex.encode(key.keyID), key.algorithm.description, key.pem])
     }
 
-    // MARK: Catalog
-
-    public func upsertResource(_ entry: CatalogResourceEntry, name: String, legalBasis: String? = nil, key: [String], columns: [String],
-                               on sql: PostgresConnection) async throws {
-        try await sql.query("""
-            INSERT INTO govex.catalog_resources (code, name, provider, share, legal_basis, key_columns, columns)
-            VALUES ($1, $2, $3, $4, $5, $6::text[], $7::text[])
-            ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, provider = EXCLUDED.provider, share = EXCLUDED.share,
-                legal_basis = EXCLUDED.legal_basis, key_columns = EXCLUDED.key_columns, columns = EXCLUDED.columns, updated_at = now()
-            """, [entry.code, name, entry.provider, entry.share, legalBasis, Self.textArray(key), Self.textArray(columns)])
-    }
-
     static func textArray(_ items: [String]) -> String {
         "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
             .joined(separator: ",") + "}"

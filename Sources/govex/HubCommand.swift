@@ -19,8 +19,9 @@ struct HubCommand: AsyncParsableCommand {
           govex hub --config /etc/govex/hub.toml
           govex hub node add gongan --config /etc/govex/hub.toml
           govex hub node revoke gongan --config /etc/govex/hub.toml
+          govex hub catalog apply catalog.toml --config /etc/govex/hub.toml
         """,
-        subcommands: [HubServe.self, HubInit.self, HubNode.self],
+        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self],
         defaultSubcommand: HubServe.self
     )
 }
@@ -197,6 +198,68 @@ struct HubNodeRevoke: AsyncParsableCommand {
                 throw ExitStatus.failure
             }
             print("revoked \(node)")
+        }
+    }
+}
+
+struct HubCatalog: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog",
+        abstract: "The catalog: which resources exist, who provides them, and how they may be shared.",
+        subcommands: [HubCatalogApply.self, HubCatalogList.self]
+    )
+}
+
+struct HubCatalogApply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Make the hub's catalog what FILE says: prints each change, then applies them in one transaction.",
+        discussion: "Idempotent: applying the same file again changes nothing. Resources and subjects absent from FILE are removed."
+    )
+
+    @Argument(help: "The catalog TOML file.")
+    var file: String
+
+    @Flag(help: "Print the changes without applying them.")
+    var dryRun = false
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        let text = try readConfigurationFile(file)
+        try await reportingFailure {
+            let catalog = try Catalog.load(path: file, text: text)
+            let plan = try await PostgresConnection.with(configuration.database, name: "govex-hub-catalog") { sql in
+                try await catalog.apply(on: sql, dryRun: dryRun)
+            }
+            for line in plan { print(line) }
+            print(plan.isEmpty ? "the catalog already matches \(file)" : (dryRun ? "\(plan.count) changes (dry run: nothing applied)" : "applied \(plan.count) changes"))
+        }
+    }
+}
+
+struct HubCatalogList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the catalog's resources and subjects.")
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let catalog = try await PostgresConnection.with(configuration.database, name: "govex-hub-catalog") { try await Catalog.read(on: $0) }
+            for resource in catalog.resources {
+                print("resource \(resource.code)  \(resource.name)  provider \(resource.provider)  share \(resource.share)"
+                      + (resource.legalBasis.map { "  legal basis: \($0)" } ?? "")
+                      + "  key (\(resource.key.joined(separator: ", ")))  columns (\(resource.columns.joined(separator: ", ")))"
+                      + (resource.updateFrequency.map { "  updated \($0)" } ?? ""))
+            }
+            for subject in catalog.subjects {
+                print("subject \(subject.code)  \(subject.name)  key \(subject.keyKind)")
+                for field in subject.fields {
+                    print("  \(field.name) ← \(field.authority) (authoritative); sources \(field.sources.joined(separator: ", "))")
+                }
+            }
         }
     }
 }

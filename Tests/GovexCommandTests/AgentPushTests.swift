@@ -17,8 +17,7 @@ struct AgentPushTests {
         let config = try AgentCommandTests.write(HubCommandTests.config(dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo, port: port))
         try await Subprocess.checkAsync([govex, "hub", "init", "--config", config])
         try await PostgresConnection.with(hubDatabase.conninfo) { sql in
-            try await HubStore(hubKey: VectorKeys.hub).upsertResource(.init(code: "GA-RK-0001", provider: "gongan", share: "unconditional"),
-                                                                      name: "residents", key: ["id"], columns: ["id", "name"], on: sql)
+            try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "unconditional", key: ["id"], columns: ["id", "name"]), on: sql)
         }
         let added = try await Subprocess.run([govex, "hub", "node", "add", "gongan", "--config", config])
         let token = try #require(added.output.split(separator: "\n").first { !$0.contains(" ") }.map(String.init))

@@ -1,0 +1,141 @@
+import GovexConfiguration
+import GovexPostgres
+import TOMLKit
+
+/// The catalog: the authority on what may be shared. Applied declaratively from
+/// `catalog.toml`: what the file says is what the hub holds afterwards.
+public struct Catalog: Sendable, Equatable {
+    public struct Resource: Sendable, Equatable {
+        public var code: String
+        public var name: String
+        public var provider: String
+        public var share: String
+        public var legalBasis: String?
+        public var key: [String]
+        public var columns: [String]
+        public var updateFrequency: String?
+
+        public init(code: String, name: String, provider: String, share: String, legalBasis: String? = nil, key: [String], columns: [String],
+                    updateFrequency: String? = nil) {
+            self.code = code
+            self.name = name
+            self.provider = provider
+            self.share = share
+            self.legalBasis = legalBasis
+            self.key = key
+            self.columns = columns
+            self.updateFrequency = updateFrequency
+        }
+    }
+
+    public struct Field: Sendable, Equatable {
+        public var name: String
+        public var authority: String
+        /// `RESOURCE.column` entries that feed this field.
+        public var sources: [String]
+    }
+
+    public struct Subject: Sendable, Equatable {
+        public var code: String
+        public var name: String
+        public var keyKind: String
+        public var fields: [Field]
+    }
+
+    public var resources: [Resource]
+    public var subjects: [Subject]
+
+    public static let shareClasses = ["unconditional", "conditional", "none"]
+    public static let keyKinds = ["citizen_id", "credit_code", "text"]
+
+    /// Parses and checks `catalog.toml`; every mistake names file, line and key.
+    public static func load(path: String, text: String) throws(ConfigurationError) -> Catalog {
+        let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
+        for key in root.keys where key != "resource" && key != "subject" {
+            throw reader.error(key, section: nil, "unknown section; expected [[resource]] or [[subject]]")
+        }
+        var resources: [Resource] = []
+        for (index, item) in (root["resource"]?.array ?? []).enumerated() {
+            let section = "resource#\(index)"
+            guard let table = item.table else { throw reader.error("resource", section: nil, "must be [[resource]] tables") }
+            let code = try reader.string(table, "code", section: section)
+            guard !resources.contains(where: { $0.code == code }) else { throw reader.error("code", section: section, "resource \(code) is listed twice") }
+            let share = try reader.string(table, "share", section: section)
+            guard shareClasses.contains(share) else { throw reader.error("share", section: section, "'\(share)' is not one of \(shareClasses.joined(separator: ", "))") }
+            let legalBasis = table["legal_basis"] == nil ? nil : try reader.string(table, "legal_basis", section: section)
+            if share == "none" && (legalBasis ?? "").isEmpty {
+                throw reader.error("legal_basis", section: section, "a resource that may not be shared (share = none) must cite its legal basis")
+            }
+            let key = try reader.strings(table, "key", section: section)
+            let columns = try reader.strings(table, "columns", section: section)
+            for column in key where !columns.contains(column) {
+                throw reader.error("key", section: section, "key column \(column) is not in columns")
+            }
+            resources.append(Resource(
+                code: code, name: try reader.string(table, "name", section: section), provider: try reader.string(table, "provider", section: section),
+                share: share, legalBasis: legalBasis, key: key, columns: columns,
+                updateFrequency: table["update_frequency"] == nil ? nil : try reader.string(table, "update_frequency", section: section)))
+        }
+        var subjects: [Subject] = []
+        var fieldCount = 0
+        for (index, item) in (root["subject"]?.array ?? []).enumerated() {
+            let section = "subject#\(index)"
+            guard let table = item.table else { throw reader.error("subject", section: nil, "must be [[subject]] tables") }
+            let code = try reader.string(table, "code", section: section)
+            let keyKind = try reader.string(table, "key_kind", section: section)
+            guard keyKinds.contains(keyKind) else { throw reader.error("key_kind", section: section, "'\(keyKind)' is not one of \(keyKinds.joined(separator: ", "))") }
+            var fields: [Field] = []
+            for fieldItem in table["field"]?.array ?? [] {
+                guard let field = fieldItem.table else { throw reader.error("field", section: section, "must be [[subject.field]] tables") }
+                let fieldSection = "subject.field#\(fieldCount)"
+                fieldCount += 1
+                let name = try reader.string(field, "name", section: fieldSection)
+                let sources = try reader.strings(field, "sources", section: fieldSection)
+                for source in sources {
+                    let parts = source.split(separator: ".", maxSplits: 1).map(String.init)
+                    guard parts.count == 2, let resource = resources.first(where: { $0.code == parts[0] }), resource.columns.contains(parts[1]) else {
+                        throw reader.error("sources", section: fieldSection, "field \(name): '\(source)' must be RESOURCE.column of a resource in this catalog")
+                    }
+                }
+                fields.append(Field(name: name, authority: try reader.string(field, "authority", section: fieldSection), sources: sources))
+            }
+            guard !fields.isEmpty else { throw reader.error("field", section: section, "subject \(code) has no [[subject.field]]") }
+            subjects.append(Subject(code: code, name: try reader.string(table, "name", section: section), keyKind: keyKind, fields: fields))
+        }
+        return Catalog(resources: resources, subjects: subjects)
+    }
+
+    /// What applying `desired` over `current` changes, one line each: `+` added, `~` changed, `-` removed.
+    public static func plan(from current: Catalog, to desired: Catalog) -> [String] {
+        var lines: [String] = []
+        for resource in desired.resources {
+            guard let old = current.resources.first(where: { $0.code == resource.code }) else {
+                lines.append("+ resource \(resource.code) \(resource.name) (provider \(resource.provider), share \(resource.share))")
+                continue
+            }
+            var differences: [String] = []
+            if old.name != resource.name { differences.append("name \(old.name) → \(resource.name)") }
+            if old.provider != resource.provider { differences.append("provider \(old.provider) → \(resource.provider)") }
+            if old.share != resource.share { differences.append("share \(old.share) → \(resource.share)") }
+            if old.legalBasis != resource.legalBasis { differences.append("legal basis") }
+            if old.key != resource.key { differences.append("key \(old.key.joined(separator: ",")) → \(resource.key.joined(separator: ","))") }
+            if old.columns != resource.columns { differences.append("columns \(old.columns.joined(separator: ",")) → \(resource.columns.joined(separator: ","))") }
+            if old.updateFrequency != resource.updateFrequency { differences.append("update frequency") }
+            if !differences.isEmpty { lines.append("~ resource \(resource.code): " + differences.joined(separator: "; ")) }
+        }
+        for old in current.resources where !desired.resources.contains(where: { $0.code == old.code }) {
+            lines.append("- resource \(old.code) \(old.name)")
+        }
+        for subject in desired.subjects {
+            guard let old = current.subjects.first(where: { $0.code == subject.code }) else {
+                lines.append("+ subject \(subject.code) \(subject.name) (key \(subject.keyKind), \(subject.fields.count) fields)")
+                continue
+            }
+            if old != subject { lines.append("~ subject \(subject.code)") }
+        }
+        for old in current.subjects where !desired.subjects.contains(where: { $0.code == old.code }) {
+            lines.append("- subject \(old.code) \(old.name)")
+        }
+        return lines
+    }
+}

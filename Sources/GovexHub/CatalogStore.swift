@@ -1,0 +1,69 @@
+import Foundation
+import GovexPostgres
+import GovexWire
+
+extension Catalog {
+    /// The catalog as the hub holds it.
+    public static func read(on sql: PostgresConnection) async throws -> Catalog {
+        let resources = try await sql.query("""
+            SELECT code, name, provider, share, legal_basis, array_to_json(key_columns)::text, array_to_json(columns)::text, update_frequency
+            FROM govex.catalog_resources ORDER BY code
+            """).rows.map { row in
+            Resource(code: row[0] ?? "", name: row[1] ?? "", provider: row[2] ?? "", share: row[3] ?? "", legalBasis: row[4],
+                     key: Self.stringArray(row[5]), columns: Self.stringArray(row[6]), updateFrequency: row[7])
+        }
+        struct StoredField: Codable {
+            let name: String
+            let authority: String
+            let sources: [String]
+        }
+        let subjects = try await sql.query("SELECT code, name, key_kind, fields::text FROM govex.catalog_subjects ORDER BY code").rows.map { row in
+            let fields = (try? JSONDecoder().decode([StoredField].self, from: Data((row[3] ?? "[]").utf8))) ?? []
+            return Subject(code: row[0] ?? "", name: row[1] ?? "", keyKind: row[2] ?? "",
+                           fields: fields.map { Field(name: $0.name, authority: $0.authority, sources: $0.sources) })
+        }
+        return Catalog(resources: resources, subjects: subjects)
+    }
+
+    /// Makes the hub's catalog exactly this one, in one transaction; returns the plan it
+    /// carried out (empty when nothing changed). `dryRun` computes the plan only.
+    public func apply(on sql: PostgresConnection, dryRun: Bool = false) async throws -> [String] {
+        try await sql.transaction {
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.catalog'))")
+            let current = try await Catalog.read(on: sql)
+            let plan = Catalog.plan(from: current, to: self)
+            guard !dryRun, !plan.isEmpty else { return plan }
+            let store = HubStore.self
+            for resource in resources { try await Catalog.upsert(resource, on: sql) }
+            try await sql.query("DELETE FROM govex.catalog_resources WHERE NOT (code = ANY($1::text[]))", [store.textArray(resources.map(\.code))])
+            for subject in subjects {
+                let fields = "[" + subject.fields.map { field in
+                    BatchJSON.object([("name", BatchJSON.string(field.name)), ("authority", BatchJSON.string(field.authority)),
+                                      ("sources", "[" + field.sources.map(BatchJSON.string).joined(separator: ",") + "]")])
+                }.joined(separator: ",") + "]"
+                try await sql.query("""
+                    INSERT INTO govex.catalog_subjects (code, name, key_kind, fields) VALUES ($1, $2, $3, $4::jsonb)
+                    ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, key_kind = EXCLUDED.key_kind, fields = EXCLUDED.fields, updated_at = now()
+                    """, [subject.code, subject.name, subject.keyKind, fields])
+            }
+            try await sql.query("DELETE FROM govex.catalog_subjects WHERE NOT (code = ANY($1::text[]))", [store.textArray(subjects.map(\.code))])
+            return plan
+        }
+    }
+
+    /// Adds or replaces one resource (no plan, no removal): for tests and tools.
+    public static func upsert(_ resource: Resource, on sql: PostgresConnection) async throws {
+        try await sql.query("""
+            INSERT INTO govex.catalog_resources (code, name, provider, share, legal_basis, key_columns, columns, update_frequency)
+            VALUES ($1, $2, $3, $4, $5, $6::text[], $7::text[], $8)
+            ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, provider = EXCLUDED.provider, share = EXCLUDED.share,
+                legal_basis = EXCLUDED.legal_basis, key_columns = EXCLUDED.key_columns, columns = EXCLUDED.columns,
+                update_frequency = EXCLUDED.update_frequency, updated_at = now()
+            """, [resource.code, resource.name, resource.provider, resource.share, resource.legalBasis,
+                  HubStore.textArray(resource.key), HubStore.textArray(resource.columns), resource.updateFrequency])
+    }
+
+    static func stringArray(_ json: String?) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data((json ?? "[]").utf8))) ?? []
+    }
+}
