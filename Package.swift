@@ -183,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexCommandTests",
-            dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire", "GovexHub", "GovexIdentity",
+            dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire", "GovexHub", "GovexIdentity", "GovexAgent",
                            .product(name: "SwiftASN1", package: "swift-asn1")],
             swiftSettings: strictSettings
         ),

@@ -11,6 +11,11 @@ public struct AgentConfiguration: Sendable {
     public struct Publish: Sendable, Equatable {
         public var mapping: TableMapping
         public var share: String
+
+        public init(mapping: TableMapping, share: String) {
+            self.mapping = mapping
+            self.share = share
+        }
     }
 
     public var nodeID: String

@@ -56,10 +56,15 @@ public enum AgentRunner {
         let notifier = SystemdNotifier(environment: environment)
         let flags = RunFlags()
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")
-        let captureConfiguration = capture
         let outbox = try Outbox(configuration: capture)
         let pusher = try configuration.hubURL.map { url in try makePusher(url: url, configuration: configuration, outbox: outbox) }
-        if pusher == nil { log(4, "no [hub] url: batches stay in the spool") }
+        if let pusher {
+            let publish = await checkAgainstCatalog(configuration, client: pusher.client)
+            capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)
+        } else {
+            log(4, "no [hub] url: batches stay in the spool")
+        }
+        let captureConfiguration = capture
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let pusher {
                 // Pushes until capture has stopped, so that what SIGTERM sealed still gets a chance to leave.
@@ -95,6 +100,32 @@ public enum AgentRunner {
         }
         await pusher?.client.shutdown()
         log(6, "stopped")
+    }
+
+    /// The publications the hub's catalog allows: fetched at start (and cached for starts
+    /// while the hub is unreachable); each disagreement is an alarm here and at the hub.
+    static func checkAgainstCatalog(_ configuration: AgentConfiguration, client: HubClient) async -> [AgentConfiguration.Publish] {
+        let cache = CatalogReconciliation.cachePath(dataDirectory: configuration.dataDirectory)
+        var catalog: [CatalogReconciliation.Entry]? = nil
+        if let response = try? await client.get("/v1/catalog/mine"), response.status == 200,
+           let fetched = try? JSONDecoder().decode([CatalogReconciliation.Entry].self, from: Data(response.body)) {
+            catalog = fetched
+            try? DurableFile.write(response.body, to: "catalog.json", in: configuration.dataDirectory, crashPrefix: "catalog")
+        } else if let cached = try? Data(contentsOf: URL(fileURLWithPath: cache)),
+                  let entries = try? JSONDecoder().decode([CatalogReconciliation.Entry].self, from: cached) {
+            log(4, "the hub's catalog cannot be fetched now: checking [[publish]] against the copy from the last start")
+            catalog = entries
+        }
+        guard let catalog else {
+            log(4, "the hub's catalog cannot be fetched and none is cached: capturing as configured; the hub rejects what it does not allow")
+            return configuration.publish
+        }
+        let (publish, alarms) = CatalogReconciliation.reconcile(configuration.publish, with: catalog)
+        for alarm in alarms {
+            log(3, alarm)
+            _ = try? await client.post("/v1/alarms", body: Array(alarm.utf8), contentType: "text/plain")
+        }
+        return publish
     }
 
     /// The pusher for an enrolled agent: its certificate, the hub's CA and receipt key

@@ -17,7 +17,7 @@ struct AgentPushTests {
         let config = try AgentCommandTests.write(HubCommandTests.config(dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo, port: port))
         try await Subprocess.checkAsync([govex, "hub", "init", "--config", config])
         try await PostgresConnection.with(hubDatabase.conninfo) { sql in
-            try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "unconditional", key: ["id"], columns: ["id", "name"]), on: sql)
+            try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "conditional", key: ["id"], columns: ["id", "name"]), on: sql)
         }
         let added = try await Subprocess.run([govex, "hub", "node", "add", "gongan", "--config", config])
         let token = try #require(added.output.split(separator: "\n").first { !$0.contains(" ") }.map(String.init))
@@ -69,7 +69,7 @@ struct AgentPushTests {
 
                 // The hub goes away; capture goes on into the spool.
                 hub.signal(SIGTERM)
-                _ = await hub.finish()
+                let firstHubLog = await hub.finish().output
                 for batch in 0..<5 {
                     try await sql.query("INSERT INTO residents SELECT g, 'o' || g, 's' FROM generate_series(\(101 + batch * 20), \(120 + batch * 20)) g")
                     try await Task.sleep(for: .milliseconds(300))
@@ -93,8 +93,12 @@ struct AgentPushTests {
                 let stopped = await agent.finish()
                 #expect(stopped.status == 0, "\(stopped.output)")
                 #expect(stopped.output.contains("retrying with backoff"), "the outage was reported")
+                #expect(stopped.output.contains("[[publish]] GA-XX-0009 is not a resource this node provides in the hub's catalog"))
+                #expect(stopped.output.contains("[[publish]] GA-RK-0001 says share = \"unconditional\" but the hub's catalog says \"conditional\""))
                 hub.signal(SIGTERM)
                 _ = await hub.finish()
+                let hubLog = firstHubLog
+                #expect(hubLog.contains("alarm from node gongan: [[publish]] GA-XX-0009 is not a resource"), "\(hubLog)")
                 await hubSQL.close()
                 try await sql.dropSlot(slot)
                 await sql.close()

@@ -1,0 +1,26 @@
+import GovexAgent
+import GovexCapture
+import Testing
+
+@Suite("Catalog reconciliation")
+struct CatalogReconciliationTests {
+    static func publish(_ code: String, _ share: String) -> AgentConfiguration.Publish {
+        AgentConfiguration.Publish(mapping: TableMapping(resource: code, schema: "public", table: code.lowercased(), key: ["id"]), share: share)
+    }
+
+    @Test("a resource the catalog does not give this node is dropped; the catalog's share class wins")
+    func reconcile() {
+        let catalog = [
+            CatalogReconciliation.Entry(code: "A", share: "unconditional", key: ["id"], columns: ["id"]),
+            CatalogReconciliation.Entry(code: "B", share: "none", key: ["id"], columns: ["id"]),
+        ]
+        let (kept, alarms) = CatalogReconciliation.reconcile([Self.publish("A", "unconditional"), Self.publish("B", "conditional"), Self.publish("C", "unconditional")],
+                                                            with: catalog)
+        #expect(kept.map(\.mapping.resource) == ["A", "B"])
+        #expect(kept.map(\.share) == ["unconditional", "none"], "B is on the negative list now: never captured")
+        #expect(alarms == [
+            "[[publish]] B says share = \"conditional\" but the hub's catalog says \"none\": the catalog's share class applies",
+            "[[publish]] C is not a resource this node provides in the hub's catalog: it is not captured",
+        ])
+    }
+}
