@@ -12,6 +12,7 @@ import TOMLKit
 ///     hostnames = ["hub.example.gov.cn"]        # names agents dial (in the server certificate)
 ///     addresses = ["127.0.0.1"]                 # addresses agents dial
 ///     max_batch_bytes = "64MiB"
+///     batch_retention_days = 365
 public struct HubConfiguration: Sendable {
     public var dataDirectory: String
     public var host: String
@@ -20,6 +21,8 @@ public struct HubConfiguration: Sendable {
     public var hostnames: [String]
     public var addresses: [String]
     public var maxBatchBytes: Int
+    /// Days a stored batch is kept (whole months are dropped once past it).
+    public var batchRetentionDays: Int
 
     public var caDirectory: String { dataDirectory + "/ca" }
     public var keysDirectory: String { dataDirectory + "/keys" }
@@ -32,7 +35,7 @@ public struct HubConfiguration: Sendable {
             throw reader.error(key, section: nil, "unknown section; expected [hub]")
         }
         let hub = try reader.table(root, "hub")
-        let known = ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes"]
+        let known = ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"]
         for key in hub.keys where !known.contains(key) {
             throw reader.error(key, section: "hub", "unknown key; expected one of \(known.joined(separator: ", "))")
         }
@@ -52,7 +55,8 @@ public struct HubConfiguration: Sendable {
             throw reader.error("hostnames", section: "hub", "give the names or addresses agents use to reach the hub (hostnames, addresses)")
         }
         let maxBatchBytes = try reader.size(hub, "max_batch_bytes", section: "hub", default: 64 << 20, range: (64 << 10)...(1 << 30))
+        let retention = try reader.integer(hub, "batch_retention_days", section: "hub", default: 365, range: 1...36_500)
         return HubConfiguration(dataDirectory: dataDirectory, host: host, port: port, database: database, hostnames: hostnames,
-                                addresses: addresses, maxBatchBytes: maxBatchBytes)
+                                addresses: addresses, maxBatchBytes: maxBatchBytes, batchRetentionDays: retention)
     }
 }

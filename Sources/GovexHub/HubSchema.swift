@@ -1,4 +1,5 @@
 import GovexPostgres
+import GovexWire
 
 /// The hub's tables, created and migrated on start. Versioned migrations run in one
 /// transaction under an advisory lock, so hub replicas starting together apply each
@@ -144,6 +145,24 @@ public enum HubSchema {
                     FOR VALUES FROM ('\(bounds[1] ?? "") UTC') TO ('\(bounds[2] ?? "") UTC')
                     """)
             }
+        }
+    }
+
+    /// Drops the monthly partitions of govex.batches that ended more than `days` ago; returns
+    /// their names. The small govex.batch_index rows stay, so a late replay is still recognised.
+    @discardableResult
+    public static func dropExpiredPartitions(_ sql: PostgresConnection, retentionDays days: Int) async throws -> [String] {
+        try await sql.transaction {
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.partitions'))")
+            let expired = try await sql.query("""
+                SELECT c.relname FROM pg_catalog.pg_inherits i
+                JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'govex.batches'::regclass AND c.relname ~ '^batches_[0-9]{4}_[0-9]{2}$'
+                  AND (to_date(substr(c.relname, 9), 'YYYY_MM') + interval '1 month') < (now() AT TIME ZONE 'UTC') - $1::int * interval '1 day'
+                ORDER BY 1
+                """, [String(days)]).rows.compactMap { $0[0] }
+            for name in expired { try await sql.query("DROP TABLE govex.\(SQLQuoting.identifier(name))") }
+            return expired
         }
     }
 }

@@ -45,6 +45,26 @@ public struct HubStore: Sendable {
             .joined(separator: ",") + "}"
     }
 
+    /// Accepts a node's pending epoch (see `IngestRules.acceptEpoch`); returns it, or nil when none waits.
+    public static func acceptEpoch(of nodeID: String, on sql: PostgresConnection) async throws -> UInt64? {
+        try await sql.transaction {
+            guard let ledger = try await lockLedger(of: nodeID, on: sql), let next = IngestRules.acceptEpoch(ledger) else { return nil }
+            try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3, pending_epoch = NULL WHERE node_id = $1",
+                                [nodeID, String(next.epoch), String(next.nextSequence)])
+            return next.epoch
+        }
+    }
+
+    /// The node's ledger row, locked until the transaction ends; nil for an unknown node.
+    static func lockLedger(of nodeID: String, on sql: PostgresConnection) async throws -> NodeLedger? {
+        try await sql.query("""
+            SELECT revoked_at IS NOT NULL, epoch::text, next_sequence::text, pending_epoch::text FROM govex.nodes WHERE node_id = $1 FOR UPDATE
+            """, [nodeID]).rows.first.map { row in
+            NodeLedger(nodeID: nodeID, revoked: row[0] == "t", epoch: UInt64(row[1] ?? "0") ?? 0,
+                       nextSequence: UInt64(row[2] ?? "1") ?? 1, pendingEpoch: row[3].flatMap { UInt64($0) })
+        }
+    }
+
     // MARK: Ingest
 
     /// Stores a pushed batch (or refuses it) in one transaction: the node's ledger, the
@@ -59,14 +79,7 @@ public struct HubStore: Sendable {
         let header = file.header
         let digest = DigestAlgorithm.sha256.hash(bytes)
         return try await sql.transaction {
-            let node = try await sql.query("""
-                SELECT revoked_at IS NOT NULL, epoch::text, next_sequence::text, pending_epoch::text
-                FROM govex.nodes WHERE node_id = $1 FOR UPDATE
-                """, [authenticatedNode]).rows.first
-            let ledger = node.map { row in
-                NodeLedger(nodeID: authenticatedNode, revoked: row[0] == "t", epoch: UInt64(row[1] ?? "0") ?? 0,
-                           nextSequence: UInt64(row[2] ?? "1") ?? 1, pendingEpoch: row[3].flatMap { UInt64($0) })
-            }
+            let ledger = try await Self.lockLedger(of: authenticatedNode, on: sql)
             let storedRow = try await sql.query("""
                 SELECT digest, accepted, receipt FROM govex.batch_index WHERE node_id = $1 AND epoch = $2 AND sequence = $3
                 """, [header.nodeID, String(header.nodeEpoch), String(header.sequence)]).rows.first

@@ -119,10 +119,23 @@ struct HubServe: AsyncParsableCommand {
                 serverKeyPEM: try KeyStore.readSecret(path: configuration.serverKeyPath), ca: ca, hubSigningKey: signingKey)
             settings.maxBatchBytes = configuration.maxBatchBytes
             let pool = ConnectionPool(conninfo: configuration.database)
-            try await pool.withConnection { sql in
-                try await HubSchema.migrate(sql)
-                try await HubSchema.ensurePartitions(sql)
+            try await pool.withConnection { sql in try await HubSchema.migrate(sql) }
+            // Partitions for this month and the next, and retention, now and every hour.
+            let upkeep = Task {
+                while !Task.isCancelled {
+                    do {
+                        let dropped = try await pool.withConnection { sql in
+                            try await HubSchema.ensurePartitions(sql)
+                            return try await HubSchema.dropExpiredPartitions(sql, retentionDays: configuration.batchRetentionDays)
+                        }
+                        for name in dropped { FileOutput.writeStandardError("<6>govex hub: dropped expired batch partition \(name)\n") }
+                    } catch {
+                        FileOutput.writeStandardError("<3>govex hub: partition upkeep failed: \(error)\n")
+                    }
+                    try? await Task.sleep(for: .seconds(3600))
+                }
             }
+            defer { upkeep.cancel() }
             let server = HubServer(settings: settings, pool: pool)
             try await server.run { port in
                 FileOutput.writeStandardError("<6>govex hub: listening on https://\(configuration.host):\(port)\n")
@@ -135,7 +148,7 @@ struct HubNode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
         abstract: "Add or revoke the nodes (department agents) that may connect.",
-        subcommands: [HubNodeAdd.self, HubNodeRevoke.self]
+        subcommands: [HubNodeAdd.self, HubNodeRevoke.self, HubNodeAcceptEpoch.self]
     )
 }
 
@@ -260,6 +273,37 @@ struct HubCatalogList: AsyncParsableCommand {
                     print("  \(field.name) ← \(field.authority) (authoritative); sources \(field.sources.joined(separator: ", "))")
                 }
             }
+        }
+    }
+}
+
+struct HubNodeAcceptEpoch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accept-epoch",
+        abstract: "Accept the new epoch a node announced after its state or slot was reset; its sequences restart at 1.",
+        discussion: """
+        Until then the hub answers the node's pushes with 409 new_epoch. Check first why the node
+        was reset (a restored backup, a dropped slot): batches of the old epoch after the last one
+        the hub stored are lost, and the node's initial snapshot repeats its current state.
+        """
+    )
+
+    @Argument(help: "The node id.")
+    var node: String
+
+    @OptionGroup var options: HubOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        try await reportingFailure {
+            let accepted = try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
+                try await HubStore.acceptEpoch(of: node, on: sql)
+            }
+            guard let accepted else {
+                printError("node \(node) has no new epoch waiting")
+                throw ExitStatus.failure
+            }
+            print("accepted epoch \(accepted) of \(node): its sequences restart at 1")
         }
     }
 }

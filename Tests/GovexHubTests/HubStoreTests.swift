@@ -99,13 +99,17 @@ struct HubStoreTests {
         }
     }
 
-    @Test("a new epoch is held until accepted")
+    @Test("a new epoch is held until accepted; then its sequences start at 1")
     func newEpoch() async throws {
         try await Self.withHub { _, sql in
             _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
             let reset = try await Self.store.ingest(try Self.batch(1, epoch: 8), from: "gongan", on: sql)
             #expect(reset.status == 409 && reset.decision == "new_epoch")
             #expect(try await sql.query("SELECT pending_epoch::text FROM govex.nodes WHERE node_id = 'gongan'").rows[0][0] == "8")
+            #expect(try await HubStore.acceptEpoch(of: "gongan", on: sql) == 8)
+            #expect(try await HubStore.acceptEpoch(of: "gongan", on: sql) == nil, "nothing waits any more")
+            let restarted = try await Self.store.ingest(try Self.batch(1, epoch: 8), from: "gongan", on: sql)
+            #expect(try restarted.status == 200 && Self.receipt(restarted).epoch == "8")
         }
     }
 
@@ -139,6 +143,23 @@ struct HubStoreTests {
             // Row 1's update left docb and blob unchanged: they keep the inserted values.
             let first = try #require(rows.first { $0[0] == "GA-RK-0001" && $0[1] == "[\"\(EdgeValues.rows[0][0].value.postgresText ?? "")\"]" })
             #expect(first[2]?.contains("\"blob\": \"\\\\x00ff10\"") == true, "\(first[2] ?? "")")
+        }
+    }
+
+    @Test("batch partitions are made ahead, and dropped once past the retention")
+    func partitions() async throws {
+        try await Self.withHub { _, sql in
+            try await HubSchema.ensurePartitions(sql, around: "'2020-01-15 00:00:00+00'")
+            func names() async throws -> [String] {
+                try await sql.query("""
+                    SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = 'govex.batches'::regclass ORDER BY 1
+                    """).rows.compactMap { $0[0] }
+            }
+            #expect(try await names().count == 4)
+            let dropped = try await HubSchema.dropExpiredPartitions(sql, retentionDays: 30)
+            #expect(dropped == ["batches_2020_01", "batches_2020_02"])
+            #expect(try await names().count == 2, "this month's and next month's stay")
         }
     }
 }
