@@ -151,7 +151,16 @@ public struct HubServer: Sendable {
                 return Self.error(.contentTooLarge, "too_large", "a batch may be at most \(settings.maxBatchBytes) bytes")
             }
             let bytes = Array(buffer: body)
-            let outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
+            // An agent sends several batches at once, on separate connections, so one may arrive
+            // just before its predecessor: a batch a few sequences ahead waits for them (up to
+            // 3 s) instead of being refused, which keeps pushes in flight without reordering.
+            var outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
+            var waited = 0
+            while let ahead = outcome.sequencesAhead, ahead <= 16, waited < 150 {
+                try await Task.sleep(for: .milliseconds(20))
+                waited += 1
+                outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
+            }
             return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }

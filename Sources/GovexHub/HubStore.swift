@@ -17,6 +17,8 @@ public struct HubStore: Sendable {
         public var status: Int
         public var body: [UInt8]
         public var decision: String
+        /// For a sequence gap: how many sequences the batch is ahead of the one expected.
+        public var sequencesAhead: UInt64? = nil
 
         static func error(_ status: Int, code: String, message: String, decision: String) -> IngestOutcome {
             IngestOutcome(status: status, body: Array(HubStore.errorJSON(code: code, message: message).utf8), decision: decision)
@@ -107,7 +109,9 @@ public struct HubStore: Sendable {
                                               stored: stored, rejection: rejection)
             switch decision {
             case .refuse(let status, let code, let message):
-                return .error(status, code: code, message: message, decision: code)
+                var outcome = IngestOutcome.error(status, code: code, message: message, decision: code)
+                if code == "sequence_gap", let ledger { outcome.sequencesAhead = header.sequence - (ledger.epoch == 0 ? 1 : ledger.nextSequence) }
+                return outcome
             case .newEpoch(let epoch, let message):
                 try await sql.query("UPDATE govex.nodes SET pending_epoch = $2 WHERE node_id = $1", [authenticatedNode, String(epoch)])
                 return .error(409, code: "new_epoch", message: message, decision: "new_epoch")

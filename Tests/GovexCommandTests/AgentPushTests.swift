@@ -35,6 +35,36 @@ struct AgentPushTests {
         throw TestSupportError("the hub did not start: \((try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? "")")
     }
 
+    struct Exchange {
+        let hub: Subprocess.Running
+        let hubConfig: String
+        let sql: PostgresConnection
+        let hubSQL: PostgresConnection
+        let dataDir: String
+        let slot: String
+        let agentConfig: String
+    }
+
+    /// A hub (started) and an enrolled agent (not started), each with a database of its own.
+    static func withExchange(_ prefix: String, _ body: (Exchange, TestDatabase) async throws -> Void) async throws {
+        try await TestPostgres.withDatabase { hubDatabase in
+            try await TestPostgres.withDatabase { agentDatabase in
+                let (hubConfig, port, token, caHash) = try await prepareHub(hubDatabase)
+                let hub = try await startHub(hubConfig)
+                try await PostgresConnection.with(agentDatabase.conninfo) { sql in
+                    try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
+                        let (dataDir, slot, agentConfig) = try await AgentCommandTests.prepareAgent(
+                            agentDatabase, sql, directoryPrefix: prefix, hub: "https://127.0.0.1:\(port)")
+                        try await Subprocess.checkAsync([AgentCommandTests.govex, "enroll", "--hub", "https://127.0.0.1:\(port)", "--token", token,
+                                                         "--ca-sha256", caHash, "--config", agentConfig])
+                        try await body(Exchange(hub: hub, hubConfig: hubConfig, sql: sql, hubSQL: hubSQL, dataDir: dataDir, slot: slot,
+                                                agentConfig: agentConfig), agentDatabase)
+                    }
+                }
+            }
+        }
+    }
+
     /// Waits up to 60 s for `condition`.
     static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
         for _ in 0..<300 {
@@ -46,63 +76,98 @@ struct AgentPushTests {
 
     @Test("captured changes reach the hub's copy; a hub outage only grows the spool, which then drains in order")
     func pushThroughOutage() async throws {
-        try await TestPostgres.withDatabase { hubDatabase in
-            try await TestPostgres.withDatabase { agentDatabase in
-                let (hubConfig, port, token, caHash) = try await Self.prepareHub(hubDatabase)
-                var hub = try await Self.startHub(hubConfig)
-                let sql = try await agentDatabase.connect()
-                let hubSQL = try await hubDatabase.connect()
-                let (dataDir, slot, agentConfig) = try await AgentCommandTests.prepareAgent(
-                    agentDatabase, sql, directoryPrefix: "govex-push", hub: "https://127.0.0.1:\(port)")
-                let govex = AgentCommandTests.govex
-                try await Subprocess.checkAsync([govex, "enroll", "--hub", "https://127.0.0.1:\(port)", "--token", token, "--ca-sha256", caHash,
-                                                 "--config", agentConfig])
-                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 50) g")
-                let agent = try Subprocess.start([govex, "agent", "--config", agentConfig])
+        try await Self.withExchange("govex-push") { exchange, agentDatabase in
+            var hub = exchange.hub
+            let (sql, hubSQL, dataDir, slot, agentConfig, hubConfig) = (exchange.sql, exchange.hubSQL, exchange.dataDir, exchange.slot, exchange.agentConfig, exchange.hubConfig)
+            let govex = AgentCommandTests.govex
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 50) g")
+            let agent = try Subprocess.start([govex, "agent", "--config", agentConfig])
 
-                func hubRows() async throws -> Int {
-                    Int(try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001'").rows[0][0] ?? "") ?? -1
-                }
-                func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
-                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(51, 100) g")
-                #expect(try await Self.eventually { try await hubRows() == 100 && spooled() == 0 }, "snapshot and changes at the hub, spool empty")
-
-                // The hub goes away; capture goes on into the spool.
-                hub.signal(SIGTERM)
-                let firstHubLog = await hub.finish().output
-                for batch in 0..<5 {
-                    try await sql.query("INSERT INTO residents SELECT g, 'o' || g, 's' FROM generate_series(\(101 + batch * 20), \(120 + batch * 20)) g")
-                    try await Task.sleep(for: .milliseconds(300))
-                }
-                try await sql.query("UPDATE residents SET name = 'changed' WHERE id <= 10")
-                try await sql.query("DELETE FROM residents WHERE id > 190")
-                #expect(try await Self.eventually { spooled() >= 3 }, "the spool grows while the hub is down")
-
-                hub = try await Self.startHub(hubConfig)
-                #expect(try await Self.eventually { spooled() == 0 }, "the spool drains once the hub is back")
-                #expect(try await hubRows() == 190)
-                let changed = try await hubSQL.query("""
-                    SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001' AND row_values->>'name' = 'changed'
-                    """).rows[0][0]
-                #expect(changed == "10")
-                let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
-                #expect(sequences == Array(1...sequences.count), "stored in order, once each")
-                #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
-
-                agent.signal(SIGTERM)
-                let stopped = await agent.finish()
-                #expect(stopped.status == 0, "\(stopped.output)")
-                #expect(stopped.output.contains("retrying with backoff"), "the outage was reported")
-                #expect(stopped.output.contains("[[publish]] GA-XX-0009 is not a resource this node provides in the hub's catalog"))
-                #expect(stopped.output.contains("[[publish]] GA-RK-0001 says share = \"unconditional\" but the hub's catalog says \"conditional\""))
-                hub.signal(SIGTERM)
-                _ = await hub.finish()
-                let hubLog = firstHubLog
-                #expect(hubLog.contains("alarm from node gongan: [[publish]] GA-XX-0009 is not a resource"), "\(hubLog)")
-                await hubSQL.close()
-                try await sql.dropSlot(slot)
-                await sql.close()
+            func hubRows() async throws -> Int {
+                Int(try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001'").rows[0][0] ?? "") ?? -1
             }
+            func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(51, 100) g")
+            #expect(try await Self.eventually { try await hubRows() == 100 && spooled() == 0 }, "snapshot and changes at the hub, spool empty")
+
+            // The hub goes away; capture goes on into the spool.
+            hub.signal(SIGTERM)
+            let firstHubLog = await hub.finish().output
+            for batch in 0..<5 {
+                try await sql.query("INSERT INTO residents SELECT g, 'o' || g, 's' FROM generate_series(\(101 + batch * 20), \(120 + batch * 20)) g")
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            try await sql.query("UPDATE residents SET name = 'changed' WHERE id <= 10")
+            try await sql.query("DELETE FROM residents WHERE id > 190")
+            #expect(try await Self.eventually { spooled() >= 3 }, "the spool grows while the hub is down")
+
+            hub = try await Self.startHub(hubConfig)
+            #expect(try await Self.eventually { spooled() == 0 }, "the spool drains once the hub is back")
+            #expect(try await hubRows() == 190)
+            let changed = try await hubSQL.query("""
+                SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001' AND row_values->>'name' = 'changed'
+                """).rows[0][0]
+            #expect(changed == "10")
+            let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
+            #expect(sequences == Array(1...sequences.count), "stored in order, once each")
+            #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
+
+            agent.signal(SIGTERM)
+            let stopped = await agent.finish()
+            #expect(stopped.status == 0, "\(stopped.output)")
+            #expect(stopped.output.contains("retrying with backoff"), "the outage was reported")
+            #expect(stopped.output.contains("[[publish]] GA-XX-0009 is not a resource this node provides in the hub's catalog"))
+            #expect(stopped.output.contains("[[publish]] GA-RK-0001 says share = \"unconditional\" but the hub's catalog says \"conditional\""))
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+            let hubLog = firstHubLog
+            #expect(hubLog.contains("alarm from node gongan: [[publish]] GA-XX-0009 is not a resource"), "\(hubLog)")
+            try await sql.dropSlot(slot)
+        }
+    }
+
+    @Test("the hub SIGKILLed again and again mid-ingest: every batch is stored once, in order, and the hub's copy equals the table")
+    func hubKilledMidIngest() async throws {
+        try await Self.withExchange("govex-hubkill") { exchange, agentDatabase in
+            var hub = exchange.hub
+            let (sql, hubSQL, dataDir, slot, agentConfig, hubConfig) = (exchange.sql, exchange.hubSQL, exchange.dataDir, exchange.slot, exchange.agentConfig, exchange.hubConfig)
+            let govex = AgentCommandTests.govex
+            let agent = try Subprocess.start([govex, "agent", "--config", agentConfig])
+            let writer = try await agentDatabase.connect()
+            let workload = Task {
+                for batch in 0..<40 {
+                    try await writer.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(\(batch * 250 + 1), \(batch * 250 + 250)) g")
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try await writer.query("UPDATE residents SET name = 'u' || id WHERE id % 7 = 0")
+            }
+            for _ in 0..<5 {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 200...800)))
+                hub.signal(SIGKILL)
+                _ = await hub.finish()
+                hub = try await Self.startHub(hubConfig)
+            }
+            try await workload.value
+            func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
+            #expect(try await Self.eventually { spooled() == 0 },
+                    "the spool drains: \((try? String(contentsOfFile: agent.outputPath, encoding: .utf8)) ?? "")\n\((try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? "")")
+
+            let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
+            #expect(sequences == Array(1...max(sequences.count, 1)), "every sequence once, no gap")
+            #expect(try await hubSQL.query("SELECT count(*) FROM govex.batches").rows[0][0] == String(sequences.count), "stored once each")
+            #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
+            let table = try await sql.query("SELECT count(*), count(*) FILTER (WHERE name LIKE 'u%') FROM residents").rows[0]
+            let copy = try await hubSQL.query("""
+                SELECT count(*), count(*) FILTER (WHERE row_values->>'name' LIKE 'u%') FROM govex.resource_rows WHERE resource = 'GA-RK-0001'
+                """).rows[0]
+            #expect(copy == table && table[0] == "10000", "the hub's copy: \(copy), the table: \(table)")
+
+            agent.signal(SIGTERM)
+            #expect(await agent.finish().status == 0)
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+            await writer.close()
+            try await sql.dropSlot(slot)
         }
     }
 }
