@@ -128,7 +128,10 @@ let package = Package(
         .executableTarget(
             name: "GovexBench",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport", "GovexHub", "GovexAgent",
+                "GovexIdentity", "GovexAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/GovexBench",
