@@ -159,7 +159,7 @@ public struct HubStore: Sendable {
         let upserts = "[" + changes.upserts.map { upsert in
             BatchJSON.object([
                 ("resource", BatchJSON.string(upsert.resource)), ("key", BatchJSON.string(upsert.key)),
-                ("base_key", BatchJSON.string(upsert.baseKey)),
+                ("base_key", upsert.baseKey.map(BatchJSON.string) ?? "null"),
                 ("row_values", BatchJSON.object(upsert.values.map { ($0.0, $0.1.map(BatchJSON.string) ?? "null") })),
                 ("commit_position", String(upsert.position.commit)), ("ordinal", String(upsert.position.ordinal)),
             ])
@@ -172,9 +172,14 @@ public struct HubStore: Sendable {
                 SELECT * FROM jsonb_to_recordset($1::jsonb)
                     AS x(resource text, key text, base_key text, row_values jsonb, commit_position numeric, ordinal bigint)
             ), merged AS (
-                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values AS row_values,
-                       i.commit_position, i.ordinal
-                FROM input i LEFT JOIN govex.resource_rows b ON b.resource = i.resource AND b.key = i.base_key
+                -- Complete rows need nothing stored; the rest look their stored row up by index.
+                SELECT i.resource, i.key, i.row_values, i.commit_position, i.ordinal FROM input i WHERE i.base_key IS NULL
+                UNION ALL
+                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values, i.commit_position, i.ordinal
+                FROM input i LEFT JOIN LATERAL (
+                    SELECT s.row_values FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.base_key
+                ) b ON true
+                WHERE i.base_key IS NOT NULL
             ), removed AS (
                 DELETE FROM govex.resource_rows r USING jsonb_to_recordset($2::jsonb) AS d(resource text, key text)
                 WHERE r.resource = d.resource AND r.key = d.key

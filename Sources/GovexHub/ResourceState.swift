@@ -12,8 +12,8 @@ public struct ResourceStateChanges: Sendable, Equatable {
         /// they keep the stored value of `baseKey`'s row.
         public var values: [(String, String?)]
         /// The row whose stored values fill the absent columns: the same key, or the old
-        /// key of a key change.
-        public var baseKey: String
+        /// key of a key change; nil when the row is complete and needs no stored values.
+        public var baseKey: String?
         public var position: SourcePosition
 
         public static func == (lhs: Upsert, rhs: Upsert) -> Bool {
@@ -62,34 +62,27 @@ public struct ResourceStateChanges: Sendable, Equatable {
             case .insert, .update:
                 let key = keyText(record.key)
                 let oldKey = record.oldKey.map(keyText)
-                var base = key
-                var carried: [(String, String?)] = []
+                var pending: ResourceStateChanges.Upsert? = nil
                 if let oldKey, oldKey != key {
                     // A key change: the old key goes; unchanged columns come from its row.
                     let old = Slot(resource: record.resource, key: oldKey)
-                    if case .upsert(let pending)? = finals[old] {
-                        carried = pending.values
-                        base = pending.baseKey
-                    } else {
-                        base = oldKey
-                    }
+                    if case .upsert(let earlier)? = finals[old] { pending = earlier }
                     set(old, .delete)
-                } else if case .upsert(let pending)? = finals[Slot(resource: record.resource, key: key)] {
-                    carried = pending.values
-                    base = pending.baseKey
+                } else if case .upsert(let earlier)? = finals[Slot(resource: record.resource, key: key)] {
+                    pending = earlier
                 }
+                let carried = pending?.values ?? []
                 var values: [(String, String?)] = []
+                var unresolved = false
                 for column in record.key + record.values {
                     if case .unchanged = column.value {
-                        if let earlier = carried.first(where: { $0.0 == column.name }) { values.append(earlier) }
+                        if let earlier = carried.first(where: { $0.0 == column.name }) { values.append(earlier) } else { unresolved = true }
                         continue
                     }
                     values.append((column.name, column.value.postgresText))
                 }
-                // A full new row needs nothing from a stored one.
-                if !record.values.contains(where: { if case .unchanged = $0.value { return true } else { return false } }) {
-                    base = key
-                }
+                // Only a row with a column neither sent nor carried needs the stored one.
+                let base: String? = unresolved ? (pending.map { $0.baseKey ?? key } ?? oldKey ?? key) : pending?.baseKey
                 set(Slot(resource: record.resource, key: key),
                     .upsert(Upsert(resource: record.resource, key: key, values: values, baseKey: base, position: record.position)))
             }

@@ -19,6 +19,7 @@ struct ResourceStateTests {
         #expect(changes.deletes.map(\.key) == ["[\"1\"]"])
         #expect(changes.upserts.map(\.key) == ["[\"2\"]"])
         #expect(changes.upserts[0].values.map(\.1) == ["2", "c"])
+        #expect(changes.upserts[0].baseKey == nil, "a complete row needs no stored values")
     }
 
     @Test("an unchanged column is filled from an earlier upsert in the batch, or left to the stored row")
