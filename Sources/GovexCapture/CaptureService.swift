@@ -74,17 +74,40 @@ public final class CaptureService: Sendable {
         let loaded = outbox.state
 
         let stream = try await ReplicationConnection.connect(config.conninfo)
+        let side = SideConnection(conninfo: config.conninfo)
         // The walsender must be gone when run() returns, so that the slot is free for whoever comes next.
         do {
-            try await capture(stream, outbox: outbox, loaded: loaded, shouldStop: shouldStop, onStreaming: onStreaming, onLoop: onLoop)
+            try await capture(stream, side: side, outbox: outbox, loaded: loaded, shouldStop: shouldStop, onStreaming: onStreaming, onLoop: onLoop)
         } catch {
             await stream.close()
+            await side.close()
             throw error
         }
         await stream.close()
+        await side.close()
     }
 
-    private func capture(_ stream: ReplicationConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
+    /// One ordinary connection for the periodic WAL check and heartbeat, opened on first use.
+    actor SideConnection {
+        let conninfo: String
+        private var connection: PostgresConnection?
+
+        init(conninfo: String) { self.conninfo = conninfo }
+
+        func get() async throws -> PostgresConnection {
+            if let connection { return connection }
+            let opened = try await PostgresConnection.connect(conninfo, name: "govex-wal-check")
+            connection = opened
+            return opened
+        }
+
+        func close() async {
+            await connection?.close()
+            connection = nil
+        }
+    }
+
+    private func capture(_ stream: ReplicationConnection, side: SideConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
                         onStreaming: @Sendable () -> Void, onLoop: @Sendable () -> Void) async throws {
         let config = configuration
         var slotExists = try await slotExists(config)
@@ -118,9 +141,6 @@ public final class CaptureService: Sendable {
         var alarmed = false
         var lastWALCheck = ContinuousClock.now - config.walCheckInterval
         var lastHeartbeat = ContinuousClock.now
-        // One connection for the periodic check, not one per check.
-        var walConnection: PostgresConnection? = nil
-        defer { if let walConnection { Task { await walConnection.close() } } }
 
         func perform(_ actions: [BatchBuilder.Action]) async throws {
             for action in actions {
@@ -164,13 +184,11 @@ public final class CaptureService: Sendable {
             let now = ContinuousClock.now
             if now - lastWALCheck >= config.walCheckInterval {
                 lastWALCheck = now
-                if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
-                try await checkRetainedWAL(outbox.metrics, using: walConnection!)
+                try await checkRetainedWAL(outbox.metrics, using: try await side.get())
             }
             if let interval = config.heartbeatInterval, now - lastHeartbeat >= interval {
                 lastHeartbeat = now
-                if walConnection == nil { walConnection = try await PostgresConnection.connect(config.conninfo, name: "govex-wal-check") }
-                try await walConnection!.query("SELECT pg_catalog.pg_logical_emit_message(false, $1, '')", [CaptureConfiguration.heartbeatPrefix])
+                try await side.get().query("SELECT pg_catalog.pg_logical_emit_message(false, $1, '')", [CaptureConfiguration.heartbeatPrefix])
             }
             if messages.isEmpty { try await perform(builder.tick(now: now)) }
             for message in messages {

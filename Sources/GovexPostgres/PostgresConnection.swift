@@ -56,6 +56,12 @@ public final class PostgresConnection: Sendable {
         _ = try await thread.run { try connection.simpleQuery(sql) }
     }
 
+    /// Runs `body` with the libpq connection on the connection's own thread.
+    func onConnectionThread<T: Sendable>(_ body: @escaping @Sendable (LibPQConnection) throws -> T) async throws -> T {
+        let connection = self.connection
+        return try await thread.run { try body(connection) }
+    }
+
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ isolation: String = "READ COMMITTED", _ body: () async throws -> T) async throws -> T {
         try await query("BEGIN ISOLATION LEVEL \(isolation)")

@@ -142,3 +142,23 @@ struct CopyAndErrorTests {
         }
     }
 }
+
+@Suite("LISTEN/NOTIFY")
+struct NotificationTests {
+    @Test("a NOTIFY from another session wakes the listener; without one the wait times out")
+    func notify() async throws {
+        try await TestPostgres.withDatabase { database in
+            let listener = try await database.connect()
+            let sender = try await database.connect()
+            try await listener.listen("govex deliveries \"x\"")
+            #expect(try await listener.nextNotification(timeout: .milliseconds(200)) == nil)
+            async let received = listener.nextNotification(timeout: .seconds(20))
+            try await Task.sleep(for: .milliseconds(200))
+            try await sender.query("SELECT pg_notify($1, $2)", ["govex deliveries \"x\"", "subscription 7"])
+            let notification = try await received
+            #expect(notification?.channel == "govex deliveries \"x\"" && notification?.payload == "subscription 7")
+            await listener.close()
+            await sender.close()
+        }
+    }
+}
