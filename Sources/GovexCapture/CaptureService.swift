@@ -132,7 +132,7 @@ public final class CaptureService: Sendable {
                     Self.log("snapshot \(report.resource): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
                 })
         }
-        try await stream.startReplication(slot: config.slot, from: 0, publications: config.publications)
+        try await startReplication(on: stream, config)
         onStreaming()
 
         var decoder = ChangeDecoder(mappings: config.mappings, skippedOrigins: config.skippedOrigins)
@@ -224,6 +224,25 @@ public final class CaptureService: Sendable {
         if retained > config.retainedWALAlarm {
             Self.alarm("slot \(config.slot) retains \(retained / (1 << 20)) MiB of WAL (alarm at \(config.retainedWALAlarm / (1 << 20)) MiB): capture is behind or paused")
             metrics.alarms.increment()
+        }
+    }
+
+    /// After a crash the previous run's walsender holds the slot until it notices its client
+    /// is gone (at the latest at wal_sender_timeout): wait for it rather than fail.
+    private func startReplication(on stream: ReplicationConnection, _ config: CaptureConfiguration) async throws {
+        let deadline = ContinuousClock.now + .seconds(90)
+        var reported = false
+        while true {
+            do {
+                try await stream.startReplication(slot: config.slot, from: 0, publications: config.publications)
+                return
+            } catch let error as PostgresError where error.sqlState == "55006" && ContinuousClock.now < deadline {
+                if !reported {
+                    Self.log("slot \(config.slot) is still held by a previous walsender (\(error.message)); waiting for it to let go")
+                    reported = true
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 

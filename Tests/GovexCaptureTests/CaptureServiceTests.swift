@@ -168,4 +168,33 @@ struct CaptureServiceTests {
             await sql.close()
         }
     }
+
+    @Test("a restart waits for the previous walsender to let go of the slot instead of failing")
+    func waitsForTheSlot() async throws {
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
+            try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
+            let directory = Subprocess.temporaryDirectory("govex-capture")
+            let configuration = Self.configuration(database, slot: database.name + "_slot", directory: directory, maxRecords: 100)
+            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+                try AgentState.load(from: directory).snapshotComplete
+            }
+            // Someone else (as a crashed run's walsender would) holds the slot for a while.
+            let holder = try await ReplicationConnection.connect(database.conninfo)
+            try await holder.startReplication(slot: configuration.slot, from: 0, publications: ["govex"])
+            let release = Task {
+                try await Task.sleep(for: .seconds(1))
+                await holder.close()
+            }
+            try await sql.query("INSERT INTO residents VALUES (1, 'after the restart')")
+            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
+                try Self.spooledRecords(directory).records.count >= 1
+            }
+            try await release.value
+            #expect(try Self.spooledRecords(directory).records.map { $0.key[0].value } == [.int4(1)])
+            try await sql.dropSlot(configuration.slot)
+            await sql.close()
+        }
+    }
 }
