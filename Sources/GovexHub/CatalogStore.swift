@@ -39,7 +39,7 @@ extension Catalog {
             for subject in subjects {
                 let fields = "[" + subject.fields.map { field in
                     BatchJSON.object([("name", BatchJSON.string(field.name)), ("authority", BatchJSON.string(field.authority)),
-                                      ("sources", "[" + field.sources.map(BatchJSON.string).joined(separator: ",") + "]")])
+                                      ("sources", BatchJSON.stringArray(field.sources))])
                 }.joined(separator: ",") + "]"
                 try await sql.query("""
                     INSERT INTO govex.catalog_subjects (code, name, key_kind, fields) VALUES ($1, $2, $3, $4::jsonb)

@@ -29,9 +29,14 @@ public enum Enrollment {
             try await HubStore.addNode(nodeID, on: sql)
             try await sql.query("""
                 INSERT INTO govex.enrollment_tokens (token_hash, node_id, expires_at) VALUES ($1::bytea, $2, now() + $3::int * interval '1 hour')
-                """, ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8))), nodeID, String(hours)])
+                """, [tokenHash(token), nodeID, String(hours)])
         }
         return token
+    }
+
+    /// How a token is stored: its SHA-256, as a bytea literal.
+    static func tokenHash(_ token: String) -> String {
+        "\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
     public static func isValidNodeID(_ id: String) -> Bool {
@@ -49,17 +54,18 @@ public enum Enrollment {
         } catch {
             throw IdentityError("signing_key is not a public key in PEM: \(error)")
         }
+        let hash = tokenHash(token)
         return try await sql.transaction {
             let row = try await sql.query("""
                 SELECT node_id, used_at IS NOT NULL, expires_at < now() FROM govex.enrollment_tokens WHERE token_hash = $1::bytea FOR UPDATE
-                """, ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))]).rows.first
+                """, [hash]).rows.first
             guard let row, row[0] == nodeID else { throw EnrollmentRefused("the enrollment token is not valid for node \(nodeID)") }
             guard row[1] == "f" else { throw EnrollmentRefused("the enrollment token was already used; ask the hub administrator for a new one") }
             guard row[2] == "f" else { throw EnrollmentRefused("the enrollment token has expired; ask the hub administrator for a new one") }
             let certificate = try ca.issueClientCertificate(for: request, nodeID: nodeID)
             let pem = try certificate.serializeAsPEM().pemString
             try await sql.query("UPDATE govex.enrollment_tokens SET used_at = now() WHERE token_hash = $1::bytea",
-                                ["\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))])
+                                [hash])
             try await sql.query("""
                 INSERT INTO govex.certificates (serial, node_id, not_after, pem) VALUES ($1, $2, $3::timestamptz, $4)
                 """, [certificate.serialNumber.description, nodeID, ISO8601DateFormatter().string(from: certificate.notValidAfter), pem])

@@ -116,14 +116,13 @@ public struct HubServer: Sendable {
         // The catalog entries of the resources this node provides, for the agent to check its [[publish]] against.
         router.get("/v1/catalog/mine") { _, context -> Response in
             guard let node = try await context.clientNode() else {
-                return Self.error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
+                return Self.certificateRequired()
             }
             let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources.filter { $0.provider == node } }
             let json = "[" + resources.map { resource in
                 BatchJSON.object([
                     ("code", BatchJSON.string(resource.code)), ("share", BatchJSON.string(resource.share)),
-                    ("key", "[" + resource.key.map(BatchJSON.string).joined(separator: ",") + "]"),
-                    ("columns", "[" + resource.columns.map(BatchJSON.string).joined(separator: ",") + "]"),
+                    ("key", BatchJSON.stringArray(resource.key)), ("columns", BatchJSON.stringArray(resource.columns)),
                 ])
             }.joined(separator: ",") + "]"
             return Self.json(.ok, json)
@@ -132,7 +131,7 @@ public struct HubServer: Sendable {
         // An agent reports what it found wrong (a [[publish]] the catalog does not allow): logged here too.
         router.post("/v1/alarms") { request, context -> Response in
             guard let node = try await context.clientNode() else {
-                return Self.error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
+                return Self.certificateRequired()
             }
             let text = String(decoding: Array(buffer: try await request.body.collect(upTo: 16 << 10)), as: UTF8.self)
             let line = "<3>govex hub: alarm from node \(node): \(text.replacingOccurrences(of: "\n", with: " "))\n"
@@ -142,7 +141,7 @@ public struct HubServer: Sendable {
 
         router.post("/v1/batches") { request, context -> Response in
             guard let node = try await context.clientNode() else {
-                return Self.error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
+                return Self.certificateRequired()
             }
             let body: ByteBuffer
             do {
@@ -165,6 +164,10 @@ public struct HubServer: Sendable {
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }
         return router
+    }
+
+    static func certificateRequired() -> Response {
+        error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -47,6 +47,11 @@ public struct HubStore: Sendable {
             .joined(separator: ",") + "}"
     }
 
+    /// Revokes a node (idempotent); false when there is no such node.
+    public static func revoke(_ nodeID: String, on sql: PostgresConnection) async throws -> Bool {
+        try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1", [nodeID]).affectedRows == 1
+    }
+
     /// Accepts a node's pending epoch (see `IngestRules.acceptEpoch`); returns it, or nil when none waits.
     public static func acceptEpoch(of nodeID: String, on sql: PostgresConnection) async throws -> UInt64? {
         try await sql.transaction {

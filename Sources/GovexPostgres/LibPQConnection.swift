@@ -213,6 +213,16 @@ final class LibPQConnection: @unchecked Sendable {
         return QueryResult(fields: fields, rows: rows, affectedRows: affected.isEmpty ? nil : Int(affected))
     }
 
+    /// Waits until the connection's socket has something to read, at most `duration` (capped
+    /// at a minute); an interrupted wait just returns, so callers re-check and loop.
+    static func waitReadable(_ handle: OpaquePointer, for duration: Duration, context: String) throws(PostgresError) {
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(min(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
+        if poll(&descriptor, 1, milliseconds) < 0 && errno != EINTR {
+            throw PostgresError(sqlState: nil, message: String(cString: strerror(errno)), detail: nil, hint: nil, context: context)
+        }
+    }
+
     static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
         guard let message else { return "unknown libpq error" }
         var text = String(cString: message)

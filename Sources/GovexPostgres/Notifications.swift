@@ -37,11 +37,7 @@ extension PostgresConnection {
                 }
                 let remaining = deadline - ContinuousClock.now
                 if remaining <= .zero { return nil }
-                var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-                let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
-                if poll(&descriptor, 1, milliseconds) < 0 && errno != EINTR {
-                    throw PostgresError(sqlState: nil, message: String(cString: strerror(errno)), detail: nil, hint: nil, context: "waiting for a notification")
-                }
+                try LibPQConnection.waitReadable(handle, for: remaining, context: "waiting for a notification")
             }
         }
     }

@@ -186,12 +186,7 @@ public final class ReplicationConnection: Sendable {
                 }
                 continue
             }
-            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(min(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1, 60_000))
-            let ready = poll(&descriptor, 1, milliseconds)
-            if ready < 0 && errno != EINTR {
-                throw PostgresError(sqlState: nil, message: String(cString: strerror(errno)), detail: nil, hint: nil, context: "waiting for the replication stream")
-            }
+            try LibPQConnection.waitReadable(handle, for: remaining, context: "waiting for the replication stream")
             guard PQconsumeInput(handle) == 1 else {
                 throw PostgresError(sqlState: nil, message: LibPQConnection.trimmed(PQerrorMessage(handle)), detail: nil, hint: nil, context: "reading the replication stream")
             }

@@ -20,6 +20,10 @@ public enum BatchJSON {
         return out + "\""
     }
 
+    public static func stringArray(_ items: [String]) -> String {
+        "[" + items.map(string).joined(separator: ",") + "]"
+    }
+
     public static func object(_ members: [(String, String)]) -> String {
         "{" + members.map { string($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
     }

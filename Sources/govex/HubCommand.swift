@@ -204,9 +204,9 @@ struct HubNodeRevoke: AsyncParsableCommand {
         let configuration = try options.load()
         try await reportingFailure {
             let revoked = try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
-                try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1", [node]).affectedRows ?? 0
+                try await HubStore.revoke(node, on: sql)
             }
-            guard revoked == 1 else {
+            guard revoked else {
                 printError("no node \(node) at this hub")
                 throw ExitStatus.failure
             }
