@@ -93,6 +93,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexApply",
+            dependencies: ["GovexWire", "GovexPostgres"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexConfiguration",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: strictSettings
@@ -101,7 +106,7 @@ let package = Package(
             name: "GovexAgent",
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration", "GovexIdentity",
-                "GovexAPI",
+                "GovexAPI", "GovexApply",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -154,6 +159,11 @@ let package = Package(
             dependencies: ["GovexIdentity", "GovexKeyStore", "GovexTestSupport",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexApplyTests",
+            dependencies: ["GovexApply", "GovexAPI", "GovexWire", "GovexPostgres", "GovexKeyStore", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import Foundation
 import GovexCapture
 import GovexConfiguration
 import GovexPolicy
@@ -5,9 +6,20 @@ import GovexPostgres
 import GovexWire
 import TOMLKit
 
-/// `agent.toml`, validated. Only what capture needs today is read; `[hub]`, `[tls]`
-/// and `[[subscribe]]` are accepted for the hub exchange that comes next.
+/// `agent.toml`, validated.
 public struct AgentConfiguration: Sendable {
+    /// A `[[subscribe]]`: the local table a subscribed resource is applied into.
+    public struct Subscribe: Sendable, Equatable {
+        public var resource: String
+        public var schema: String
+        public var table: String
+        public var purpose: String
+        /// Empty: every column the catalog lists.
+        public var columns: [String]
+
+        public var qualifiedTable: String { schema + "." + table }
+    }
+
     public struct Publish: Sendable, Equatable {
         public var mapping: TableMapping
         public var share: String
@@ -28,6 +40,7 @@ public struct AgentConfiguration: Sendable {
     public var batch: BatchBuilder.Limits
     public var spool: Spool.Limits
     public var publish: [Publish]
+    public var subscribe: [Subscribe]
     /// `host:port` of the Prometheus endpoint; nil when disabled.
     public var metricsListen: String?
     public var retainedWALAlarm: Int
@@ -38,6 +51,13 @@ public struct AgentConfiguration: Sendable {
 
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
+
+    static func splitTable(_ qualified: String, reader: ConfigurationReader, section: String) throws(ConfigurationError) -> (String, String) {
+        let parts = qualified.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", qualified)
+        guard !schema.isEmpty, !name.isEmpty else { throw reader.error("table", section: section, "'\(qualified)' must be schema.table or table") }
+        return (schema, name)
+    }
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> AgentConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
@@ -107,9 +127,7 @@ public struct AgentConfiguration: Sendable {
                 throw reader.error("share", section: section, "'\(share)' must be unconditional, conditional or none")
             }
             let qualified = try reader.string(table, "table", section: section)
-            let parts = qualified.split(separator: ".", maxSplits: 1).map(String.init)
-            let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", qualified)
-            guard !schema.isEmpty, !name.isEmpty else { throw reader.error("table", section: section, "'\(qualified)' must be schema.table or table") }
+            let (schema, name) = try splitTable(qualified, reader: reader, section: section)
             let key = try reader.strings(table, "key", section: section)
             guard !key.isEmpty else { throw reader.error("key", section: section, "name the key columns, e.g. key = [\"id_number\"]") }
             let columns = try reader.strings(table, "columns", section: section, optional: true)
@@ -137,10 +155,29 @@ public struct AgentConfiguration: Sendable {
                                        filter: filter)
             publish.append(Publish(mapping: mapping, share: share))
         }
-        guard !publish.isEmpty else { throw reader.error("publish", section: nil, "no [[publish]] table: there is nothing to capture") }
+        var subscribe: [Subscribe] = []
+        for (index, entry) in (root["subscribe"]?.array ?? TOMLArray()).enumerated() {
+            guard let table = entry.table else { throw reader.error("subscribe", section: nil, "must be [[subscribe]] tables") }
+            let section = "subscribe#\(index)"
+            let resource = try reader.string(table, "resource", section: section)
+            guard Identifier.isValid(resource) else { throw reader.error("resource", section: section, "'\(resource)' must be \(Identifier.rule)") }
+            guard !subscribe.contains(where: { $0.resource == resource }) else { throw reader.error("resource", section: section, "\(resource) is subscribed twice") }
+            guard !resources.contains(resource) else { throw reader.error("resource", section: section, "\(resource) is published by this node itself") }
+            let qualified = try reader.string(table, "table", section: section)
+            let (schema, name) = try splitTable(qualified, reader: reader, section: section)
+            let purpose = try reader.string(table, "purpose", section: section)
+            guard !purpose.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw reader.error("purpose", section: section, "say why this node needs the data; it is recorded with the subscription")
+            }
+            let columns = try reader.strings(table, "columns", section: section, optional: true)
+            subscribe.append(Subscribe(resource: resource, schema: schema, table: name, purpose: purpose, columns: columns))
+        }
+        guard !publish.isEmpty || !subscribe.isEmpty else {
+            throw reader.error("publish", section: nil, "no [[publish]] or [[subscribe]] table: this node would neither share nor receive anything")
+        }
 
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
-                                  conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish,
+                                  conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish, subscribe: subscribe,
                                   metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
                                   hubURL: hubURL, heartbeat: heartbeat)
     }

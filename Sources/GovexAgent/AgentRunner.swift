@@ -57,18 +57,35 @@ public enum AgentRunner {
         let flags = RunFlags()
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")
         let outbox = try Outbox(configuration: capture)
-        let pusher = try configuration.hubURL.map { url in try makePusher(url: url, configuration: configuration, outbox: outbox) }
-        if let pusher {
-            let publish = await checkAgainstCatalog(configuration, client: pusher.client)
+        let link = try configuration.hubURL.map { url in try connectToHub(url: url, configuration: configuration) }
+        let captures = !configuration.publish.isEmpty
+        let pusher = captures ? link.map { BatchPusher(outbox: outbox, client: $0.client, hubKey: $0.hubKey, nodeID: configuration.nodeID, log: { log($0, $1) }) } : nil
+        if let link, captures {
+            let publish = await checkAgainstCatalog(configuration, client: link.client)
             capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)
-        } else {
-            log(4, "no [hub] url: batches stay in the spool")
+        } else if link == nil {
+            log(4, "no [hub] url: batches stay in the spool" + (configuration.subscribe.isEmpty ? "" : " and [[subscribe]] receives nothing"))
         }
         let captureConfiguration = capture
         try await withThrowingTaskGroup(of: Void.self) { group in
             if let pusher {
                 // Pushes until capture has stopped, so that what SIGTERM sealed still gets a chance to leave.
                 group.addTask { await pusher.run { flags.captureDone.load(ordering: .relaxed) } }
+            }
+            if let link, !configuration.subscribe.isEmpty {
+                let follower = SubscriptionFollower(client: link.client, hubKey: link.hubKey, configuration: configuration,
+                                                    recheck: .seconds(15), log: { log($0, $1) })
+                group.addTask { await follower.run { stopRequested.load(ordering: .relaxed) } }
+            }
+            if !captures {
+                notifier.notify("READY=1")
+                group.addTask {
+                    while !stopRequested.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(200)) }
+                    notifier.notify("STOPPING=1")
+                    log(6, "stopping")
+                }
+                try await group.waitForAll()
+                return
             }
             group.addTask {
                 defer { flags.captureDone.store(true, ordering: .relaxed) }
@@ -98,7 +115,7 @@ public enum AgentRunner {
             }
             try await group.waitForAll()
         }
-        await pusher?.client.shutdown()
+        await link?.client.shutdown()
         log(6, "stopped")
     }
 
@@ -128,9 +145,9 @@ public enum AgentRunner {
         return publish
     }
 
-    /// The pusher for an enrolled agent: its certificate, the hub's CA and receipt key
-    /// come from `data_dir/tls` (written by `govex enroll`).
-    static func makePusher(url: String, configuration: AgentConfiguration, outbox: Outbox) throws -> BatchPusher {
+    /// An enrolled agent's client for the hub: its certificate, the hub's CA and signing
+    /// key (receipts, deliveries) come from `data_dir/tls` (written by `govex enroll`).
+    public static func connectToHub(url: String, configuration: AgentConfiguration) throws -> (client: HubClient, hubKey: VerifyingKey) {
         let files = AgentEnrollment.Files(dataDirectory: configuration.dataDirectory)
         guard FileManager.default.fileExists(atPath: files.certificate) else {
             throw ConfigurationError(file: "[hub] url", line: nil, key: url,
@@ -139,8 +156,7 @@ public enum AgentRunner {
         let identity = HubClient.Identity(certificatePEM: try KeyStore.readPublic(path: files.certificate),
                                           keyPEM: try KeyStore.readSecret(path: files.key))
         let client = try HubClient(baseURL: url, caPEM: try KeyStore.readPublic(path: files.hubCA), identity: identity)
-        let hubKey = try KeyStore.loadVerifyingKey(path: files.hubSigningKey)
-        return BatchPusher(outbox: outbox, client: client, hubKey: hubKey, nodeID: configuration.nodeID, log: { log($0, $1) })
+        return (client, try KeyStore.loadVerifyingKey(path: files.hubSigningKey))
     }
 
     /// journald-friendly: `<priority>message` on stderr.

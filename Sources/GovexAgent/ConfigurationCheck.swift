@@ -23,13 +23,16 @@ public struct ConfigurationCheck: Sendable {
         return findings.compactMap(\.fix).filter { seen.insert($0).inserted }
     }
 
-    public static func run(_ configuration: AgentConfiguration) async throws -> ConfigurationCheck {
+    /// `catalog`: the hub's catalog entries of subscribed resources, when the hub could be asked.
+    public static func run(_ configuration: AgentConfiguration, catalog: [String: SubscribedResource]? = nil) async throws -> ConfigurationCheck {
         try await PostgresConnection.with(configuration.conninfo, name: "govex-check") { sql in
-            try await run(configuration, sql: sql)
+            var findings = configuration.publish.isEmpty ? [] : try await checkPublications(configuration, sql: sql)
+            findings += try await checkSubscriptions(configuration, catalog: catalog, sql: sql)
+            return ConfigurationCheck(findings: findings)
         }
     }
 
-    private static func run(_ configuration: AgentConfiguration, sql: PostgresConnection) async throws -> ConfigurationCheck {
+    private static func checkPublications(_ configuration: AgentConfiguration, sql: PostgresConnection) async throws -> [Finding] {
         var findings: [Finding] = []
         func add(_ severity: Finding.Severity, _ subject: String, _ message: String, fix: String? = nil) {
             findings.append(Finding(severity: severity, subject: subject, message: message, fix: fix))
@@ -175,7 +178,7 @@ public struct ConfigurationCheck: Sendable {
             add(.error, "publication \(configuration.publication)", "does not exist",
                 fix: "CREATE PUBLICATION \(publication) FOR TABLE \(missingFromPublication.joined(separator: ", "))")
         }
-        return ConfigurationCheck(findings: findings)
+        return findings
     }
 
     static func describe(_ identity: String) -> String {

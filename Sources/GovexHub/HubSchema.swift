@@ -127,6 +127,39 @@ public enum HubSchema {
                 updated_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        Migration(version: 3, description: "subscriptions and their delivery streams", sql: """
+            -- No foreign key to the catalog: a resource leaving the catalog must not be blocked by
+            -- its subscriptions; routing only follows resources that are still there.
+            CREATE TABLE govex.subscriptions (
+                subscription_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                subscriber text NOT NULL REFERENCES govex.nodes,
+                resource text NOT NULL,
+                columns text[] NOT NULL,
+                purpose text NOT NULL,
+                status text NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'revoked')),
+                requested_at timestamptz NOT NULL DEFAULT now(),
+                decided_at timestamptz,
+                decided_by text,
+                reason text,
+                -- Written only under the provider's ledger lock (routing happens in its ingest).
+                next_delivery numeric(20,0) NOT NULL DEFAULT 1,
+                acked_through numeric(20,0) NOT NULL DEFAULT 0,
+                acked_at timestamptz
+            );
+            CREATE UNIQUE INDEX subscriptions_one_live ON govex.subscriptions (subscriber, resource)
+                WHERE status IN ('pending', 'active');
+            CREATE INDEX subscriptions_routing ON govex.subscriptions (resource) WHERE status = 'active';
+            -- Each subscription's ordered stream: which stored batch its n-th delivery re-issues.
+            CREATE TABLE govex.deliveries (
+                subscription_id bigint NOT NULL REFERENCES govex.subscriptions,
+                delivery numeric(20,0) NOT NULL,
+                node_id text NOT NULL,
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                received_at timestamptz NOT NULL,
+                PRIMARY KEY (subscription_id, delivery)
+            );
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -57,6 +57,8 @@ public struct HubServer: Sendable {
     let settings: Settings
     let pool: ConnectionPool
     let store: HubStore
+    let wakeups = DeliveryWakeups()
+    let connections = NodeConnections()
 
     public init(settings: Settings, pool: ConnectionPool) {
         self.settings = settings
@@ -79,7 +81,18 @@ public struct HubServer: Sendable {
 
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
-        let store = self.store, pool = self.pool, settings = self.settings
+        let store = self.store, pool = self.pool, settings = self.settings, connections = self.connections
+
+        /// Runs `body` for a node that presented a certificate of the hub's CA and is not
+        /// revoked; remembers the connection so that a revocation closes it.
+        @Sendable func authenticated(_ context: HubRequestContext, _ body: (String) async throws -> Response) async throws -> Response {
+            guard let node = try await context.clientNode() else { return Self.certificateRequired() }
+            guard try await !pool.withConnection({ sql in try await HubStore.isRevoked(node, on: sql) }) else {
+                return Self.error(.forbidden, "node_revoked", "node \(node) has been revoked at the hub")
+            }
+            connections.note(context.channel, node: node)
+            return try await body(node)
+        }
 
         // Public: an agent checks it against the SHA-256 handed over with its token.
         let caPEM = (try? settings.ca.certificate.serializeAsPEM().pemString) ?? ""
@@ -115,34 +128,36 @@ public struct HubServer: Sendable {
 
         // The catalog entries of the resources this node provides, for the agent to check its [[publish]] against.
         router.get("/v1/catalog/mine") { _, context -> Response in
-            guard let node = try await context.clientNode() else {
-                return Self.certificateRequired()
-            }
+            try await authenticated(context) { node in
             let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources.filter { $0.provider == node } }
-            let json = "[" + resources.map { resource in
-                BatchJSON.object([
-                    ("code", BatchJSON.string(resource.code)), ("share", BatchJSON.string(resource.share)),
-                    ("key", BatchJSON.stringArray(resource.key)), ("columns", BatchJSON.stringArray(resource.columns)),
-                ])
-            }.joined(separator: ",") + "]"
-            return Self.json(.ok, json)
+            return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
+            }
+        }
+
+        // The whole catalog, for `govex check` (the DDL of a subscribed table) and `govex subscribe`.
+        router.get("/v1/catalog") { _, context -> Response in
+            try await authenticated(context) { _ in
+                let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources }
+                return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
+            }
         }
 
         // An agent reports what it found wrong (a [[publish]] the catalog does not allow): logged here too.
         router.post("/v1/alarms") { request, context -> Response in
-            guard let node = try await context.clientNode() else {
-                return Self.certificateRequired()
+            try await authenticated(context) { node in
+                let text = String(decoding: Array(buffer: try await request.body.collect(upTo: 16 << 10)), as: UTF8.self)
+                let line = "<3>govex hub: alarm from node \(node): \(text.replacingOccurrences(of: "\n", with: " "))\n"
+                FileHandle.standardError.write(Data(line.utf8))
+                return Self.json(.ok, "{}")
             }
-            let text = String(decoding: Array(buffer: try await request.body.collect(upTo: 16 << 10)), as: UTF8.self)
-            let line = "<3>govex hub: alarm from node \(node): \(text.replacingOccurrences(of: "\n", with: " "))\n"
-            FileHandle.standardError.write(Data(line.utf8))
-            return Self.json(.ok, "{}")
         }
 
         router.post("/v1/batches") { request, context -> Response in
+            // Revocation is part of the ingest decision, under the node's ledger lock.
             guard let node = try await context.clientNode() else {
                 return Self.certificateRequired()
             }
+            connections.note(context.channel, node: node)
             let body: ByteBuffer
             do {
                 body = try await request.body.collect(upTo: settings.maxBatchBytes)
@@ -163,7 +178,18 @@ public struct HubServer: Sendable {
             return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }
+        addExchangeRoutes(to: router, authenticated: authenticated)
         return router
+    }
+
+    static func json(_ resource: Catalog.Resource) -> String {
+        BatchJSON.object([
+            ("code", BatchJSON.string(resource.code)), ("name", BatchJSON.string(resource.name)),
+            ("provider", BatchJSON.string(resource.provider)), ("share", BatchJSON.string(resource.share)),
+            ("legal_basis", resource.legalBasis.map(BatchJSON.string) ?? "null"),
+            ("key", BatchJSON.stringArray(resource.key)), ("columns", BatchJSON.stringArray(resource.columns)),
+            ("update_frequency", resource.updateFrequency.map(BatchJSON.string) ?? "null"),
+        ])
     }
 
     static func certificateRequired() -> Response {
@@ -185,6 +211,13 @@ public struct HubServer: Sendable {
             server: try .tls(.http1(), tlsConfiguration: tlsConfiguration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
-        try await app.runService()
+        let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections) { priority, message in
+            FileHandle.standardError.write(Data("<\(priority)>govex hub: \(message)\n".utf8))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await listener.run() }
+            try await app.runService()
+            group.cancelAll()
+        }
     }
 }

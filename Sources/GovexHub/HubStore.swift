@@ -48,8 +48,18 @@ public struct HubStore: Sendable {
     }
 
     /// Revokes a node (idempotent); false when there is no such node.
+    /// Every hub replica closes the node's open connections when the NOTIFY arrives.
     public static func revoke(_ nodeID: String, on sql: PostgresConnection) async throws -> Bool {
-        try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1", [nodeID]).affectedRows == 1
+        try await sql.transaction {
+            let found = try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1",
+                                            [nodeID]).affectedRows == 1
+            if found { try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [revocationChannel, nodeID]) }
+            return found
+        }
+    }
+
+    public static func isRevoked(_ nodeID: String, on sql: PostgresConnection) async throws -> Bool {
+        try await sql.query("SELECT revoked_at IS NOT NULL FROM govex.nodes WHERE node_id = $1", [nodeID]).rows.first?[0] != "f"
     }
 
     /// Accepts a node's pending epoch (see `IngestRules.acceptEpoch`); returns it, or nil when none waits.
@@ -147,6 +157,7 @@ public struct HubStore: Sendable {
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
                 if accepted {
                     try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
+                    try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
                 return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected")
             }

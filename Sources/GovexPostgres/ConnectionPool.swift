@@ -1,7 +1,7 @@
 /// A few PostgreSQL connections shared by concurrent requests: idle ones are reused,
 /// at most `size` are open, and a caller beyond that waits its turn.
 public actor ConnectionPool {
-    private let conninfo: String
+    public nonisolated let conninfo: String
     private let size: Int
     private var idle: [PostgresConnection] = []
     private var open = 0

@@ -10,6 +10,9 @@ struct Check: AsyncParsableCommand {
         Checks wal_level, slots, the role's REPLICATION attribute and privileges, and for
         every [[publish]]: the table and columns exist, the key is unique and NOT NULL,
         the replica identity carries it (FULL when filtered), the publication holds it.
+        For every [[subscribe]]: the local table exists with the delivered columns, a unique
+        index on the key and the privileges an apply needs (when it is missing, its DDL, from
+        the hub's catalog); the cursor table and the replication origin can be used.
         Exit status 0 when ready, 1 when something must be fixed, 2 when the check could not run.
 
         Examples:
@@ -33,12 +36,13 @@ struct Check: AsyncParsableCommand {
         do {
             let text = try String(contentsOfFile: config, encoding: .utf8)
             configuration = try AgentConfiguration.load(path: config, text: text)
-            result = try await ConfigurationCheck.run(configuration)
+            let catalog = await Self.subscribedResources(configuration)
+            result = try await ConfigurationCheck.run(configuration, catalog: catalog)
             if apply && !result.fixes.isEmpty {
                 print("applying:")
                 for statement in result.fixes { print("  \(statement);") }
                 try await ConfigurationCheck.apply(result.fixes, conninfo: configuration.conninfo)
-                result = try await ConfigurationCheck.run(configuration)
+                result = try await ConfigurationCheck.run(configuration, catalog: catalog)
             }
         } catch {
             printError("\(error)")
@@ -63,5 +67,17 @@ struct Check: AsyncParsableCommand {
             print(result.errors.isEmpty ? "\nready to capture" : "\n\(result.errors.count) problem(s) to fix")
         }
         if !result.errors.isEmpty { throw ExitStatus.negative }
+    }
+
+    /// The hub's catalog, for the DDL of subscribed tables; nil when there is nothing to
+    /// subscribe or the hub cannot be asked (not enrolled, unreachable).
+    static func subscribedResources(_ configuration: AgentConfiguration) async -> [String: SubscribedResource]? {
+        guard !configuration.subscribe.isEmpty, let url = configuration.hubURL,
+              let client = try? AgentRunner.connectToHub(url: url, configuration: configuration).client else { return nil }
+        let response = try? await client.get("/v1/catalog")
+        await client.shutdown()
+        guard let response, response.status == 200,
+              let resources = try? JSONDecoder().decode([SubscribedResource].self, from: Data(response.body)) else { return nil }
+        return Dictionary(resources.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first })
     }
 }

@@ -1,0 +1,118 @@
+import GovexWire
+
+/// A delivery: one stored provider batch re-issued by the hub to one subscription, as a
+/// batch file of kind `delivery` signed by the hub. Its header's node is `hub`, its
+/// epoch the subscription id and its sequence the position in that subscription's
+/// stream; its provenance names the provider's batch and carries the provider's
+/// signed header. Both ends of the exchange use this one definition.
+public enum Delivery {
+    public static let hubNodeID = "hub"
+
+    /// The delivery of `origin` (already verified at ingest) to a subscription of
+    /// `resource` limited to `columns`: only that resource's records, only those columns
+    /// (keys always). When that leaves the provider's body as it was, the body is passed
+    /// on byte for byte, so the subscriber can check the provider's signature over it too.
+    public static func issue(origin: BatchFile, subscriptionID: Int64, delivery: UInt64, resource: String, columns: [String],
+                             hubKey: SigningKey, createdAt: Int64) throws(BatchError) -> [UInt8] {
+        let records = try origin.records()
+        let allowed = Set(columns)
+        var body = BatchBodyEncoder(capacity: Int(origin.header.uncompressedLength) + 64)
+        var unchanged = true
+        for record in records {
+            guard record.resource == resource else {
+                unchanged = false
+                continue
+            }
+            var projected = record
+            projected.values = record.values.filter { allowed.contains($0.name) }
+            if projected.values.count != record.values.count { unchanged = false }
+            try body.append(projected)
+        }
+        let provenance = Provenance(of: origin)
+        guard !unchanged else {
+            var header = origin.header
+            header.nodeID = hubNodeID
+            header.nodeEpoch = UInt64(subscriptionID)
+            header.sequence = delivery
+            header.kind = .delivery
+            header.createdAt = createdAt
+            header.provenance = provenance
+            header.extensions = []
+            return try BatchSealer.seal(compressedBody: origin.compressedBody, uncompressedLength: Int(origin.header.uncompressedLength),
+                                        header: header, key: hubKey)
+        }
+        let metadata = BatchMetadata(nodeID: hubNodeID, nodeEpoch: UInt64(subscriptionID), sequence: delivery, kind: .delivery,
+                                     positionType: origin.header.positionType, completeThrough: origin.header.completeThrough,
+                                     createdAt: createdAt, provenance: provenance)
+        return try BatchSealer.seal(body, metadata: metadata, key: hubKey)
+    }
+
+    /// A delivery that checked out: its records, where they came from, and whether the
+    /// provider's own signature covers the body as well as the header.
+    public struct Verified: Sendable {
+        public let sequence: UInt64
+        public let records: [ChangeRecord]
+        public let originNode: String
+        public let originEpoch: UInt64
+        public let originSequence: UInt64
+        public let originKind: BatchKind
+        public let bodySignedByProvider: Bool
+    }
+
+    /// Checks a delivery before anything in it is believed: the hub's signature, that it
+    /// belongs to this subscription, the provider's signature over its header (with the
+    /// key `providerKey` returns for the provider and key id), and, when the body is the
+    /// provider's, that the provider signed exactly it.
+    public static func verify(_ bytes: [UInt8], hubKey: VerifyingKey, subscriptionID: Int64,
+                              providerKey: (String, [UInt8]) -> VerifyingKey?) throws -> Verified {
+        let file = try BatchFile(bytes: bytes)
+        try file.verify(with: hubKey)
+        let header = file.header
+        guard header.kind == .delivery, header.nodeID == hubNodeID, let provenance = header.provenance else {
+            throw DeliveryError("not a delivery: kind \(header.kind), node \(header.nodeID)")
+        }
+        guard header.nodeEpoch == UInt64(subscriptionID) else {
+            throw DeliveryError("delivery \(header.sequence) is for subscription \(header.nodeEpoch), not \(subscriptionID)")
+        }
+        guard let key = providerKey(provenance.originNode, provenance.originKeyID) else {
+            throw DeliveryError("no key \(Hex.encode(provenance.originKeyID)) is registered for provider \(provenance.originNode)")
+        }
+        try provenance.verifyOrigin(with: key)
+        let origin = try provenance.originHeader()
+        return Verified(sequence: header.sequence, records: try file.records(), originNode: provenance.originNode,
+                        originEpoch: provenance.originEpoch, originSequence: provenance.originSequence, originKind: origin.kind,
+                        bodySignedByProvider: header.bodyDigest == provenance.originDigest && header.digestAlgorithm == provenance.originDigestAlgorithm)
+    }
+
+    /// The response body of `GET /v1/deliveries`: each delivery as a big-endian u32 length
+    /// and its bytes, so deliveries of any content travel without an escaping layer.
+    public static func frame(_ deliveries: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(deliveries.reduce(0) { $0 + $1.count + 4 })
+        for delivery in deliveries {
+            let length = UInt32(delivery.count)
+            out += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+            out += delivery
+        }
+        return out
+    }
+
+    public static func unframe(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var deliveries: [[UInt8]] = []
+        var offset = 0
+        while offset < bytes.count {
+            guard bytes.count - offset >= 4 else { throw DeliveryError("the delivery frame is cut off at byte \(offset)") }
+            let length = Int(bytes[offset]) << 24 | Int(bytes[offset + 1]) << 16 | Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
+            offset += 4
+            guard bytes.count - offset >= length else { throw DeliveryError("a delivery of \(length) bytes is cut off at byte \(offset)") }
+            deliveries.append(Array(bytes[offset..<(offset + length)]))
+            offset += length
+        }
+        return deliveries
+    }
+}
+
+public struct DeliveryError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

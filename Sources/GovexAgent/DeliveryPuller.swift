@@ -1,0 +1,163 @@
+import Foundation
+import GovexAPI
+import GovexApply
+import GovexWire
+import Synchronization
+
+/// A subscription as the hub lists it to its subscriber (`GET /v1/subscriptions`).
+public struct SubscriptionListing: Codable, Sendable, Equatable {
+    public let id: Int64
+    public let resource: String
+    public let columns: [String]
+    public let purpose: String
+    public let status: String
+    public let reason: String?
+    public let requested_at: String
+    public let acked_through: String
+    public let delivered_through: String
+}
+
+/// Pulls one active subscription's deliveries from the hub and applies them: long-polls
+/// after the local cursor, verifies each delivery (the hub's signature, the provider's
+/// signature over the origin header, and over the body when it is the provider's), applies
+/// it in one local transaction with the cursor, then acknowledges to the hub. A failure
+/// retries with backoff; nothing is skipped, so one delivery never overtakes another.
+final class DeliveryPuller: Sendable {
+    let client: HubClient
+    let hubKey: VerifyingKey
+    let conninfo: String
+    let subscription: SubscriptionListing
+    let target: AgentConfiguration.Subscribe
+    let log: @Sendable (Int, String) -> Void
+    let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
+    static let waitSeconds = 20
+
+    init(client: HubClient, hubKey: VerifyingKey, conninfo: String, subscription: SubscriptionListing,
+         target: AgentConfiguration.Subscribe, log: @escaping @Sendable (Int, String) -> Void) {
+        self.client = client
+        self.hubKey = hubKey
+        self.conninfo = conninfo
+        self.subscription = subscription
+        self.target = target
+        self.log = log
+    }
+
+    func run(shouldStop: @escaping @Sendable () -> Bool) async {
+        var failures = 0
+        while !shouldStop(), !Task.isCancelled {
+            do {
+                try await DeliveryApplier.with(conninfo: conninfo, subscription: subscription.id, resource: subscription.resource,
+                                               schema: target.schema, table: target.table) { applier in
+                    var cursor = try await applier.cursor()
+                    log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
+                    while !shouldStop(), !Task.isCancelled {
+                        let applied = try await pullOnce(after: cursor, applier: applier)
+                        if applied > cursor {
+                            cursor = applied
+                            await acknowledge(cursor)
+                        }
+                        if failures > 0 { log(6, "subscription \(subscription.id): applying again") }
+                        failures = 0
+                    }
+                }
+            } catch {
+                guard !Task.isCancelled else { return }
+                failures += 1
+                log(3, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): \(error); retrying with backoff")
+                try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
+            }
+        }
+    }
+
+    /// One long-poll; returns the cursor after applying what it brought.
+    func pullOnce(after cursor: UInt64, applier: DeliveryApplier) async throws -> UInt64 {
+        let response = try await client.get("/v1/deliveries?subscription=\(subscription.id)&after=\(cursor)&wait=\(Self.waitSeconds)&limit=64",
+                                            limit: 64 << 20)
+        guard response.status == 200 else { throw DeliveryError("the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
+        var cursor = cursor
+        for file in try Delivery.unframe(response.body) {
+            try await loadProviderKeys(for: file)
+            let verified = try Delivery.verify(file, hubKey: hubKey, subscriptionID: subscription.id) { node, keyID in
+                providerKeys.withLock { $0[node]?.first { $0.keyID == keyID } }
+            }
+            let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
+            switch try await applier.apply(verified.records, sequence: verified.sequence, origin: origin) {
+            case .applied:
+                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(origin.node) batch \(origin.sequence))")
+            case .alreadyApplied:
+                break
+            }
+            cursor = max(cursor, verified.sequence)
+        }
+        return cursor
+    }
+
+    /// The provider's registered keys, fetched from the hub the first time a key id is seen.
+    func loadProviderKeys(for file: [UInt8]) async throws {
+        guard let provenance = try BatchFile(bytes: file).header.provenance else { return }
+        let known = providerKeys.withLock { $0[provenance.originNode]?.contains { $0.keyID == provenance.originKeyID } ?? false }
+        guard !known else { return }
+        struct Key: Decodable {
+            let public_key: String
+        }
+        let response = try await client.get("/v1/nodes/\(provenance.originNode)/keys")
+        guard response.status == 200, let keys = try? JSONDecoder().decode([Key].self, from: Data(response.body)) else {
+            throw DeliveryError("cannot fetch \(provenance.originNode)'s keys from the hub: HTTP \(response.status)")
+        }
+        let parsed = keys.compactMap { try? VerifyingKey(pem: $0.public_key) }
+        providerKeys.withLock { $0[provenance.originNode] = parsed }
+    }
+
+    /// Tells the hub how far this subscriber got (for its lag and retention); the local
+    /// cursor is the truth, so a lost acknowledgement only delays the hub's view.
+    func acknowledge(_ through: UInt64) async {
+        let body = BatchJSON.object([("subscription", String(subscription.id)), ("through", BatchJSON.string(String(through)))])
+        _ = try? await client.post("/v1/deliveries/ack", body: Array(body.utf8), contentType: "application/json")
+    }
+}
+
+/// Runs a puller for each `[[subscribe]]` whose subscription is active at the hub, and
+/// looks again every `recheck` for subscriptions that became active since.
+struct SubscriptionFollower: Sendable {
+    let client: HubClient
+    let hubKey: VerifyingKey
+    let configuration: AgentConfiguration
+    let recheck: Duration
+    let log: @Sendable (Int, String) -> Void
+
+    func run(shouldStop: @escaping @Sendable () -> Bool) async {
+        await withTaskGroup(of: Void.self) { group in
+            var started = Set<Int64>()
+            var reported = Set<String>()
+            while !shouldStop(), !Task.isCancelled {
+                if let listings = try? await fetch() {
+                    for entry in configuration.subscribe {
+                        let matching = listings.filter { $0.resource == entry.resource }
+                        if let active = matching.first(where: { $0.status == "active" }) {
+                            guard started.insert(active.id).inserted else { continue }
+                            let puller = DeliveryPuller(client: client, hubKey: hubKey, conninfo: configuration.conninfo,
+                                                        subscription: active, target: entry, log: log)
+                            group.addTask { await puller.run(shouldStop: shouldStop) }
+                        } else {
+                            let state = matching.last.map { "is \($0.status)" } ?? "has not been requested (run govex subscribe --resource \(entry.resource))"
+                            if reported.insert(entry.resource + state).inserted {
+                                log(4, "[[subscribe]] \(entry.resource): the subscription \(state); nothing is applied until it is active")
+                            }
+                        }
+                    }
+                }
+                let deadline = ContinuousClock.now + recheck
+                while ContinuousClock.now < deadline, !shouldStop(), !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    func fetch() async throws -> [SubscriptionListing] {
+        let response = try await client.get("/v1/subscriptions")
+        guard response.status == 200 else { throw DeliveryError("HTTP \(response.status): \(response.text.prefix(300))") }
+        return try JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body))
+    }
+}

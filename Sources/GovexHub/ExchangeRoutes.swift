@@ -1,0 +1,132 @@
+import Foundation
+import GovexAPI
+import GovexPostgres
+import GovexWire
+import Hummingbird
+import NIOCore
+
+/// Subscriptions, delivery streams and provider keys (see docs/api.md).
+extension HubServer {
+    public static let maxWaitSeconds = 30
+    public static let maxDeliveriesPerResponse = 256
+    public static let deliveryResponseBytes = 32 << 20
+
+    typealias Authenticated = @Sendable (HubRequestContext, (String) async throws -> Response) async throws -> Response
+
+    func addExchangeRoutes(to router: Router<HubRequestContext>, authenticated: @escaping Authenticated) {
+        let store = self.store, pool = self.pool, wakeups = self.wakeups
+
+        router.post("/v1/subscriptions") { request, context -> Response in
+            try await authenticated(context) { node in
+                struct Body: Decodable {
+                    let resource: String
+                    let purpose: String
+                    let columns: [String]?
+                }
+                let bytes = try await request.body.collect(upTo: 64 << 10)
+                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                    return Self.error(.badRequest, "bad_request", "expected JSON {resource, purpose, columns?}")
+                }
+                let outcome = try await pool.withConnection { sql in
+                    try await HubStore.subscribe(node: node, resource: body.resource, columns: body.columns ?? [], purpose: body.purpose, on: sql)
+                }
+                switch outcome {
+                case .stored(let subscription):
+                    return Self.json(.ok, Self.json(subscription))
+                case .refused(let code, let message):
+                    let status: HTTPResponse.Status = switch code {
+                    case "unknown_resource": .notFound
+                    case "not_shareable": .forbidden
+                    default: .badRequest
+                    }
+                    return Self.error(status, code, message)
+                }
+            }
+        }
+
+        router.get("/v1/subscriptions") { _, context -> Response in
+            try await authenticated(context) { node in
+                let list = try await pool.withConnection { sql in try await HubStore.subscriptions(of: node, on: sql) }
+                return Self.json(.ok, "[" + list.map(Self.json).joined(separator: ",") + "]")
+            }
+        }
+
+        router.get("/v1/deliveries") { request, context -> Response in
+            try await authenticated(context) { node in
+                let query = request.uri.queryParameters
+                guard let subscription = query["subscription"].flatMap({ Int64(String($0)) }) else {
+                    return Self.error(.badRequest, "bad_request", "give ?subscription=ID (from GET /v1/subscriptions)")
+                }
+                guard let after = UInt64(query["after"].map(String.init) ?? "0") else {
+                    return Self.error(.badRequest, "bad_request", "after must be the last delivery applied, a non-negative integer")
+                }
+                let waitSeconds = min(Int(query["wait"].map(String.init) ?? "0") ?? 0, Self.maxWaitSeconds)
+                let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 64, 1), Self.maxDeliveriesPerResponse)
+                let deadline = ContinuousClock.now + .seconds(max(waitSeconds, 0))
+                while true {
+                    let generation = await wakeups.generation(of: subscription)
+                    let outcome = try await pool.withConnection { sql in
+                        try await store.deliveries(subscription: subscription, for: node, after: after, limit: limit,
+                                                   maxBytes: Self.deliveryResponseBytes, on: sql)
+                    }
+                    switch outcome {
+                    case .refused(let status, let code, let message):
+                        return Self.error(.init(code: status), code, message)
+                    case .deliveries(let files) where !files.isEmpty || ContinuousClock.now >= deadline:
+                        return Response(status: .ok, headers: [.contentType: "application/vnd.govex.deliveries"],
+                                        body: .init(byteBuffer: ByteBuffer(bytes: Delivery.frame(files))))
+                    case .deliveries:
+                        await wakeups.wait(for: subscription, after: generation, timeout: deadline - ContinuousClock.now)
+                    }
+                }
+            }
+        }
+
+        router.post("/v1/deliveries/ack") { request, context -> Response in
+            try await authenticated(context) { node in
+                struct Body: Decodable {
+                    let subscription: Int64
+                    let through: String
+                }
+                let bytes = try await request.body.collect(upTo: 4 << 10)
+                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))), let through = UInt64(body.through) else {
+                    return Self.error(.badRequest, "bad_request", "expected JSON {subscription: ID, through: \"N\"}")
+                }
+                let recorded = try await pool.withConnection { sql in
+                    try await HubStore.acknowledge(subscription: body.subscription, for: node, through: through, on: sql)
+                }
+                guard recorded else {
+                    return Self.error(.conflict, "not_delivered", "subscription \(body.subscription) of \(node) has no delivery \(through)")
+                }
+                return Self.json(.ok, "{}")
+            }
+        }
+
+        // A provider's registered signing keys, for checking the provider's signature carried in deliveries.
+        router.get("/v1/nodes/{node}/keys") { _, context -> Response in
+            try await authenticated(context) { _ in
+                let provider = context.parameters.get("node") ?? ""
+                let keys = try await pool.withConnection { sql in
+                    try await sql.query("""
+                        SELECT key_id, algorithm, public_key_pem FROM govex.node_keys WHERE node_id = $1 ORDER BY registered_at
+                        """, [provider]).rows
+                }
+                return Self.json(.ok, "[" + keys.map { row in
+                    BatchJSON.object([("key_id", BatchJSON.string(row[0] ?? "")), ("algorithm", BatchJSON.string(row[1] ?? "")),
+                                      ("public_key", BatchJSON.string(row[2] ?? ""))])
+                }.joined(separator: ",") + "]")
+            }
+        }
+    }
+
+    static func json(_ subscription: Subscription) -> String {
+        BatchJSON.object([
+            ("id", String(subscription.id)), ("subscriber", BatchJSON.string(subscription.subscriber)),
+            ("resource", BatchJSON.string(subscription.resource)), ("columns", BatchJSON.stringArray(subscription.columns)),
+            ("purpose", BatchJSON.string(subscription.purpose)), ("status", BatchJSON.string(subscription.status)),
+            ("reason", subscription.reason.map(BatchJSON.string) ?? "null"), ("requested_at", BatchJSON.string(subscription.requestedAt)),
+            ("acked_through", BatchJSON.string(String(subscription.ackedThrough))),
+            ("delivered_through", BatchJSON.string(String(subscription.nextDelivery - 1))),
+        ])
+    }
+}

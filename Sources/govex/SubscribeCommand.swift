@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import GovexAgent
+import GovexWire
+
+/// The enrolled agent's client for its hub, from `agent.toml`.
+private func hubClient(_ configuration: AgentConfiguration, path: String) throws -> HubClient {
+    guard let url = configuration.hubURL else {
+        printError("\(path): no [hub] url; name the hub, e.g. [hub] url = \"https://hub.example.gov.cn:8443\"")
+        throw ExitStatus.failure
+    }
+    return try AgentRunner.connectToHub(url: url, configuration: configuration).client
+}
+
+struct Subscribe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the hub for a subscription to another department's resource.",
+        discussion: """
+        The resource needs a [[subscribe]] entry in agent.toml naming the local table it is
+        applied into; --purpose and --columns default to that entry's. An unconditional
+        resource is active at once; a conditional one waits for the provider's approval;
+        a resource of share class none is refused with its legal basis.
+
+        Example:
+          govex subscribe --resource MZ-HY-0003 --purpose "check marital status for housing subsidies" \\
+            --columns id_number,marital_status --config /etc/govex/agent.toml
+        """
+    )
+
+    @Option(help: "The catalog code of the resource.")
+    var resource: String
+
+    @Option(help: "Why this node needs the data (recorded with the request).")
+    var purpose: String?
+
+    @Option(help: "Comma-separated columns (keys are always included); default: the [[subscribe]] entry's, or all.")
+    var columns: String?
+
+    @Flag(help: "Print the subscription as JSON.")
+    var json = false
+
+    @Option(help: "The agent's TOML configuration.")
+    var config: String = "/etc/govex/agent.toml"
+
+    func run() async throws {
+        let text = try readConfigurationFile(config)
+        try await reportingFailure {
+            let configuration = try AgentConfiguration.load(path: config, text: text)
+            guard let entry = configuration.subscribe.first(where: { $0.resource == resource }) else {
+                printError("\(config) has no [[subscribe]] for \(resource): add one naming the local table, e.g.\n[[subscribe]]\nresource = \"\(resource)\"\ntable = \"shared.\(resource.lowercased().replacing("-", with: "_"))\"\npurpose = \"…\"")
+                throw ExitStatus.failure
+            }
+            let client = try hubClient(configuration, path: config)
+            let requestedColumns = columns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? entry.columns
+            let body = BatchJSON.object([("resource", BatchJSON.string(resource)), ("purpose", BatchJSON.string(purpose ?? entry.purpose)),
+                                         ("columns", BatchJSON.stringArray(requestedColumns))])
+            let response = try await client.post("/v1/subscriptions", body: Array(body.utf8), contentType: "application/json")
+            await client.shutdown()
+            guard response.status == 200, let subscription = try? JSONDecoder().decode(SubscriptionListing.self, from: Data(response.body)) else {
+                printError("the hub refused the subscription (HTTP \(response.status)): \(response.text)")
+                throw ExitStatus.negative
+            }
+            if json {
+                print(response.text)
+            } else {
+                print("subscription \(subscription.id) to \(subscription.resource) is \(subscription.status): columns \(subscription.columns.joined(separator: ", "))")
+                if subscription.status == "active" { print("the running agent starts applying it into \(entry.qualifiedTable) within 15 seconds") }
+            }
+        }
+    }
+}
+
+struct Subscriptions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List this node's subscriptions at the hub.",
+        discussion: """
+        Example:
+          govex subscriptions --config /etc/govex/agent.toml --json
+        """
+    )
+
+    @Flag(help: "Only those waiting for approval.")
+    var pending = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Option(help: "The agent's TOML configuration.")
+    var config: String = "/etc/govex/agent.toml"
+
+    func run() async throws {
+        let text = try readConfigurationFile(config)
+        try await reportingFailure {
+            let configuration = try AgentConfiguration.load(path: config, text: text)
+            let client = try hubClient(configuration, path: config)
+            let response = try await client.get("/v1/subscriptions")
+            await client.shutdown()
+            guard response.status == 200, let list = try? JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body)) else {
+                printError("the hub answered HTTP \(response.status): \(response.text)")
+                throw ExitStatus.failure
+            }
+            let shown = list.filter { !pending || $0.status == "pending" }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(shown), as: UTF8.self))
+                return
+            }
+            print("ID\tRESOURCE\tSTATUS\tDELIVERED\tACKED\tCOLUMNS\tPURPOSE")
+            for item in shown {
+                print("\(item.id)\t\(item.resource)\t\(item.status)\t\(item.delivered_through)\t\(item.acked_through)\t\(item.columns.joined(separator: ","))\t\(item.purpose)")
+            }
+        }
+    }
+}

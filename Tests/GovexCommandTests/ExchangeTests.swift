@@ -1,0 +1,147 @@
+import Foundation
+import GovexPostgres
+import GovexTestSupport
+import Testing
+
+/// The whole exchange, as processes over mutual TLS: department A (gongan) captures and
+/// pushes, the hub routes, department B (minzheng) pulls and applies.
+@Suite("Exchange between two departments")
+struct ExchangeTests {
+    static let govex = AgentCommandTests.govex
+
+    struct Departments {
+        let hubConfig: String
+        let hubSQL: PostgresConnection
+        let aSQL: PostgresConnection
+        let bSQL: PostgresConnection
+        let aConfig: String
+        let bConfig: String
+        let aSlot: String
+        let port: Int
+        let bDatabase: TestDatabase
+    }
+
+    /// The subscriber's configuration: no [[publish]], one [[subscribe]].
+    static func subscriberConfig(dataDir: String, conninfo: String, port: Int) -> String {
+        AgentCommandTests.config(dataDir: dataDir, conninfo: conninfo, slot: "unused", publish: """
+            [[subscribe]]
+            resource = "GA-RK-0001"
+            table = "shared.residents"
+            purpose = "check residence for housing subsidy applications"
+            """, hub: "https://127.0.0.1:\(port)").replacingOccurrences(of: "id = \"gongan\"", with: "id = \"minzheng\"")
+    }
+
+    /// A hub (running) whose catalog shares GA-RK-0001 (gongan's residents, without `secret`)
+    /// unconditionally; both departments enrolled; B's table created by `govex check --apply`
+    /// from the DDL it prints; B subscribed. Neither agent is started.
+    static func withDepartments(_ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
+        try await TestPostgres.withDatabase { hubDatabase in
+            try await TestPostgres.withDatabase { aDatabase in
+                try await TestPostgres.withDatabase { bDatabase in
+                    let port = try freeLoopbackPort()
+                    let hubConfig = try AgentCommandTests.write(HubCommandTests.config(
+                        dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo, port: port))
+                    try await Subprocess.checkAsync([govex, "hub", "init", "--config", hubConfig])
+                    let catalog = Subprocess.temporaryDirectory("govex-catalog") + "/catalog.toml"
+                    try """
+                        [[resource]]
+                        code = "GA-RK-0001"
+                        name = "Residents"
+                        provider = "gongan"
+                        share = "unconditional"
+                        key = ["id"]
+                        columns = ["id", "name"]
+                        """.write(toFile: catalog, atomically: true, encoding: .utf8)
+                    try await Subprocess.checkAsync([govex, "hub", "catalog", "apply", catalog, "--config", hubConfig])
+                    let hub = try await AgentPushTests.startHub(hubConfig)
+                    let hubURL = "https://127.0.0.1:\(port)"
+                    func enroll(_ node: String, _ config: String) async throws {
+                        let added = try await Subprocess.run([govex, "hub", "node", "add", node, "--config", hubConfig])
+                        let command = try #require(added.output.split(separator: "\n").first { $0.contains("govex enroll") })
+                        let words = command.split(separator: " ").map(String.init)
+                        let token = try #require(words.drop { $0 != "--token" }.dropFirst().first)
+                        let caHash = try #require(words.drop { $0 != "--ca-sha256" }.dropFirst().first)
+                        try await Subprocess.checkAsync([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", config])
+                    }
+                    try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
+                        try await PostgresConnection.with(aDatabase.conninfo) { aSQL in
+                            try await PostgresConnection.with(bDatabase.conninfo) { bSQL in
+                                let (_, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL)
+                                let bDataDir = Subprocess.temporaryDirectory("govex-b")
+                                try Subprocess.check([govex, "keygen", "--out", bDataDir + "/keys"])
+                                let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port))
+                                try await enroll("gongan", aConfig)
+                                try await enroll("minzheng", bConfig)
+
+                                let checked = try await Subprocess.run([govex, "check", "--config", bConfig])
+                                #expect(checked.status == 1, "\(checked.output)")
+                                #expect(checked.output.contains(#"CREATE TABLE "shared"."residents" ("id" text NOT NULL, "name" text, PRIMARY KEY ("id"))"#),
+                                        "\(checked.output)")
+                                let applied = try await Subprocess.run([govex, "check", "--apply", "--config", bConfig])
+                                #expect(applied.status == 0, "\(applied.output)")
+
+                                let subscribed = try await Subprocess.run([govex, "subscribe", "--resource", "GA-RK-0001", "--config", bConfig])
+                                #expect(subscribed.status == 0 && subscribed.output.contains("is active: columns id, name"), "\(subscribed.output)")
+
+                                try await body(Departments(hubConfig: hubConfig, hubSQL: hubSQL, aSQL: aSQL, bSQL: bSQL, aConfig: aConfig,
+                                                           bConfig: bConfig, aSlot: aSlot, port: port, bDatabase: bDatabase), hub)
+                                try? await aSQL.dropSlot(aSlot)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A's shared columns and B's table, each as one text (order by key).
+    static func contents(_ sql: PostgresConnection, _ table: String) async throws -> String {
+        try await sql.query("SELECT count(*)::text || ':' || coalesce(md5(string_agg(id::text || '=' || coalesce(name, '<null>'), ',' ORDER BY id::int)), '') FROM \(table)")
+            .rows[0][0] ?? ""
+    }
+
+    @Test("B subscribes, then A's snapshot, inserts, updates, key changes, deletes and a truncate arrive exactly in B's table")
+    func endToEnd() async throws {
+        try await Self.withDepartments { departments, hub in
+            let (aSQL, bSQL) = (departments.aSQL, departments.bSQL)
+            try await aSQL.query("INSERT INTO residents SELECT g, '张' || g, 'secret' FROM generate_series(1, 300) g")
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            func converged() async throws -> Bool {
+                try await Self.contents(aSQL, "residents") == Self.contents(bSQL, "shared.residents")
+            }
+            #expect(try await AgentPushTests.eventually(converged), "the snapshot arrives")
+
+            try await aSQL.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(301, 400) g")
+            try await aSQL.query("UPDATE residents SET name = 'renamed ' || id WHERE id % 3 = 0")
+            try await aSQL.query("UPDATE residents SET id = id + 1000 WHERE id BETWEEN 10 AND 19")
+            try await aSQL.query("UPDATE residents SET name = NULL WHERE id = 7")
+            try await aSQL.query("UPDATE residents SET secret = 'not shared' WHERE id = 8")
+            try await aSQL.query("DELETE FROM residents WHERE id > 380")
+            let arrived = try await AgentPushTests.eventually(converged)
+            let (aNow, bNow) = (try await Self.contents(aSQL, "residents"), try await Self.contents(bSQL, "shared.residents"))
+            #expect(arrived, "changes arrive: A \(aNow) B \(bNow)")
+            #expect(try await bSQL.query("SELECT name FROM shared.residents WHERE id = '1012'").rows.first?[0] == "renamed 12", "a moved key keeps the name it was given before")
+
+            try await aSQL.query("TRUNCATE residents")
+            try await aSQL.query("INSERT INTO residents VALUES (1, 'after truncate', 's'), (2, 'second', 's')")
+            #expect(try await AgentPushTests.eventually(converged), "the truncate and what followed arrive")
+            #expect(try await Self.contents(bSQL, "shared.residents").hasPrefix("2:"))
+            let cursor = try await bSQL.query("SELECT delivered_through::int8, origin_node FROM govex.delivery_cursors").rows
+            #expect(cursor.count == 1 && cursor[0][1] == "gongan")
+            #expect(try await AgentPushTests.eventually {
+                try await departments.hubSQL.query("SELECT acked_through = next_delivery - 1 FROM govex.subscriptions").rows.first?[0] == "t"
+            }, "the hub learns how far B got")
+
+            let listed = try await Subprocess.run([Self.govex, "subscriptions", "--json", "--config", departments.bConfig])
+            #expect(listed.status == 0 && listed.output.contains("\"status\":\"active\""), "\(listed.output)")
+
+            for process in [a, b] { process.signal(SIGTERM) }
+            let (aLog, bLog) = (await a.finish(), await b.finish())
+            #expect(aLog.status == 0 && bLog.status == 0, "\(aLog.output)\n\(bLog.output)")
+            #expect(!bLog.output.contains("<3>"), "no errors at B: \(bLog.output)")
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
+}
