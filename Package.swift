@@ -163,7 +163,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexApplyTests",
-            dependencies: ["GovexApply", "GovexAPI", "GovexWire", "GovexPostgres", "GovexKeyStore", "GovexTestSupport"],
+            dependencies: ["GovexApply", "GovexAPI", "GovexWire", "GovexPostgres", "GovexCapture", "GovexKeyStore", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -6,10 +6,17 @@ import GovexWire
 public struct ApplyStatement: Sendable, Equatable {
     public var sql: String
     public var parameters: [String?]
+
+    public init(sql: String, parameters: [String?]) {
+        self.sql = sql
+        self.parameters = parameters
+    }
 }
 
 public struct ApplyPlanError: Error, CustomStringConvertible, Equatable {
     public let description: String
+
+    public init(description: String) { self.description = description }
 }
 
 /// Turns a delivery's records for one table into statements that reproduce them, in
@@ -52,6 +59,7 @@ public enum ApplyPlan {
             case .delete:
                 let (names, key) = try keyParts(record.key, of: record)
                 if case .delete(let runNames, var keys) = run, runNames == names, (keys.count + 1) * names.count <= maxParameters {
+                    run = .none  // so that `keys` is the array's only owner and grows in place
                     keys.append(key)
                     run = .delete(keyNames: names, keys: keys)
                 } else {
@@ -75,6 +83,7 @@ public enum ApplyPlan {
                 let row = key + present.map(\.value.postgresText)
                 if case .upsert(let runKeys, let runValues, var rows, var keys) = run, runKeys == keyNames, runValues == valueNames,
                    !keys.contains(key), (rows.count + 1) * row.count <= maxParameters {
+                    run = .none
                     rows.append(row)
                     keys.insert(key)
                     run = .upsert(keyNames: keyNames, valueNames: valueNames, rows: rows, keys: keys)

@@ -64,6 +64,21 @@ struct HubServerTests {
         return (Int(result.output.suffix(3)) ?? 0, responseBody, result.output)
     }
 
+    /// `curl -X GET`: the response body as bytes (deliveries are binary).
+    static func curlGet(_ hub: Hub, _ path: String, identity: (certificate: String, key: String)) async throws -> [UInt8] {
+        let output = hub.directory + "/get-\(UUID().uuidString.prefix(8)).out"
+        let result = try await Subprocess.run(["curl", "-sS", "--max-time", "40", "-o", output, "-w", "%{http_code}", "--cacert", hub.directory + "/ca.pem",
+                                               "--cert", identity.certificate, "--key", identity.key, hub.url + path], within: .seconds(60))
+        guard result.output.hasSuffix("200") else { throw TestSupportError("GET \(path): \(result.output)") }
+        return Array(try Data(contentsOf: URL(fileURLWithPath: output)))
+    }
+
+    static func curlStatus(_ hub: Hub, _ path: String, identity: (certificate: String, key: String)) async throws -> Int {
+        let result = try await Subprocess.run(["curl", "-sS", "--max-time", "40", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", hub.directory + "/ca.pem",
+                                               "--cert", identity.certificate, "--key", identity.key, hub.url + path], within: .seconds(60))
+        return Int(result.output.suffix(3)) ?? 0
+    }
+
     /// A client key and certificate in files, issued by `ca` for `node`, optionally long expired.
     static func identity(_ hub: Hub, node: String, ca: CertificateAuthority? = nil, expired: Bool = false) throws -> (certificate: String, key: String) {
         let (key, request) = try NodeIdentity.makeRequest(nodeID: node)

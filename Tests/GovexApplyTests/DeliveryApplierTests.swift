@@ -1,0 +1,100 @@
+import GovexApply
+import GovexCapture
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// Applies into a real PostgreSQL table: in order, once, and never captured back out.
+@Suite("Delivery applier")
+struct DeliveryApplierTests {
+    static let origin = DeliveryOrigin(node: "gongan", epoch: 1, sequence: 1)
+
+    func upsert(_ id: Int32, _ name: Value, amount: Value = .numeric(try! Numeric("1.50")), ordinal: UInt32 = 0) -> ChangeRecord {
+        ChangeRecord(operation: .insert, resource: "GA-RK-0001", position: SourcePosition(commit: 1, ordinal: ordinal),
+                     key: [Column("id", .int4(id))],
+                     values: [Column("name", name), Column("amount", amount), Column("seen", .timestamptz(0)), Column("photo", .bytea([0, 255]))])
+    }
+
+    @Test("deliveries apply in order with the cursor; a redelivery changes nothing; a gap is refused; values keep their types")
+    func orderedOnce() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE SCHEMA shared")
+                try await sql.query("CREATE TABLE shared.residents (id int PRIMARY KEY, name text, amount numeric(10,2), seen timestamptz, photo bytea)")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 5, resource: "GA-RK-0001", schema: "shared", table: "residents") { (applier: DeliveryApplier) async throws in
+                    #expect(try await applier.cursor() == 0)
+                    let first = [upsert(1, .text("张三")), upsert(2, .null), upsert(3, .text("x"))]
+                    #expect(try await applier.apply(first, sequence: 1, origin: Self.origin) == .applied(statements: 1))
+                    let second = [
+                        ChangeRecord(operation: .update, resource: "GA-RK-0001", position: SourcePosition(commit: 2, ordinal: 0),
+                                     key: [Column("id", .int4(30))], values: [Column("name", .unchanged), Column("amount", .numeric(try! Numeric("2")))],
+                                     oldKey: [Column("id", .int4(3))]),
+                        ChangeRecord(operation: .delete, resource: "GA-RK-0001", position: SourcePosition(commit: 2, ordinal: 1), key: [Column("id", .int4(2))]),
+                        ChangeRecord(operation: .insert, resource: "OTHER", position: SourcePosition(commit: 2, ordinal: 2), key: [Column("id", .int4(99))]),
+                    ]
+                    #expect(try await applier.apply(second, sequence: 2, origin: Self.origin) != .alreadyApplied)
+                    #expect(try await applier.apply(first, sequence: 1, origin: Self.origin) == .alreadyApplied, "a redelivery is a no-op")
+                    #expect(try await applier.apply(second, sequence: 2, origin: Self.origin) == .alreadyApplied)
+                    await #expect(throws: ApplyError.self) { try await applier.apply(first, sequence: 4, origin: Self.origin) }
+                    #expect(try await applier.cursor() == 2)
+                }
+                let rows = try await sql.query("SELECT id, name, amount::text, seen AT TIME ZONE 'UTC', encode(photo, 'hex') FROM shared.residents ORDER BY id").rows
+                #expect(rows == [["1", "张三", "1.50", "2000-01-01 00:00:00", "00ff"], ["30", "x", "2.00", "2000-01-01 00:00:00", "00ff"]])
+            }
+        }
+    }
+
+    @Test("a failed statement rolls the whole delivery back, cursor included, and names the table")
+    func atomic() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.t (id int PRIMARY KEY, name text NOT NULL, amount numeric, seen timestamptz, photo bytea)")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 6, resource: "GA-RK-0001", schema: "public", table: "t") { (applier: DeliveryApplier) async throws in
+                    let bad = [upsert(1, .text("ok")), upsert(2, .null, ordinal: 1)]
+                    await #expect {
+                        try await applier.apply(bad, sequence: 1, origin: Self.origin)
+                    } throws: { error in
+                        "\(error)".contains("public.t") && "\(error)".contains("null value")
+                    }
+                    #expect(try await applier.cursor() == 0)
+                }
+                #expect(try await sql.query("SELECT count(*) FROM public.t").rows[0][0] == "0")
+            }
+        }
+    }
+
+    @Test("applied rows carry the replication origin, so capture in the same database skips them (no echo)")
+    func noEcho() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.t (id int PRIMARY KEY, name text, amount numeric, seen timestamptz, photo bytea)")
+                try await sql.query("CREATE PUBLICATION echo FOR TABLE public.t")
+                let slot = database.name + "_echo"
+                try await sql.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [slot])
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 7, resource: "GA-RK-0001", schema: "public", table: "t") { (applier: DeliveryApplier) async throws in
+                    _ = try await applier.apply([upsert(1, .text("applied"))], sequence: 1, origin: Self.origin)
+                }
+                try await sql.query("INSERT INTO public.t (id, name) VALUES (2, 'local')")
+                let result = try await sql.query("""
+                    SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'echo')
+                    """, [slot])
+                var decoder = ChangeDecoder(mappings: [TableMapping(resource: "R", schema: "public", table: "t", key: ["id"])],
+                                            skippedOrigins: ["govex_apply"])
+                var captured: [Int32] = []
+                var sawOrigin = false
+                for row in result.rows {
+                    guard case .bytea(let bytes) = try Value(postgresText: row[0]!, type: .bytea) else { continue }
+                    let message = try PgOutputParser.parse(bytes)
+                    if case .origin(_, let name) = message { sawOrigin = name == "govex_apply_7" }
+                    for case .change(let record) in try decoder.consume(message) {
+                        if case .int4(let id) = record.key[0].value { captured.append(id) }
+                    }
+                }
+                #expect(sawOrigin, "the apply's transaction names its origin")
+                #expect(captured == [2], "only the local change is captured")
+                try await sql.query("SELECT pg_drop_replication_slot($1)", [slot])
+            }
+        }
+    }
+}
