@@ -25,6 +25,9 @@ private final class RunFlags: Sendable {
 /// it holds before exiting.
 public enum AgentRunner {
     public static func run(configurationPath: String, text: String, environment: [String: String]) async throws {
+        // First of all, so that a stop during start-up is a graceful one too.
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         let configuration = try AgentConfiguration.load(path: configurationPath, text: text)
         let key = try KeyStore.loadSigningKey(path: configuration.signingKeyPath)
         guard key.algorithm == configuration.signingAlgorithm else {
@@ -51,8 +54,6 @@ public enum AgentRunner {
         }
         defer { _ = metricsServer }
 
-        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         let notifier = SystemdNotifier(environment: environment)
         let flags = RunFlags()
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")

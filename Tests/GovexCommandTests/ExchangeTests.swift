@@ -117,7 +117,7 @@ struct ExchangeTests {
             try await aSQL.query("UPDATE residents SET id = id + 1000 WHERE id BETWEEN 10 AND 19")
             try await aSQL.query("UPDATE residents SET name = NULL WHERE id = 7")
             try await aSQL.query("UPDATE residents SET secret = 'not shared' WHERE id = 8")
-            try await aSQL.query("DELETE FROM residents WHERE id > 380")
+            try await aSQL.query("DELETE FROM residents WHERE id BETWEEN 381 AND 400")
             let arrived = try await AgentPushTests.eventually(converged)
             let (aNow, bNow) = (try await Self.contents(aSQL, "residents"), try await Self.contents(bSQL, "shared.residents"))
             #expect(arrived, "changes arrive: A \(aNow) B \(bNow)")
@@ -140,6 +140,55 @@ struct ExchangeTests {
             let (aLog, bLog) = (await a.finish(), await b.finish())
             #expect(aLog.status == 0 && bLog.status == 0, "\(aLog.output)\n\(bLog.output)")
             #expect(!bLog.output.contains("<3>"), "no errors at B: \(bLog.output)")
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
+
+    @Test("B SIGKILLed 25 times while applying a stream that rewrites the same keys, deletes and re-inserts: B ends equal to A")
+    func subscriberKilled() async throws {
+        try await Self.withDepartments { departments, hub in
+            let (aSQL, bSQL) = (departments.aSQL, departments.bSQL)
+            try await aSQL.query("INSERT INTO residents SELECT g, 'v0-' || g, 's' FROM generate_series(1, 2000) g")
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            var b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            let writer = try await PostgresConnection.connect(departments.bDatabase.conninfo.replacingOccurrences(of: departments.bDatabase.name, with: try await aSQL.query("SELECT current_database()").rows[0][0] ?? ""))
+            let workload = Task {
+                for round in 1...120 {
+                    try await writer.query("UPDATE residents SET name = 'v\(round)-' || id WHERE id % 7 = \(round % 7) OR id <= 50")
+                    try await writer.query("DELETE FROM residents WHERE id % 11 = \(round % 11) AND id > 1500")
+                    try await writer.query("""
+                        INSERT INTO residents SELECT g, 'back\(round)-' || g, 's' FROM generate_series(1501, 2000) g
+                        WHERE g % 11 = \((round + 5) % 11) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name
+                        """)
+                    try await Task.sleep(for: .milliseconds(60))
+                }
+            }
+            var kills = 0
+            while kills < 25 {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 150...700)))
+                b.signal(SIGKILL)
+                _ = await b.finish()
+                kills += 1
+                b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            }
+            try await workload.value
+            await writer.close()
+            let converged = try await AgentPushTests.eventually {
+                try await Self.contents(aSQL, "residents") == Self.contents(bSQL, "shared.residents")
+            }
+            let (aNow, bNow) = (try await Self.contents(aSQL, "residents"), try await Self.contents(bSQL, "shared.residents"))
+            #expect(converged, "after \(kills) kills: A \(aNow), B \(bNow)\n\((try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? "")")
+            let applied = try await bSQL.query("SELECT delivered_through::text FROM govex.delivery_cursors").rows.first?[0]
+            let routed = try await departments.hubSQL.query("SELECT (next_delivery - 1)::text FROM govex.subscriptions").rows.first?[0]
+            #expect(applied != nil && applied == routed, "every routed delivery applied once: \(applied ?? "none") of \(routed ?? "none")")
+
+            #expect(try await AgentPushTests.eventually {
+                (try? String(contentsOfFile: b.outputPath, encoding: .utf8))?.contains("applied through delivery") == true
+            })
+            for process in [a, b] { process.signal(SIGTERM) }
+            let (aStopped, bStopped) = (await a.finish(), await b.finish())
+            #expect(aStopped.status == 0 && bStopped.status == 0, "A: \(aStopped.output.suffix(2000))\nB: \(bStopped.output.suffix(3000))")
             hub.signal(SIGTERM)
             _ = await hub.finish()
         }
