@@ -51,12 +51,20 @@ final class DeliveryPuller: Sendable {
                     var cursor = try await applier.cursor()
                     log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
                     while !shouldStop(), !Task.isCancelled {
-                        let applied = try await pullOnce(after: cursor, applier: applier)
-                        if applied > cursor {
-                            cursor = applied
-                            await acknowledge(cursor)
+                        do {
+                            let applied = try await pullOnce(after: cursor, applier: applier)
+                            if applied > cursor {
+                                cursor = applied
+                                await acknowledge(cursor)
+                            }
+                        } catch let error as HubUnreachable {
+                            // The database connection stays: only the hub is away.
+                            failures += 1
+                            if failures == 1 { log(3, "subscription \(subscription.id): \(error.description); retrying with backoff") }
+                            try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
+                            continue
                         }
-                        if failures > 0 { log(6, "subscription \(subscription.id): applying again") }
+                        if failures > 0 { log(6, "subscription \(subscription.id): pulling again") }
                         failures = 0
                     }
                 }
@@ -71,9 +79,14 @@ final class DeliveryPuller: Sendable {
 
     /// One long-poll; returns the cursor after applying what it brought.
     func pullOnce(after cursor: UInt64, applier: DeliveryApplier) async throws -> UInt64 {
-        let response = try await client.get("/v1/deliveries?subscription=\(subscription.id)&after=\(cursor)&wait=\(Self.waitSeconds)&limit=64",
+        let response: HubClient.Response
+        do {
+            response = try await client.get("/v1/deliveries?subscription=\(subscription.id)&after=\(cursor)&wait=\(Self.waitSeconds)&limit=64",
                                             limit: 64 << 20)
-        guard response.status == 200 else { throw DeliveryError("the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
+        } catch {
+            throw HubUnreachable(description: "the hub is unreachable (\(error))")
+        }
+        guard response.status == 200 else { throw HubUnreachable(description: "the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
         var cursor = cursor
         for file in try Delivery.unframe(response.body) {
             try await loadProviderKeys(for: file)
@@ -114,6 +127,10 @@ final class DeliveryPuller: Sendable {
         let body = BatchJSON.object([("subscription", String(subscription.id)), ("through", BatchJSON.string(String(through)))])
         _ = try? await client.post("/v1/deliveries/ack", body: Array(body.utf8), contentType: "application/json")
     }
+}
+
+struct HubUnreachable: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Runs a puller for each `[[subscribe]]` whose subscription is active at the hub, and

@@ -4,6 +4,7 @@ import GovexPostgres
 import GovexWire
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// Subscriptions, delivery streams and provider keys (see docs/api.md).
 extension HubServer {
@@ -75,8 +76,15 @@ extension HubServer {
                     case .deliveries(let files) where !files.isEmpty || ContinuousClock.now >= deadline:
                         return Response(status: .ok, headers: [.contentType: "application/vnd.govex.deliveries"],
                                         body: .init(byteBuffer: ByteBuffer(bytes: Delivery.frame(files))))
+                    case .deliveries where Task.isShuttingDownGracefully:
+                        // A stopping hub answers at once instead of holding its shutdown for the wait.
+                        return Response(status: .ok, headers: [.contentType: "application/vnd.govex.deliveries"], body: .init())
                     case .deliveries:
-                        await wakeups.wait(for: subscription, after: generation, timeout: deadline - ContinuousClock.now)
+                        await withGracefulShutdownHandler {
+                            await wakeups.wait(for: subscription, after: generation, timeout: deadline - ContinuousClock.now)
+                        } onGracefulShutdown: {
+                            Task { await wakeups.wake(subscription) }
+                        }
                     }
                 }
             }

@@ -74,6 +74,8 @@ public struct HubServer: Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(settings.serverCertificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(settings.serverKeyPEM.utf8), format: .pem)))
         tls.minimumTLSVersion = .tlsv12
+        // A closing connection (shutdown, revocation) waits this long for the client's close_notify.
+        tls.shutdownTimeout = .seconds(1)
         tls.certificateVerification = .optionalVerification
         tls.trustRoots = .certificates([caCertificate])
         return tls

@@ -33,6 +33,8 @@ public let pinnedSessionSettings: [(String, String)] = [
     ("extra_float_digits", "3"),
     ("client_encoding", "UTF8"),
     ("bytea_output", "hex"),
+    // libpq prints notices on stderr; "already exists, skipping" is not worth a log line.
+    ("client_min_messages", "warning"),
 ]
 
 /// A result's columns and rows in text form.
