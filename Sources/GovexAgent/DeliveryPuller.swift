@@ -58,6 +58,7 @@ final class DeliveryPuller: Sendable {
                                 await acknowledge(cursor)
                             }
                         } catch let error as HubUnreachable {
+                            if Task.isCancelled || shouldStop() { return }  // a stop interrupted the long-poll
                             // The database connection stays: only the hub is away.
                             failures += 1
                             if failures == 1 { log(3, "subscription \(subscription.id): \(error.description); retrying with backoff") }
