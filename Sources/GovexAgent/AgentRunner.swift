@@ -10,8 +10,14 @@ import Synchronization
 import Glibc
 #endif
 
-/// Set from the signal handler; a C handler cannot capture, so this is global.
+/// Set from the signal handlers; a C handler cannot capture, so these are global.
 private let stopRequested = Atomic<Bool>(false)
+private let reloadRequested = Atomic<Bool>(false)
+
+/// A stop or a reload: either way the running tasks wind down gracefully.
+private func interrupted() -> Bool {
+    stopRequested.load(ordering: .relaxed) || reloadRequested.load(ordering: .relaxed)
+}
 
 /// What the capture and push tasks share while the agent runs.
 private final class RunFlags: Sendable {
@@ -20,20 +26,55 @@ private final class RunFlags: Sendable {
     let lastWatchdog = Mutex(ContinuousClock.now)
 }
 
-/// `govex agent`: loads the configuration and the signing key, then runs the
-/// capture loop until SIGTERM or SIGINT, when it seals, spools and confirms what
-/// it holds before exiting.
+/// `govex agent`: loads the configuration and the signing key, then runs capture,
+/// pushing and pulling until SIGTERM or SIGINT, when it seals, spools and confirms what
+/// it holds before exiting. SIGHUP reloads: the same graceful wind-down, then
+/// `agent.toml` and the hub's catalog are read again and everything restarts (a
+/// configuration that does not load is reported and the running one kept).
 public enum AgentRunner {
     public static func run(configurationPath: String, text: String, environment: [String: String]) async throws {
         // First of all, so that a stop during start-up is a graceful one too.
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGHUP) { _ in reloadRequested.store(true, ordering: .relaxed) }
+        var (configuration, key) = try load(configurationPath: configurationPath, text: text)
+
+        // Metrics are bootstrapped once per process; the endpoint keeps its first address.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var metricsServer: MetricsServer? = nil
+        if let listen = configuration.metricsListen {
+            metricsServer = try MetricsServer(address: listen) { registry.emitToBuffer() }
+            log(6, "metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics")
+        }
+        defer { _ = metricsServer }
+        let notifier = SystemdNotifier(environment: environment)
+        while true {
+            try await runOnce(configuration, key: key, notifier: notifier)
+            guard !stopRequested.load(ordering: .relaxed), reloadRequested.exchange(false, ordering: .relaxed) else { break }
+            do {
+                (configuration, key) = try load(configurationPath: configurationPath,
+                                                text: try String(contentsOfFile: configurationPath, encoding: .utf8))
+                log(6, "reloaded \(configurationPath)")
+            } catch {
+                log(3, "cannot reload \(configurationPath): \(error); going on with the configuration already running")
+            }
+        }
+        log(6, "stopped")
+    }
+
+    static func load(configurationPath: String, text: String) throws -> (AgentConfiguration, SigningKey) {
         let configuration = try AgentConfiguration.load(path: configurationPath, text: text)
         let key = try KeyStore.loadSigningKey(path: configuration.signingKeyPath)
         guard key.algorithm == configuration.signingAlgorithm else {
             throw ConfigurationError(file: configurationPath, line: nil, key: "[signing] algorithm",
                                      problem: "is \(configuration.signingAlgorithm) but \(configuration.signingKeyPath) holds an \(key.algorithm) key")
         }
+        return (configuration, key)
+    }
+
+    /// One run, from start to a stop or a reload.
+    static func runOnce(_ configuration: AgentConfiguration, key: SigningKey, notifier: SystemdNotifier) async throws {
         for entry in configuration.publish where entry.share == "none" {
             log(6, "resource \(entry.mapping.resource) is on the negative list (share = none): it is never captured")
         }
@@ -45,16 +86,6 @@ public enum AgentRunner {
         capture.retainedWALAlarm = Int64(configuration.retainedWALAlarm)
         capture.heartbeatInterval = configuration.heartbeat
 
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        var metricsServer: MetricsServer? = nil
-        if let listen = configuration.metricsListen {
-            metricsServer = try MetricsServer(address: listen) { registry.emitToBuffer() }
-            log(6, "metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics")
-        }
-        defer { _ = metricsServer }
-
-        let notifier = SystemdNotifier(environment: environment)
         let flags = RunFlags()
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")
         let outbox = try Outbox(configuration: capture)
@@ -76,14 +107,14 @@ public enum AgentRunner {
             if let link, !configuration.subscribe.isEmpty {
                 let follower = SubscriptionFollower(client: link.client, hubKey: link.hubKey, configuration: configuration,
                                                     recheck: .seconds(15), log: { log($0, $1) })
-                group.addTask { await follower.run { stopRequested.load(ordering: .relaxed) } }
+                group.addTask { await follower.run { interrupted() } }
             }
             if !captures {
                 notifier.notify("READY=1")
                 group.addTask {
-                    while !stopRequested.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(200)) }
-                    notifier.notify("STOPPING=1")
-                    log(6, "stopping")
+                    while !interrupted() { try await Task.sleep(for: .milliseconds(200)) }
+                    notifier.notify(stopRequested.load(ordering: .relaxed) ? "STOPPING=1" : "RELOADING=1")
+                    log(6, stopRequested.load(ordering: .relaxed) ? "stopping" : "reloading")
                 }
                 try await group.waitForAll()
                 return
@@ -93,10 +124,11 @@ public enum AgentRunner {
                 try await CaptureService(configuration: captureConfiguration).run(
                     outbox: outbox,
                     shouldStop: {
-                        guard stopRequested.load(ordering: .relaxed) else { return nil }
+                        guard interrupted() else { return nil }
                         if !flags.stopping.exchange(true, ordering: .relaxed) {
-                            notifier.notify("STOPPING=1")
-                            log(6, "stopping: sealing, spooling and confirming what is open")
+                            let reloading = !stopRequested.load(ordering: .relaxed)
+                            notifier.notify(reloading ? "RELOADING=1" : "STOPPING=1")
+                            log(6, (reloading ? "reloading" : "stopping") + ": sealing, spooling and confirming what is open")
                         }
                         return .graceful
                     },
@@ -117,7 +149,6 @@ public enum AgentRunner {
             try await group.waitForAll()
         }
         await link?.client.shutdown()
-        log(6, "stopped")
     }
 
     /// The publications the hub's catalog allows: fetched at start (and cached for starts

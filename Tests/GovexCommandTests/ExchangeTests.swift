@@ -193,4 +193,60 @@ struct ExchangeTests {
             _ = await hub.finish()
         }
     }
+
+    @Test("SIGHUP reloads agent.toml and the hub's catalog; a configuration that does not load is reported and the running one kept")
+    func reload() async throws {
+        try await Self.withDepartments { departments, hub in
+            let (aSQL, hubSQL) = (departments.aSQL, departments.hubSQL)
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            func log() -> String { (try? String(contentsOfFile: a.outputPath, encoding: .utf8)) ?? "" }
+            #expect(try await AgentPushTests.eventually { log().contains("streaming") })
+            #expect(log().contains("GA-XX-0009 is not a resource this node provides"))
+
+            // The hub now shares GA-XX-0009 too, and the DBA takes it off the negative list.
+            let catalog = Subprocess.temporaryDirectory("govex-catalog") + "/catalog.toml"
+            try """
+                [[resource]]
+                code = "GA-RK-0001"
+                name = "Residents"
+                provider = "gongan"
+                share = "unconditional"
+                key = ["id"]
+                columns = ["id", "name"]
+
+                [[resource]]
+                code = "GA-XX-0009"
+                name = "Formerly negative"
+                provider = "gongan"
+                share = "unconditional"
+                key = ["id"]
+                columns = ["id", "name"]
+                """.write(toFile: catalog, atomically: true, encoding: .utf8)
+            try await Subprocess.checkAsync([Self.govex, "hub", "catalog", "apply", catalog, "--config", departments.hubConfig])
+            let original = try String(contentsOfFile: departments.aConfig, encoding: .utf8)
+            try original.replacingOccurrences(of: "share = \"none\"", with: "share = \"unconditional\"")
+                .write(toFile: departments.aConfig, atomically: true, encoding: .utf8)
+            a.signal(SIGHUP)
+            #expect(try await AgentPushTests.eventually { log().contains("reloaded") && log().components(separatedBy: "streaming").count == 3 })
+            try await aSQL.query("INSERT INTO negative VALUES (1, 'now shared')")
+            #expect(try await AgentPushTests.eventually {
+                try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-XX-0009'").rows[0][0] == "1"
+            }, "captured after the reload: \(log())")
+
+            // A broken file: reported, and the agent goes on as it was.
+            try "[node]\nid = \"gongan\"\n".write(toFile: departments.aConfig, atomically: true, encoding: .utf8)
+            a.signal(SIGHUP)
+            #expect(try await AgentPushTests.eventually { log().contains("cannot reload") })
+            try await aSQL.query("INSERT INTO negative VALUES (2, 'still flowing')")
+            #expect(try await AgentPushTests.eventually {
+                try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-XX-0009'").rows[0][0] == "2"
+            }, "\(log())")
+
+            a.signal(SIGTERM)
+            let stopped = await a.finish()
+            #expect(stopped.status == 0, "\(stopped.output)")
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
 }
