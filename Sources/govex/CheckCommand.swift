@@ -64,7 +64,8 @@ struct Check: AsyncParsableCommand {
                 print("\nSQL to run (or use --apply):")
                 for statement in result.fixes { print("  \(statement);") }
             }
-            print(result.errors.isEmpty ? "\nready to capture" : "\n\(result.errors.count) problem(s) to fix")
+            let ready = [configuration.publish.isEmpty ? nil : "capture", configuration.subscribe.isEmpty ? nil : "apply"].compactMap { $0 }
+            print(result.errors.isEmpty ? "\nready to " + ready.joined(separator: " and ") : "\n\(result.errors.count) problem(s) to fix")
         }
         if !result.errors.isEmpty { throw ExitStatus.negative }
     }
