@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "GovexPolicy",
-            dependencies: ["GovexWire"],
+            dependencies: ["GovexWire", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -76,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "GovexAPI",
-            dependencies: ["GovexWire"],
+            dependencies: ["GovexWire", "GovexPolicy"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -165,12 +165,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexApplyTests",
-            dependencies: ["GovexApply", "GovexAPI", "GovexWire", "GovexPostgres", "GovexCapture", "GovexKeyStore", "GovexTestSupport"],
+            dependencies: ["GovexApply", "GovexAPI", "GovexPolicy", "GovexWire", "GovexPostgres", "GovexCapture", "GovexKeyStore", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "GovexHubTests",
-            dependencies: ["GovexHub", "GovexAPI", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
+            dependencies: ["GovexHub", "GovexAPI", "GovexPolicy", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings

@@ -1,3 +1,4 @@
+import GovexPolicy
 import GovexWire
 
 /// A delivery: one stored provider batch re-issued by the hub to one subscription, as a
@@ -9,27 +10,15 @@ public enum Delivery {
     public static let hubNodeID = "hub"
 
     /// The delivery of `origin` (already verified at ingest) to a subscription of
-    /// `resource` limited to `columns`: only that resource's records, only those columns
-    /// (keys always). When that leaves the provider's body as it was, the body is passed
-    /// on byte for byte, so the subscriber can check the provider's signature over it too.
-    public static func issue(origin: BatchFile, subscriptionID: Int64, delivery: UInt64, resource: String, columns: [String],
-                             hubKey: SigningKey, createdAt: Int64) throws(BatchError) -> [UInt8] {
-        let records = try origin.records()
-        let allowed = Set(columns)
-        var body = BatchBodyEncoder(capacity: Int(origin.header.uncompressedLength) + 64)
-        var unchanged = true
-        for record in records {
-            guard record.resource == resource else {
-                unchanged = false
-                continue
-            }
-            var projected = record
-            projected.values = record.values.filter { allowed.contains($0.name) }
-            if projected.values.count != record.values.count { unchanged = false }
-            try body.append(projected)
-        }
+    /// `resource` under `policy`: only that resource's records, only its columns (keys
+    /// always), only rows inside its filter, with its masks. When that leaves the
+    /// provider's body as it was, the body is passed on byte for byte, so the subscriber
+    /// can check the provider's signature over it too.
+    public static func issue(origin: BatchFile, subscriptionID: Int64, delivery: UInt64, resource: String, policy: SharingPolicy,
+                             hubKey: SigningKey, createdAt: Int64) throws -> [UInt8] {
+        let shaped = try policy.apply(to: try origin.records(), resource: resource)
         let provenance = Provenance(of: origin)
-        guard !unchanged else {
+        guard let shaped else {
             var header = origin.header
             header.nodeID = hubNodeID
             header.nodeEpoch = UInt64(subscriptionID)
@@ -41,6 +30,8 @@ public enum Delivery {
             return try BatchSealer.seal(compressedBody: origin.compressedBody, uncompressedLength: Int(origin.header.uncompressedLength),
                                         header: header, key: hubKey)
         }
+        var body = BatchBodyEncoder(capacity: Int(origin.header.uncompressedLength) + 64)
+        for record in shaped { try body.append(record) }
         let metadata = BatchMetadata(nodeID: hubNodeID, nodeEpoch: UInt64(subscriptionID), sequence: delivery, kind: .delivery,
                                      positionType: origin.header.positionType, completeThrough: origin.header.completeThrough,
                                      createdAt: createdAt, provenance: provenance)

@@ -7,6 +7,7 @@ import Synchronization
 /// A subscription as the hub lists it to its subscriber (`GET /v1/subscriptions`).
 public struct SubscriptionListing: Codable, Sendable, Equatable {
     public let id: Int64
+    public let subscriber: String
     public let resource: String
     public let columns: [String]
     public let purpose: String
@@ -15,6 +16,11 @@ public struct SubscriptionListing: Codable, Sendable, Equatable {
     public let requested_at: String
     public let acked_through: String
     public let delivered_through: String
+    public let requested_columns: [String]?
+    public let filter: String?
+    public let masks: [String: String]?
+    public let decided_by: String?
+    public let decided_at: String?
 }
 
 /// Pulls one active subscription's deliveries from the hub and applies them: long-polls
@@ -150,7 +156,7 @@ struct SubscriptionFollower: Sendable {
             while !shouldStop(), !Task.isCancelled {
                 if let listings = try? await fetch() {
                     for entry in configuration.subscribe {
-                        let matching = listings.filter { $0.resource == entry.resource }
+                        let matching = listings.filter { $0.resource == entry.resource && $0.subscriber == configuration.nodeID }
                         if let active = matching.first(where: { $0.status == "active" }) {
                             guard started.insert(active.id).inserted else { continue }
                             let puller = DeliveryPuller(client: client, hubKey: hubKey, conninfo: configuration.conninfo,

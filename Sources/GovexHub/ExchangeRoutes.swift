@@ -45,6 +45,34 @@ extension HubServer {
             }
         }
 
+        // The provider of the subscribed resource approves, narrows, rejects or revokes.
+        router.post("/v1/subscriptions/{id}/decision") { request, context -> Response in
+            try await authenticated(context) { node in
+                struct Body: Decodable {
+                    let decision: String
+                    let reason: String
+                    let columns: [String]?
+                    let filter: String?
+                    let masks: [String: String]?
+                }
+                guard let id = context.parameters.get("id").flatMap({ Int64($0) }) else {
+                    return Self.error(.badRequest, "bad_request", "the subscription id must be a number")
+                }
+                let bytes = try await request.body.collect(upTo: 64 << 10)
+                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                    return Self.error(.badRequest, "bad_request", "expected JSON {decision: approve|reject|revoke, reason, columns?, filter?, masks?}")
+                }
+                let decision = SubscriptionRules.DecisionRequest(decision: body.decision, reason: body.reason, columns: body.columns,
+                                                                 filter: body.filter, masks: body.masks ?? [:])
+                switch try await pool.withConnection({ sql in try await HubStore.decide(subscription: id, decision, by: node, on: sql) }) {
+                case .decided(let subscription):
+                    return Self.json(.ok, Self.json(subscription))
+                case .refused(let status, let code, let message):
+                    return Self.error(.init(code: status), code, message)
+                }
+            }
+        }
+
         router.get("/v1/subscriptions") { _, context -> Response in
             try await authenticated(context) { node in
                 let list = try await pool.withConnection { sql in try await HubStore.subscriptions(of: node, on: sql) }
@@ -127,7 +155,7 @@ extension HubServer {
         }
     }
 
-    static func json(_ subscription: Subscription) -> String {
+    public static func json(_ subscription: Subscription) -> String {
         BatchJSON.object([
             ("id", String(subscription.id)), ("subscriber", BatchJSON.string(subscription.subscriber)),
             ("resource", BatchJSON.string(subscription.resource)), ("columns", BatchJSON.stringArray(subscription.columns)),
@@ -135,6 +163,11 @@ extension HubServer {
             ("reason", subscription.reason.map(BatchJSON.string) ?? "null"), ("requested_at", BatchJSON.string(subscription.requestedAt)),
             ("acked_through", BatchJSON.string(String(subscription.ackedThrough))),
             ("delivered_through", BatchJSON.string(String(subscription.nextDelivery - 1))),
+            ("requested_columns", BatchJSON.stringArray(subscription.requestedColumns)),
+            ("filter", subscription.filter.map(BatchJSON.string) ?? "null"),
+            ("masks", BatchJSON.object(subscription.masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })),
+            ("decided_by", subscription.decidedBy.map(BatchJSON.string) ?? "null"),
+            ("decided_at", subscription.decidedAt.map(BatchJSON.string) ?? "null"),
         ])
     }
 }

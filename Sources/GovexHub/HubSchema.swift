@@ -160,6 +160,18 @@ public enum HubSchema {
                 PRIMARY KEY (subscription_id, delivery)
             );
             """),
+        Migration(version: 4, description: "sharing rules per subscription: approval, filter, masks, pseudonym secret", sql: """
+            ALTER TABLE govex.subscriptions
+                ADD COLUMN requested_columns text[],
+                ADD COLUMN filter text,
+                ADD COLUMN masks jsonb NOT NULL DEFAULT '{}',
+                -- 32 bytes from two v4 UUIDs (PostgreSQL's strong random source): the key of this
+                -- subscription's pseudonyms. Never leaves the hub.
+                ADD COLUMN secret bytea NOT NULL
+                    DEFAULT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex');
+            UPDATE govex.subscriptions SET requested_columns = columns;
+            ALTER TABLE govex.subscriptions ALTER COLUMN requested_columns SET NOT NULL;
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -1,5 +1,6 @@
 import Foundation
 import GovexAPI
+import GovexPolicy
 import GovexPostgres
 import GovexWire
 
@@ -27,8 +28,8 @@ extension HubStore {
                     return .stored(live)
                 }
                 let id = try await sql.query("""
-                    INSERT INTO govex.subscriptions (subscriber, resource, columns, purpose, status, decided_at, decided_by)
-                    VALUES ($1, $2, $3::text[], $4, $5, CASE WHEN $5 = 'active' THEN now() END, CASE WHEN $5 = 'active' THEN 'catalog' END)
+                    INSERT INTO govex.subscriptions (subscriber, resource, columns, requested_columns, purpose, status, decided_at, decided_by)
+                    VALUES ($1, $2, $3::text[], $3::text[], $4, $5, CASE WHEN $5 = 'active' THEN now() END, CASE WHEN $5 = 'active' THEN 'catalog' END)
                     RETURNING subscription_id
                     """, [node, code, textArray(columns), purpose, status]).rows[0][0] ?? "0"
                 return .stored(try await subscriptions(where: "subscription_id = $1", [id], on: sql)[0])
@@ -36,20 +37,75 @@ extension HubStore {
         }
     }
 
+    /// A node's subscriptions and those to the resources it provides (all of them for nil).
     public static func subscriptions(of node: String?, on sql: PostgresConnection) async throws -> [Subscription] {
-        if let node { return try await subscriptions(where: "subscriber = $1", [node], on: sql) }
+        if let node {
+            return try await subscriptions(where: """
+                subscriber = $1 OR resource IN (SELECT code FROM govex.catalog_resources WHERE provider = $1)
+                """, [node], on: sql)
+        }
         return try await subscriptions(where: "true", [], on: sql)
     }
 
-    static func subscriptions(where condition: String, _ parameters: [String?], on sql: PostgresConnection) async throws -> [Subscription] {
+    public enum DecideOutcome: Sendable, Equatable {
+        case decided(Subscription)
+        case refused(status: Int, code: String, message: String)
+    }
+
+    /// Approves, rejects or revokes a subscription, by its resource's provider or the hub
+    /// administrator; records who, when and why. A revocation stops delivery at once: the
+    /// delivery route and routing both require an active subscription.
+    public static func decide(subscription id: Int64, _ request: SubscriptionRules.DecisionRequest, by actor: String,
+                              on sql: PostgresConnection) async throws -> DecideOutcome {
+        try await sql.transaction {
+            guard let subscription = try await subscriptions(where: "subscription_id = $1", [String(id)], on: sql, locking: true).first else {
+                return .refused(status: 404, code: "unknown_subscription", message: "there is no subscription \(id)")
+            }
+            let resource = try await Catalog.read(on: sql).resources.first { $0.code == subscription.resource }
+            switch SubscriptionRules.decide(request, on: subscription, resource: resource, by: actor) {
+            case .refuse(let code, let message):
+                return .refused(status: code == "not_provider" ? 403 : code == "unknown_resource" ? 404 : 409, code: code, message: message)
+            case .update(let status, let columns, let filter, let masks):
+                let masksJSON = BatchJSON.object(masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })
+                try await sql.query("""
+                    UPDATE govex.subscriptions SET status = $2, columns = $3::text[], filter = $4, masks = $5::jsonb,
+                        decided_at = now(), decided_by = $6, reason = $7
+                    WHERE subscription_id = $1
+                    """, [String(id), status, textArray(columns), filter, masksJSON, actor, request.reason])
+                return .decided(try await subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0])
+            }
+        }
+    }
+
+    /// What a subscription may see, with its pseudonym secret.
+    static func policy(of subscription: Subscription, on sql: PostgresConnection) async throws -> SharingPolicy {
+        let secret = bytea(try await sql.query("SELECT secret FROM govex.subscriptions WHERE subscription_id = $1",
+                                               [String(subscription.id)]).rows.first?[0])
+        var masks: [String: ColumnMask] = [:]
+        for (column, spec) in subscription.masks { masks[column] = try ColumnMask(spec: spec) }
+        return SharingPolicy(columns: subscription.columns, filter: try subscription.filter.map { try RowFilter.parse($0) },
+                             masks: masks, secret: secret)
+    }
+
+    static func subscriptions(where condition: String, _ parameters: [String?], on sql: PostgresConnection,
+                              locking: Bool = false) async throws -> [Subscription] {
         try await sql.query("""
             SELECT subscription_id, subscriber, resource, array_to_json(columns)::text, purpose, status, reason,
-                   to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), acked_through::text, next_delivery::text
-            FROM govex.subscriptions WHERE \(condition) ORDER BY subscription_id
+                   to_char(requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), acked_through::text, next_delivery::text,
+                   array_to_json(requested_columns)::text, filter, masks::text, decided_by,
+                   to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            FROM govex.subscriptions WHERE \(condition) ORDER BY subscription_id\(locking ? " FOR UPDATE" : "")
             """, parameters).rows.map { row in
-            Subscription(id: Int64(row[0] ?? "") ?? 0, subscriber: row[1] ?? "", resource: row[2] ?? "", columns: Catalog.stringArray(row[3]),
-                         purpose: row[4] ?? "", status: row[5] ?? "", reason: row[6], requestedAt: row[7] ?? "",
-                         ackedThrough: UInt64(row[8] ?? "") ?? 0, nextDelivery: UInt64(row[9] ?? "") ?? 1)
+            var subscription = Subscription(
+                id: Int64(row[0] ?? "") ?? 0, subscriber: row[1] ?? "", resource: row[2] ?? "", columns: Catalog.stringArray(row[3]),
+                purpose: row[4] ?? "", status: row[5] ?? "", reason: row[6], requestedAt: row[7] ?? "",
+                ackedThrough: UInt64(row[8] ?? "") ?? 0, nextDelivery: UInt64(row[9] ?? "") ?? 1)
+            subscription.requestedColumns = Catalog.stringArray(row[10])
+            subscription.filter = row[11]
+            subscription.masks = (try? JSONDecoder().decode([String: String].self, from: Data((row[12] ?? "{}").utf8))) ?? [:]
+            subscription.decidedBy = row[13]
+            subscription.decidedAt = row[14]
+            return subscription
         }
     }
 
@@ -89,6 +145,7 @@ extension HubStore {
             return .refused(status: 409, code: "subscription_\(subscription.status)",
                             message: "subscription \(id) to \(subscription.resource) is \(subscription.status)\(subscription.reason.map { ": \($0)" } ?? "")")
         }
+        let policy = try await Self.policy(of: subscription, on: sql)
         let rows = try await sql.query("""
             SELECT d.delivery::text, b.bytes IS NULL, b.bytes
             FROM govex.deliveries d
@@ -108,7 +165,7 @@ extension HubStore {
             let origin = try BatchFile(bytes: Self.bytea(row[2]))
             let createdAt = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let file = try Delivery.issue(origin: origin, subscriptionID: id, delivery: delivery, resource: subscription.resource,
-                                          columns: subscription.columns, hubKey: hubKey, createdAt: createdAt)
+                                          policy: policy, hubKey: hubKey, createdAt: createdAt)
             issued.append(file)
             bytes += file.count
             if bytes >= maxBytes { break }

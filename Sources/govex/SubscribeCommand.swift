@@ -72,7 +72,7 @@ struct Subscribe: AsyncParsableCommand {
 
 struct Subscriptions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List this node's subscriptions at the hub.",
+        abstract: "List this node's subscriptions at the hub, and those to the resources it provides.",
         discussion: """
         Example:
           govex subscriptions --config /etc/govex/agent.toml --json
@@ -99,17 +99,7 @@ struct Subscriptions: AsyncParsableCommand {
                 printError("the hub answered HTTP \(response.status): \(response.text)")
                 throw ExitStatus.failure
             }
-            let shown = list.filter { !pending || $0.status == "pending" }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(shown), as: UTF8.self))
-                return
-            }
-            print("ID\tRESOURCE\tSTATUS\tDELIVERED\tACKED\tCOLUMNS\tPURPOSE")
-            for item in shown {
-                print("\(item.id)\t\(item.resource)\t\(item.status)\t\(item.delivered_through)\t\(item.acked_through)\t\(item.columns.joined(separator: ","))\t\(item.purpose)")
-            }
+            try printSubscriptions(list.filter { !pending || $0.status == "pending" }, json: json)
         }
     }
 }

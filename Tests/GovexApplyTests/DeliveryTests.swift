@@ -1,4 +1,5 @@
 import GovexAPI
+import GovexPolicy
 import GovexTestSupport
 import GovexWire
 import Testing
@@ -23,7 +24,7 @@ struct DeliveryTests {
         let records = SampleBatches.mixedRecords().filter { $0.resource == "GA-RK-0001" }
         let origin = try origin(records)
         let allColumns = Array(Set(records.flatMap { $0.key.map(\.name) + $0.values.map(\.name) }))
-        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 3, resource: "GA-RK-0001", columns: allColumns,
+        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 3, resource: "GA-RK-0001", policy: SharingPolicy(columns: allColumns),
                                        hubKey: hub, createdAt: 1)
         let verified = try Delivery.verify(bytes, hubKey: hub.publicKey, subscriptionID: 7, providerKey: keys)
         #expect(verified.bodySignedByProvider)
@@ -35,7 +36,7 @@ struct DeliveryTests {
     @Test("a projected delivery holds only the subscription's resource and columns, keys always")
     func projection() throws {
         let origin = try origin()
-        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 1, resource: "MZ-HY-0003", columns: ["marital_status"],
+        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 1, resource: "MZ-HY-0003", policy: SharingPolicy(columns: ["marital_status"]),
                                        hubKey: hub, createdAt: 1)
         let verified = try Delivery.verify(bytes, hubKey: hub.publicKey, subscriptionID: 7, providerKey: keys)
         #expect(!verified.bodySignedByProvider)
@@ -49,7 +50,7 @@ struct DeliveryTests {
     @Test("refused: another subscription's delivery, a hub key that did not sign it, an unknown provider key, a flipped byte")
     func refusals() throws {
         let origin = try origin()
-        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 1, resource: "GA-RK-0001", columns: ["id"],
+        let bytes = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 1, resource: "GA-RK-0001", policy: SharingPolicy(columns: ["id"]),
                                        hubKey: hub, createdAt: 1)
         #expect(throws: DeliveryError.self) { try Delivery.verify(bytes, hubKey: hub.publicKey, subscriptionID: 8, providerKey: keys) }
         #expect(throws: (any Error).self) { try Delivery.verify(bytes, hubKey: provider.publicKey, subscriptionID: 7, providerKey: keys) }

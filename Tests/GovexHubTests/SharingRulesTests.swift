@@ -1,0 +1,157 @@
+import Foundation
+import GovexAPI
+import GovexHub
+import GovexPolicy
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// Conditional sharing on a real hub database: nothing until approved, then exactly the
+/// approved columns and rows, masked and pseudonymised, and nothing after revocation.
+@Suite("Sharing rules")
+struct SharingRulesTests {
+    static let people = Catalog.Resource(code: "GA-RK-0002", name: "people", provider: "gongan", share: "conditional",
+                                         key: ["id_number"], columns: ["id_number", "name", "district", "phone"])
+
+    static func person(_ op: ChangeOperation, _ id: String, _ name: String, _ district: String, _ phone: String, ordinal: UInt32) -> ChangeRecord {
+        ChangeRecord(operation: op, resource: people.code, position: SourcePosition(commit: 0x100 * UInt64(ordinal + 1), ordinal: 0),
+                     key: [Column("id_number", .text(id))],
+                     values: [Column("name", .text(name)), Column("district", .text(district)), Column("phone", .text(phone))])
+    }
+
+    static func batch(_ sequence: UInt64, _ records: [ChangeRecord]) throws -> [UInt8] {
+        var metadata = SampleBatches.metadata(sequence: sequence)
+        metadata.nodeEpoch = 7
+        return try SampleBatches.seal(records, key: VectorKeys.gongan, metadata: metadata)
+    }
+
+    static func deliveries(_ id: Int64, node: String, after: UInt64 = 0, on sql: PostgresConnection) async throws -> HubStore.DeliveriesOutcome {
+        try await HubStoreTests.store.deliveries(subscription: id, for: node, after: after, limit: 100, maxBytes: 1 << 30, on: sql)
+    }
+
+    static func verified(_ outcome: HubStore.DeliveriesOutcome, subscription: Int64) throws -> [(file: [UInt8], delivery: Delivery.Verified)] {
+        guard case .deliveries(let files) = outcome else { throw TestSupportError("refused: \(outcome)") }
+        return try files.map { file in
+            (file, try Delivery.verify(file, hubKey: VectorKeys.hub.publicKey, subscriptionID: subscription) { node, _ in
+                node == "gongan" ? VectorKeys.gongan.publicKey : nil
+            })
+        }
+    }
+
+    func subscribe(_ node: String, on sql: PostgresConnection) async throws -> Subscription {
+        guard case .stored(let subscription) = try await HubStore.subscribe(node: node, resource: Self.people.code, columns: [],
+                                                                          purpose: "housing subsidy checks", on: sql) else {
+            throw TestSupportError("not stored")
+        }
+        return subscription
+    }
+
+    @Test("pending delivers nothing; approval narrows columns, filters rows, masks and pseudonymises; revocation stops it at once")
+    func conditionalLifecycle() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Catalog.upsert(Self.people, on: sql)
+            for node in ["minzheng", "zhujian"] { try await HubStore.addNode(node, on: sql) }
+            let minzheng = try await subscribe("minzheng", on: sql)
+            #expect(minzheng.status == "pending")
+            _ = try await HubStoreTests.store.ingest(try Self.batch(1, [
+                Self.person(.insert, "110105199001011234", "张伟", "朝阳区", "13800001111", ordinal: 0),
+            ]), from: "gongan", on: sql)
+            guard case .refused(409, "subscription_pending", _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
+                Issue.record("a pending subscription must deliver nothing")
+                return
+            }
+
+            let approve = { (masks: [String: String]) in
+                SubscriptionRules.DecisionRequest(decision: "approve", reason: "agreement 2026-17", columns: ["name", "district"],
+                                                  filter: "district = '朝阳区'", masks: masks)
+            }
+            guard case .refused(403, "not_provider", _) = try await HubStore.decide(subscription: minzheng.id, approve([:]), by: "zhujian", on: sql) else {
+                Issue.record("only the provider decides")
+                return
+            }
+            guard case .refused(409, "bad_mask", let why) = try await HubStore.decide(subscription: minzheng.id, approve(["id_number": "keep(6,4)"]),
+                                                                                       by: "gongan", on: sql) else {
+                Issue.record("a key column cannot be masked")
+                return
+            }
+            #expect(why.contains("use pseudonym"))
+            guard case .decided(let approved) = try await HubStore.decide(
+                subscription: minzheng.id, approve(["id_number": "pseudonym", "name": "keep(1,0)"]), by: "gongan", on: sql) else {
+                Issue.record("the provider approves")
+                return
+            }
+            #expect(approved.status == "active" && approved.columns == ["id_number", "name", "district"] && approved.decidedBy == "gongan")
+            #expect(approved.reason == "agreement 2026-17" && approved.decidedAt != nil)
+
+            let zhujian = try await subscribe("zhujian", on: sql)
+            _ = try await HubStore.decide(subscription: zhujian.id, SubscriptionRules.DecisionRequest(
+                decision: "approve", reason: "r", masks: ["id_number": "pseudonym"]), by: SubscriptionRules.hubAdministrator, on: sql)
+
+            _ = try await HubStoreTests.store.ingest(try Self.batch(2, [
+                Self.person(.insert, "110105199202022345", "李娜", "朝阳区", "13900002222", ordinal: 1),
+                Self.person(.insert, "110108198503033456", "王强", "海淀区", "13700003333", ordinal: 2),
+                Self.person(.update, "110105199001011234", "张伟", "海淀区", "13800001111", ordinal: 3),
+            ]), from: "gongan", on: sql)
+            _ = try await HubStoreTests.store.ingest(try Self.batch(3, [
+                Self.person(.update, "110105199202022345", "李娜娜", "朝阳区", "13900002222", ordinal: 4),
+            ]), from: "gongan", on: sql)
+
+            let received = try Self.verified(try await Self.deliveries(minzheng.id, node: "minzheng", on: sql), subscription: minzheng.id)
+            #expect(received.count == 2, "batches 2 and 3; batch 1 came before the approval (backfill brings the state)")
+            let records = received.flatMap(\.delivery.records)
+            #expect(records.map(\.operation) == [.insert, .delete, .update], "王强 is outside the filter; 张伟 left it")
+            #expect(records.allSatisfy { $0.values.allSatisfy { $0.name != "phone" } }, "phone was not approved")
+            #expect(records[0].values.first { $0.name == "name" }?.value == .text("李*"))
+            #expect(records[2].values.first { $0.name == "name" }?.value == .text("李**"))
+            let pseudonym = records[0].key[0].value
+            #expect(records[2].key[0].value == pseudonym, "stable across batches")
+            guard case .text(let text) = pseudonym else { Issue.record("a pseudonym is text"); return }
+            #expect(text.count == ColumnMask.pseudonymLength && !text.contains("110105"))
+            for (file, _) in received {
+                let body = try BatchFile(bytes: file).decompressedBody()
+                for clear in ["李娜", "张伟", "王强", "110105199202022345", "110105199001011234", "13900002222", "13800001111"] {
+                    #expect(!file.contains(subsequence: Array(clear.utf8)) && !body.contains(subsequence: Array(clear.utf8)),
+                            "\(clear) appears in clear in a delivery")
+                }
+            }
+            let other = try Self.verified(try await Self.deliveries(zhujian.id, node: "zhujian", on: sql), subscription: zhujian.id)
+            let otherRecord = other.flatMap(\.delivery.records).first { $0.values.contains { $0.value == .text("李娜") } }
+            #expect(otherRecord != nil && otherRecord?.key[0].value != pseudonym, "another subscription gets another pseudonym")
+            #expect(otherRecord?.values.contains { $0.name == "phone" } == true, "zhujian's approval did not narrow columns")
+
+            guard case .decided(let revoked) = try await HubStore.decide(
+                subscription: minzheng.id, SubscriptionRules.DecisionRequest(decision: "revoke", reason: "agreement ended"), by: "gongan", on: sql) else {
+                Issue.record("the provider revokes")
+                return
+            }
+            #expect(revoked.status == "revoked")
+            guard case .refused(409, "subscription_revoked", _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
+                Issue.record("a revoked subscription delivers nothing, not even what was routed before")
+                return
+            }
+            _ = try await HubStoreTests.store.ingest(try Self.batch(4, [Self.person(.insert, "110105200001014567", "赵六", "朝阳区", "1", ordinal: 5)]),
+                                                     from: "gongan", on: sql)
+            #expect(try await sql.query("SELECT count(*) FROM govex.deliveries WHERE subscription_id = $1", [String(minzheng.id)]).rows[0][0] == "2")
+        }
+    }
+
+    @Test("a resource of share class none is refused, citing its legal basis")
+    func negativeList() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Catalog.upsert(Catalog.Resource(code: "GA-AJ-0001", name: "case files", provider: "gongan", share: "none",
+                                                      legalBasis: "《公安机关办理刑事案件程序规定》第 46 条", key: ["case_id"], columns: ["case_id"]), on: sql)
+            try await HubStore.addNode("minzheng", on: sql)
+            let outcome = try await HubStore.subscribe(node: "minzheng", resource: "GA-AJ-0001", columns: [], purpose: "p", on: sql)
+            guard case .refused("not_shareable", let message) = outcome else { Issue.record("must be refused"); return }
+            #expect(message.contains("第 46 条"))
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    func contains(subsequence: [UInt8]) -> Bool {
+        guard subsequence.count <= count else { return false }
+        return (0...(count - subsequence.count)).contains { self[$0..<($0 + subsequence.count)].elementsEqual(subsequence) }
+    }
+}
