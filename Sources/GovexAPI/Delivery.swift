@@ -38,6 +38,18 @@ public enum Delivery {
         return try BatchSealer.seal(body, metadata: metadata, key: hubKey)
     }
 
+    /// A backfill page: rows of the hub's copy of `resource` (already shaped by the
+    /// subscription's policy), as a hub-made snapshot batch in the subscription's stream.
+    /// The first page starts with a truncate, so a subscriber's table is replaced, not merged.
+    public static func issueBackfill(_ records: [ChangeRecord], subscriptionID: Int64, delivery: UInt64, hubKey: SigningKey,
+                                     createdAt: Int64) throws -> [UInt8] {
+        var body = BatchBodyEncoder(capacity: records.count * 128 + 64)
+        for record in records { try body.append(record) }
+        let metadata = BatchMetadata(nodeID: hubNodeID, nodeEpoch: UInt64(subscriptionID), sequence: delivery, kind: .snapshot,
+                                     positionType: .none, completeThrough: 0, createdAt: createdAt)
+        return try BatchSealer.seal(body, metadata: metadata, key: hubKey)
+    }
+
     /// A delivery that checked out: its records, where they came from, and whether the
     /// provider's own signature covers the body as well as the header.
     public struct Verified: Sendable {
@@ -59,11 +71,16 @@ public enum Delivery {
         let file = try BatchFile(bytes: bytes)
         try file.verify(with: hubKey)
         let header = file.header
-        guard header.kind == .delivery, header.nodeID == hubNodeID, let provenance = header.provenance else {
-            throw DeliveryError("not a delivery: kind \(header.kind), node \(header.nodeID)")
+        guard header.nodeID == hubNodeID, header.nodeEpoch == UInt64(subscriptionID) else {
+            throw DeliveryError("delivery \(header.sequence) is from \(header.nodeID) for subscription \(header.nodeEpoch), not the hub's for \(subscriptionID)")
         }
-        guard header.nodeEpoch == UInt64(subscriptionID) else {
-            throw DeliveryError("delivery \(header.sequence) is for subscription \(header.nodeEpoch), not \(subscriptionID)")
+        if header.kind == .snapshot, header.provenance == nil {
+            // A backfill page: the hub's copy, vouched for by the hub alone.
+            return Verified(sequence: header.sequence, records: try file.records(), originNode: hubNodeID, originEpoch: 0, originSequence: 0,
+                            originKind: .snapshot, bodySignedByProvider: false)
+        }
+        guard header.kind == .delivery, let provenance = header.provenance else {
+            throw DeliveryError("not a delivery: kind \(header.kind)")
         }
         guard let key = providerKey(provenance.originNode, provenance.originKeyID) else {
             throw DeliveryError("no key \(Hex.encode(provenance.originKeyID)) is registered for provider \(provenance.originNode)")

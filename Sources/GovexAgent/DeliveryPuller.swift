@@ -102,6 +102,10 @@ final class DeliveryPuller: Sendable {
             }
             let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
             switch try await applier.apply(verified.records, sequence: verified.sequence, origin: origin) {
+            case .applied where verified.originNode == Delivery.hubNodeID:
+                let rows = verified.records.filter { $0.operation == .insert }.count
+                log(6, "subscription \(subscription.id): backfill from the hub's copy: delivery \(verified.sequence), \(rows) rows applied"
+                    + (verified.records.first?.operation == .truncate ? " (the table was emptied first)" : ""))
             case .applied:
                 log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(origin.node) batch \(origin.sequence))")
             case .alreadyApplied:

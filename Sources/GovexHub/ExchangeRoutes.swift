@@ -29,7 +29,7 @@ extension HubServer {
                     return Self.error(.badRequest, "bad_request", "expected JSON {resource, purpose, columns?}")
                 }
                 let outcome = try await pool.withConnection { sql in
-                    try await HubStore.subscribe(node: node, resource: body.resource, columns: body.columns ?? [], purpose: body.purpose, on: sql)
+                    try await store.subscribe(node: node, resource: body.resource, columns: body.columns ?? [], purpose: body.purpose, on: sql)
                 }
                 switch outcome {
                 case .stored(let subscription):
@@ -64,7 +64,7 @@ extension HubServer {
                 }
                 let decision = SubscriptionRules.DecisionRequest(decision: body.decision, reason: body.reason, columns: body.columns,
                                                                  filter: body.filter, masks: body.masks ?? [:])
-                switch try await pool.withConnection({ sql in try await HubStore.decide(subscription: id, decision, by: node, on: sql) }) {
+                switch try await pool.withConnection({ sql in try await store.decide(subscription: id, decision, by: node, on: sql) }) {
                 case .decided(let subscription):
                     return Self.json(.ok, Self.json(subscription))
                 case .refused(let status, let code, let message):

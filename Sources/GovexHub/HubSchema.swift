@@ -172,6 +172,17 @@ public enum HubSchema {
             UPDATE govex.subscriptions SET requested_columns = columns;
             ALTER TABLE govex.subscriptions ALTER COLUMN requested_columns SET NOT NULL;
             """),
+        Migration(version: 5, description: "typed hub copy; backfill deliveries", sql: """
+            -- Column → type tag beside the text forms, so that backfill rebuilds typed values.
+            ALTER TABLE govex.resource_rows ADD COLUMN row_types jsonb NOT NULL DEFAULT '{}';
+            -- A backfill page is a delivery made by the hub itself: it carries its own bytes
+            -- instead of naming a stored provider batch.
+            ALTER TABLE govex.deliveries
+                ALTER COLUMN node_id DROP NOT NULL, ALTER COLUMN epoch DROP NOT NULL,
+                ALTER COLUMN sequence DROP NOT NULL, ALTER COLUMN received_at DROP NOT NULL,
+                ADD COLUMN payload bytea,
+                ADD CONSTRAINT deliveries_source CHECK ((payload IS NULL) = (node_id IS NOT NULL));
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

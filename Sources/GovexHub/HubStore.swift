@@ -177,6 +177,7 @@ public struct HubStore: Sendable {
                 ("resource", BatchJSON.string(upsert.resource)), ("key", BatchJSON.string(upsert.key)),
                 ("base_key", upsert.baseKey.map(BatchJSON.string) ?? "null"),
                 ("row_values", BatchJSON.object(upsert.values.map { ($0.0, $0.1.map(BatchJSON.string) ?? "null") })),
+                ("row_types", BatchJSON.object(upsert.types.map { ($0.0, BatchJSON.string($0.1)) })),
                 ("commit_position", String(upsert.position.commit)), ("ordinal", String(upsert.position.ordinal)),
             ])
         }.joined(separator: ",") + "]"
@@ -186,14 +187,19 @@ public struct HubStore: Sendable {
         try await sql.query("""
             WITH input AS (
                 SELECT * FROM jsonb_to_recordset($1::jsonb)
-                    AS x(resource text, key text, base_key text, row_values jsonb, commit_position numeric, ordinal bigint)
+                    AS x(resource text, key text, base_key text, row_values jsonb, row_types jsonb, commit_position numeric, ordinal bigint)
             ), merged AS (
                 -- Complete rows need nothing stored; the rest look their stored row up by index.
-                SELECT i.resource, i.key, i.row_values, i.commit_position, i.ordinal FROM input i WHERE i.base_key IS NULL
+                SELECT i.resource, i.key, i.row_values,
+                       coalesce((SELECT s.row_types FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.key), '{}'::jsonb)
+                           || i.row_types AS row_types,
+                       i.commit_position, i.ordinal
+                FROM input i WHERE i.base_key IS NULL
                 UNION ALL
-                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values, i.commit_position, i.ordinal
+                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values, coalesce(b.row_types, '{}'::jsonb) || i.row_types,
+                       i.commit_position, i.ordinal
                 FROM input i LEFT JOIN LATERAL (
-                    SELECT s.row_values FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.base_key
+                    SELECT s.row_values, s.row_types FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.base_key
                 ) b ON true
                 WHERE i.base_key IS NOT NULL
             ), removed AS (
@@ -201,9 +207,10 @@ public struct HubStore: Sendable {
                 WHERE r.resource = d.resource AND r.key = d.key
                 RETURNING 1
             )
-            INSERT INTO govex.resource_rows (resource, key, row_values, commit_position, ordinal, node_id, epoch, sequence)
-            SELECT resource, key, row_values, commit_position, ordinal, $3, $4, $5 FROM merged
-            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values, commit_position = EXCLUDED.commit_position,
+            INSERT INTO govex.resource_rows (resource, key, row_values, row_types, commit_position, ordinal, node_id, epoch, sequence)
+            SELECT resource, key, row_values, row_types, commit_position, ordinal, $3, $4, $5 FROM merged
+            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values, row_types = EXCLUDED.row_types,
+                commit_position = EXCLUDED.commit_position,
                 ordinal = EXCLUDED.ordinal, node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
             """, [upserts, deletes, node, String(header.nodeEpoch), String(header.sequence)])
     }

@@ -11,6 +11,8 @@ public struct ResourceStateChanges: Sendable, Equatable {
         /// Column name → text form (nil = NULL). Unchanged TOAST columns are absent:
         /// they keep the stored value of `baseKey`'s row.
         public var values: [(String, String?)]
+        /// Column name → type tag (`ValueTypeTag`), so that backfill rebuilds typed values.
+        public var types: [(String, String)] = []
         /// The row whose stored values fill the absent columns: the same key, or the old
         /// key of a key change; nil when the row is complete and needs no stored values.
         public var baseKey: String?
@@ -72,19 +74,28 @@ public struct ResourceStateChanges: Sendable, Equatable {
                     pending = earlier
                 }
                 let carried = pending?.values ?? []
+                let carriedTypes = pending?.types ?? []
                 var values: [(String, String?)] = []
+                var types: [(String, String)] = []
                 var unresolved = false
                 for column in record.key + record.values {
                     if case .unchanged = column.value {
-                        if let earlier = carried.first(where: { $0.0 == column.name }) { values.append(earlier) } else { unresolved = true }
+                        if let earlier = carried.first(where: { $0.0 == column.name }) {
+                            values.append(earlier)
+                            if let type = carriedTypes.first(where: { $0.0 == column.name }) { types.append(type) }
+                        } else {
+                            unresolved = true
+                        }
                         continue
                     }
                     values.append((column.name, column.value.postgresText))
+                    if case .null = column.value { continue }  // NULL says nothing about the type: keep the stored tag
+                    types.append((column.name, ValueTypeTag.tag(of: column.value)))
                 }
                 // Only a row with a column neither sent nor carried needs the stored one.
                 let base: String? = unresolved ? (pending.map { $0.baseKey ?? key } ?? oldKey ?? key) : pending?.baseKey
                 set(Slot(resource: record.resource, key: key),
-                    .upsert(Upsert(resource: record.resource, key: key, values: values, baseKey: base, position: record.position)))
+                    .upsert(Upsert(resource: record.resource, key: key, values: values, types: types, baseKey: base, position: record.position)))
             }
         }
         var changes = ResourceStateChanges()
@@ -97,5 +108,36 @@ public struct ResourceStateChanges: Sendable, Equatable {
             }
         }
         return changes
+    }
+}
+
+/// A value's type as the hub's copy records it beside the text form: the value model's
+/// type name, or `other:` and PostgreSQL's own name for a type govex does not model.
+public enum ValueTypeTag {
+    public static func tag(of value: Value) -> String {
+        if case .other(let typeName, _) = value { return "other:" + typeName }
+        return value.typeName
+    }
+
+    public static func type(of tag: String?) -> ValueType {
+        switch tag ?? "text" {
+        case "bool": return .bool
+        case "int2": return .int2
+        case "int4": return .int4
+        case "int8": return .int8
+        case "float4": return .float4
+        case "float8": return .float8
+        case "numeric": return .numeric
+        case "bytea": return .bytea
+        case "date": return .date
+        case "time": return .time
+        case "timestamp": return .timestamp
+        case "timestamptz": return .timestamptz
+        case "uuid": return .uuid
+        case "json": return .json
+        case "jsonb": return .jsonb
+        case let other where other.hasPrefix("other:"): return .other(String(other.dropFirst(6)))
+        default: return .text
+        }
     }
 }

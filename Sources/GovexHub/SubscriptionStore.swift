@@ -15,24 +15,27 @@ extension HubStore {
 
     /// Records a subscription request; a live one (pending or active) for the same node and
     /// resource is answered again rather than duplicated.
-    public static func subscribe(node: String, resource code: String, columns: [String], purpose: String,
-                                 on sql: PostgresConnection) async throws -> SubscribeOutcome {
+    public func subscribe(node: String, resource code: String, columns: [String], purpose: String,
+                          on sql: PostgresConnection) async throws -> SubscribeOutcome {
         try await sql.transaction {
+            try await Self.lockProvider(of: code, on: sql)
             let resource = try await Catalog.read(on: sql).resources.first { $0.code == code }
             switch SubscriptionRules.decide(subscriber: node, resourceCode: code, resource: resource, columns: columns, purpose: purpose) {
             case .refuse(let code, let message):
                 return .refused(code: code, message: message)
             case .store(let status, let columns):
-                if let live = try await subscriptions(where: "subscriber = $1 AND resource = $2 AND status IN ('pending', 'active')",
-                                                      [node, code], on: sql).first {
+                if let live = try await Self.subscriptions(where: "subscriber = $1 AND resource = $2 AND status IN ('pending', 'active')",
+                                                           [node, code], on: sql).first {
                     return .stored(live)
                 }
                 let id = try await sql.query("""
                     INSERT INTO govex.subscriptions (subscriber, resource, columns, requested_columns, purpose, status, decided_at, decided_by)
                     VALUES ($1, $2, $3::text[], $3::text[], $4, $5, CASE WHEN $5 = 'active' THEN now() END, CASE WHEN $5 = 'active' THEN 'catalog' END)
                     RETURNING subscription_id
-                    """, [node, code, textArray(columns), purpose, status]).rows[0][0] ?? "0"
-                return .stored(try await subscriptions(where: "subscription_id = $1", [id], on: sql)[0])
+                    """, [node, code, Self.textArray(columns), purpose, status]).rows[0][0] ?? "0"
+                let stored = try await Self.subscriptions(where: "subscription_id = $1", [id], on: sql)[0]
+                if stored.status == "active", let resource { try await backfill(stored, resource: resource, on: sql) }
+                return .stored(try await Self.subscriptions(where: "subscription_id = $1", [id], on: sql)[0])
             }
         }
     }
@@ -55,12 +58,14 @@ extension HubStore {
     /// Approves, rejects or revokes a subscription, by its resource's provider or the hub
     /// administrator; records who, when and why. A revocation stops delivery at once: the
     /// delivery route and routing both require an active subscription.
-    public static func decide(subscription id: Int64, _ request: SubscriptionRules.DecisionRequest, by actor: String,
-                              on sql: PostgresConnection) async throws -> DecideOutcome {
+    public func decide(subscription id: Int64, _ request: SubscriptionRules.DecisionRequest, by actor: String,
+                       on sql: PostgresConnection) async throws -> DecideOutcome {
         try await sql.transaction {
-            guard let subscription = try await subscriptions(where: "subscription_id = $1", [String(id)], on: sql, locking: true).first else {
+            guard let found = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql).first else {
                 return .refused(status: 404, code: "unknown_subscription", message: "there is no subscription \(id)")
             }
+            try await Self.lockProvider(of: found.resource, on: sql)
+            let subscription = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql, locking: true)[0]
             let resource = try await Catalog.read(on: sql).resources.first { $0.code == subscription.resource }
             switch SubscriptionRules.decide(request, on: subscription, resource: resource, by: actor) {
             case .refuse(let code, let message):
@@ -71,8 +76,14 @@ extension HubStore {
                     UPDATE govex.subscriptions SET status = $2, columns = $3::text[], filter = $4, masks = $5::jsonb,
                         decided_at = now(), decided_by = $6, reason = $7
                     WHERE subscription_id = $1
-                    """, [String(id), status, textArray(columns), filter, masksJSON, actor, request.reason])
-                return .decided(try await subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0])
+                    """, [String(id), status, Self.textArray(columns), filter, masksJSON, actor, request.reason])
+                let decided = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0]
+                // Newly active, or active under new terms: the state first, then the stream.
+                let termsChanged = decided.columns != subscription.columns || decided.filter != subscription.filter || decided.masks != subscription.masks
+                if decided.status == "active", subscription.status != "active" || termsChanged, let resource {
+                    try await backfill(decided, resource: resource, on: sql)
+                }
+                return .decided(try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0])
             }
         }
     }
@@ -147,7 +158,7 @@ extension HubStore {
         }
         let policy = try await Self.policy(of: subscription, on: sql)
         let rows = try await sql.query("""
-            SELECT d.delivery::text, b.bytes IS NULL, b.bytes
+            SELECT d.delivery::text, b.bytes IS NULL AND d.payload IS NULL, coalesce(d.payload, b.bytes), d.payload IS NOT NULL
             FROM govex.deliveries d
             LEFT JOIN govex.batches b ON b.node_id = d.node_id AND b.epoch = d.epoch AND b.sequence = d.sequence AND b.received_at = d.received_at
             WHERE d.subscription_id = $1 AND d.delivery > $2
@@ -161,6 +172,13 @@ extension HubStore {
                 if !issued.isEmpty { break }
                 return .refused(status: 410, code: "delivery_expired",
                                 message: "delivery \(delivery) of subscription \(id) re-issues a batch past the hub's retention; subscribe again to be backfilled")
+            }
+            if row[3] == "t" {
+                // A backfill page, issued when the subscription became active.
+                issued.append(Self.bytea(row[2]))
+                bytes += issued[issued.count - 1].count
+                if bytes >= maxBytes { break }
+                continue
             }
             let origin = try BatchFile(bytes: Self.bytea(row[2]))
             let createdAt = Int64(Date().timeIntervalSince1970 * 1_000_000)

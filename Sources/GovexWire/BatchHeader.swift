@@ -202,8 +202,9 @@ public struct BatchHeader: Sendable, Hashable {
             guard firstPosition <= lastPosition else { throw .invalidHeader(field: "first_position", reason: "is after last_position") }
         }
         if positionType == .none {
-            guard firstPosition == SourcePosition(commit: 0, ordinal: 0), lastPosition == firstPosition, completeThrough == 0 else {
-                throw .invalidHeader(field: "position_type", reason: "is none, so positions must be 0")
+            // Hub-made batches number their records by ordinal alone.
+            guard firstPosition.commit == 0, lastPosition.commit == 0, completeThrough == 0 else {
+                throw .invalidHeader(field: "position_type", reason: "is none, so complete_through and the positions' commit parts must be 0")
             }
         }
         if kind == .delivery, provenance == nil { throw .invalidHeader(field: "provenance", reason: "a delivery batch must name its origin") }

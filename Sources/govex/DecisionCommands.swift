@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GovexAgent
 import GovexHub
+import GovexKeyStore
 import GovexPostgres
 import GovexWire
 
@@ -152,8 +153,10 @@ struct HubSubscriptionDecide: AsyncParsableCommand {
         let configuration = try hub.load()
         let request = try options.request(decision, columns: terms.columns, filter: terms.filter, masks: terms.mask)
         try await reportingFailure {
+            // Backfill pages are signed with the hub's key.
+            let store = HubStore(hubKey: try KeyStore.loadSigningKey(path: configuration.keysDirectory + "/" + KeyStore.privateKeyFileName))
             let outcome = try await PostgresConnection.with(configuration.database, name: "govex-hub-admin") { sql in
-                try await HubStore.decide(subscription: options.subscription, request, by: SubscriptionRules.hubAdministrator, on: sql)
+                try await store.decide(subscription: options.subscription, request, by: SubscriptionRules.hubAdministrator, on: sql)
             }
             switch outcome {
             case .decided(let subscription):

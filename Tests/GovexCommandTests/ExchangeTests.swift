@@ -34,7 +34,7 @@ struct ExchangeTests {
     /// A hub (running) whose catalog shares GA-RK-0001 (gongan's residents, without `secret`)
     /// unconditionally; both departments enrolled; B's table created by `govex check --apply`
     /// from the DDL it prints; B subscribed. Neither agent is started.
-    static func withDepartments(_ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
+    static func withDepartments(subscribe: Bool = true, _ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
         try await TestPostgres.withDatabase { hubDatabase in
             try await TestPostgres.withDatabase { aDatabase in
                 try await TestPostgres.withDatabase { bDatabase in
@@ -80,8 +80,10 @@ struct ExchangeTests {
                                 let applied = try await Subprocess.run([govex, "check", "--apply", "--config", bConfig])
                                 #expect(applied.status == 0, "\(applied.output)")
 
-                                let subscribed = try await Subprocess.run([govex, "subscribe", "--resource", "GA-RK-0001", "--config", bConfig])
-                                #expect(subscribed.status == 0 && subscribed.output.contains("is active: columns id, name"), "\(subscribed.output)")
+                                if subscribe {
+                                    let subscribed = try await Subprocess.run([govex, "subscribe", "--resource", "GA-RK-0001", "--config", bConfig])
+                                    #expect(subscribed.status == 0 && subscribed.output.contains("is active: columns id, name"), "\(subscribed.output)")
+                                }
 
                                 try await body(Departments(hubConfig: hubConfig, hubSQL: hubSQL, aSQL: aSQL, bSQL: bSQL, aConfig: aConfig,
                                                            bConfig: bConfig, aSlot: aSlot, port: port, bDatabase: bDatabase), hub)
@@ -245,6 +247,43 @@ struct ExchangeTests {
             a.signal(SIGTERM)
             let stopped = await a.finish()
             #expect(stopped.status == 0, "\(stopped.output)")
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
+
+    @Test("B subscribes while A's changes are flowing: the backfill from the hub's copy and the stream meet without a gap or a double")
+    func lateSubscriber() async throws {
+        try await Self.withDepartments(subscribe: false) { departments, hub in
+            let (aSQL, bSQL) = (departments.aSQL, departments.bSQL)
+            try await aSQL.query("INSERT INTO residents SELECT g, 'v0-' || g, 's' FROM generate_series(1, 3000) g")
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            let writer = try await PostgresConnection.connect(departments.bDatabase.conninfo.replacingOccurrences(
+                of: departments.bDatabase.name, with: try await aSQL.query("SELECT current_database()").rows[0][0] ?? ""))
+            let workload = Task {
+                for round in 1...80 {
+                    try await writer.query("UPDATE residents SET name = 'v\(round)-' || id WHERE id % 13 = \(round % 13)")
+                    try await writer.query("DELETE FROM residents WHERE id = \(round * 7)")
+                    try await writer.query("INSERT INTO residents VALUES (\(10_000 + round), 'new\(round)', 's')")
+                    try await Task.sleep(for: .milliseconds(40))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(1500))
+            let subscribed = try await Subprocess.run([Self.govex, "subscribe", "--resource", "GA-RK-0001", "--config", departments.bConfig])
+            #expect(subscribed.status == 0, "\(subscribed.output)")
+            try await workload.value
+            await writer.close()
+            let converged = try await AgentPushTests.eventually {
+                try await Self.contents(aSQL, "residents") == Self.contents(bSQL, "shared.residents")
+            }
+            let (aNow, bNow) = (try await Self.contents(aSQL, "residents"), try await Self.contents(bSQL, "shared.residents"))
+            #expect(converged, "A \(aNow), B \(bNow)")
+            let bLog = (try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? ""
+            #expect(bLog.contains("backfill"), "progress of the backfill is visible at B: \(bLog)")
+            for process in [a, b] { process.signal(SIGTERM) }
+            let (aStopped, bStopped) = (await a.finish(), await b.finish())
+            #expect(aStopped.status == 0 && bStopped.status == 0)
             hub.signal(SIGTERM)
             _ = await hub.finish()
         }

@@ -61,9 +61,14 @@ struct SubscriptionTests {
             let garbage = try await Self.post(hub, "/v1/subscriptions", json: "[", identity: minzheng)
             #expect(garbage.status == 400)
 
+            // First the backfill: the hub's copy (empty so far) as one snapshot page that starts with a truncate.
+            let backfill = try Delivery.unframe(try await HubServerTests.curlGet(hub, "/v1/deliveries?subscription=\(id)&after=0", identity: minzheng))
+            let page = try Delivery.verify(try #require(backfill.first), hubKey: VectorKeys.hub.publicKey, subscriptionID: Int64(id)) { _, _ in nil }
+            #expect(backfill.count == 1 && page.sequence == 1 && page.originNode == "hub" && page.records.map(\.operation) == [.truncate])
+
             // A long-poll that starts before the push returns with it, well before its wait ends.
             let started = ContinuousClock.now
-            async let polled = HubServerTests.curlGet(hub, "/v1/deliveries?subscription=\(id)&after=0&wait=20", identity: minzheng)
+            async let polled = HubServerTests.curlGet(hub, "/v1/deliveries?subscription=\(id)&after=1&wait=20", identity: minzheng)
             try await Task.sleep(for: .milliseconds(500))
             let pushed = try await HubServerTests.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: gongan)
             #expect(pushed.status == 200)
@@ -74,12 +79,12 @@ struct SubscriptionTests {
             let verified = try Delivery.verify(files[0], hubKey: VectorKeys.hub.publicKey, subscriptionID: Int64(id)) { node, _ in
                 node == "gongan" ? VectorKeys.gongan.publicKey : nil
             }
-            #expect(verified.sequence == 1 && verified.originNode == "gongan" && verified.originSequence == 1)
+            #expect(verified.sequence == 2 && verified.originNode == "gongan" && verified.originSequence == 1)
             #expect(verified.records.allSatisfy { record in record.values.allSatisfy { $0.name == "name" } })
 
             let foreign = try await HubServerTests.curlStatus(hub, "/v1/deliveries?subscription=\(id)&after=0", identity: zhujian)
             #expect(foreign == 404, "another node cannot read the stream")
-            let acked = try await Self.post(hub, "/v1/deliveries/ack", json: #"{"subscription":\#(id),"through":"1"}"#, identity: minzheng)
+            let acked = try await Self.post(hub, "/v1/deliveries/ack", json: #"{"subscription":\#(id),"through":"2"}"#, identity: minzheng)
             #expect(acked.status == 200)
             let tooFar = try await Self.post(hub, "/v1/deliveries/ack", json: #"{"subscription":\#(id),"through":"5"}"#, identity: minzheng)
             #expect(tooFar.status == 409)

@@ -155,8 +155,8 @@ def check_header(h):
         raise BatchError("limit_exceeded", "compressed_length")
     if h["record_count"] > 0 and h["first_position"] > h["last_position"]:
         raise BatchError("invalid_header", "first_position after last_position")
-    if h["position_type"] == 0 and (h["first_position"] != (0, 0) or h["last_position"] != (0, 0) or h["complete_through"]):
-        raise BatchError("invalid_header", "positions must be zero")
+    if h["position_type"] == 0 and (h["first_position"][0] != 0 or h["last_position"][0] != 0 or h["complete_through"]):
+        raise BatchError("invalid_header", "positions must have commit zero")
     if h["kind"] == 4 and h["provenance"] is None:
         raise BatchError("invalid_header", "delivery without provenance")
     if len({e[0] for e in h["extensions"]}) != len(h["extensions"]):

@@ -1,0 +1,91 @@
+import Foundation
+import GovexAPI
+import GovexPolicy
+import GovexPostgres
+import GovexWire
+
+/// Backfill: a subscription that becomes active, or whose terms change, first receives
+/// the resource's current state from the hub's copy, then the change stream.
+public enum Backfill {
+    public static let pageRows = 5_000
+
+    /// A row of the hub's copy: column → text form (nil = NULL) and column → type tag.
+    public struct StoredRow: Sendable, Equatable {
+        public var values: [String: String?]
+        public var types: [String: String]
+
+        public init(values: [String: String?], types: [String: String]) {
+            self.values = values
+            self.types = types
+        }
+    }
+
+    /// The records that rebuild a subscriber's table from the hub's copy, in pages: the
+    /// first starts with a truncate. Pure. Columns follow the catalog's order; a value whose
+    /// stored text does not read as its recorded type travels as text (PostgreSQL, at the
+    /// subscriber, converts text into the column's type either way).
+    public static func pages(of rows: [StoredRow], resource: Catalog.Resource, pageRows: Int = pageRows) -> [[ChangeRecord]] {
+        // Hub-made: no source order, records numbered by ordinal (position type none).
+        var ordinal: UInt32 = 0
+        func next() -> SourcePosition {
+            defer { ordinal = ordinal % UInt32(max(1, pageRows)) == UInt32(max(1, pageRows)) - 1 ? 0 : ordinal + 1 }
+            return SourcePosition(commit: 0, ordinal: ordinal)
+        }
+        func column(_ name: String, of row: StoredRow) -> Column {
+            guard let stored = row.values[name], let text = stored else { return Column(name, .null) }
+            let value = (try? Value(postgresText: text, type: ValueTypeTag.type(of: row.types[name]))) ?? .text(text)
+            return Column(name, value)
+        }
+        var records = [ChangeRecord(operation: .truncate, resource: resource.code, position: next())]
+        records.reserveCapacity(rows.count + 1)
+        let valueColumns = resource.columns.filter { !resource.key.contains($0) }
+        for row in rows {
+            records.append(ChangeRecord(operation: .insert, resource: resource.code, position: next(),
+                                        key: resource.key.map { column($0, of: row) }, values: valueColumns.map { column($0, of: row) }))
+        }
+        return stride(from: 0, to: records.count, by: max(1, pageRows)).map { Array(records[$0..<min($0 + max(1, pageRows), records.count)]) }
+    }
+}
+
+extension HubStore {
+    /// Locks the ledger of a resource's provider: ingest holds it for its whole transaction,
+    /// so while it is held no batch of that resource is half-way, and the state read next is
+    /// exactly what routing has not yet sent. Lock order: ledger, then subscription.
+    static func lockProvider(of resource: String, on sql: PostgresConnection) async throws {
+        try await sql.query("""
+            SELECT 1 FROM govex.nodes WHERE node_id = (SELECT provider FROM govex.catalog_resources WHERE code = $1) FOR UPDATE
+            """, [resource])
+    }
+
+    /// Appends the backfill of `subscription` to its stream, inside the caller's transaction
+    /// (which holds the provider's ledger lock): one page per `Backfill.pageRows` rows, each a
+    /// hub-signed snapshot delivery with the subscription's policy applied. Returns the pages.
+    @discardableResult
+    func backfill(_ subscription: Subscription, resource: Catalog.Resource, on sql: PostgresConnection) async throws -> Int {
+        struct Row: Decodable {
+            let values: [String: String?]
+            let types: [String: String]
+        }
+        let stored = try await sql.query("""
+            SELECT json_build_object('values', row_values, 'types', row_types)::text FROM govex.resource_rows WHERE resource = $1 ORDER BY key
+            """, [resource.code]).rows.map { row in
+            let decoded = try JSONDecoder().decode(Row.self, from: Data((row[0] ?? "{}").utf8))
+            return Backfill.StoredRow(values: decoded.values, types: decoded.types)
+        }
+        let policy = try await Self.policy(of: subscription, on: sql)
+        let pages = Backfill.pages(of: stored, resource: resource)
+        var delivery = subscription.nextDelivery
+        for page in pages {
+            let shaped = try policy.apply(to: page, resource: resource.code) ?? page
+            let file = try Delivery.issueBackfill(shaped, subscriptionID: subscription.id, delivery: delivery, hubKey: hubKey,
+                                                  createdAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            try await sql.query("INSERT INTO govex.deliveries (subscription_id, delivery, payload) VALUES ($1, $2, $3::bytea)",
+                                [String(subscription.id), String(delivery), "\\x" + Hex.encode(file)])
+            delivery += 1
+        }
+        try await sql.query("UPDATE govex.subscriptions SET next_delivery = $2 WHERE subscription_id = $1",
+                            [String(subscription.id), String(delivery)])
+        try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [Self.deliveryChannel, String(subscription.id)])
+        return pages.count
+    }
+}
