@@ -288,4 +288,54 @@ struct ExchangeTests {
             _ = await hub.finish()
         }
     }
+
+    @Test("conditional: B's request waits; A approves with a mask from its agent's command line; B receives masked rows; A revokes")
+    func conditionalByCommandLine() async throws {
+        try await Self.withDepartments(subscribe: false) { departments, hub in
+            let (aSQL, bSQL) = (departments.aSQL, departments.bSQL)
+            let catalog = Subprocess.temporaryDirectory("govex-catalog") + "/catalog.toml"
+            try """
+                [[resource]]
+                code = "GA-RK-0001"
+                name = "Residents"
+                provider = "gongan"
+                share = "conditional"
+                key = ["id"]
+                columns = ["id", "name"]
+                """.write(toFile: catalog, atomically: true, encoding: .utf8)
+            try await Subprocess.checkAsync([Self.govex, "hub", "catalog", "apply", catalog, "--config", departments.hubConfig])
+            try await aSQL.query("INSERT INTO residents SELECT g, '王' || g, 's' FROM generate_series(1, 20) g")
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+
+            let asked = try await Subprocess.run([Self.govex, "subscribe", "--resource", "GA-RK-0001", "--config", departments.bConfig])
+            #expect(asked.output.contains("is pending"), "\(asked.output)")
+            let pending = try await Subprocess.run([Self.govex, "subscriptions", "--pending", "--config", departments.aConfig])
+            let id = try #require(pending.output.split(separator: "\n").dropFirst().first?.split(separator: "\t").first.map(String.init), "\(pending.output)")
+            #expect(pending.output.contains("minzheng"))
+            let refused = try await Subprocess.run([Self.govex, "approve", id, "--reason", "ok", "--mask", "id=keep(1,0)", "--config", departments.aConfig])
+            #expect(refused.status == 1 && refused.output.contains("use pseudonym"), "\(refused.output)")
+            let approved = try await Subprocess.run([Self.govex, "approve", id, "--reason", "agreement 17", "--mask", "name=keep(1,0)",
+                                                     "--config", departments.aConfig])
+            #expect(approved.status == 0 && approved.output.contains("is active") && approved.output.contains("name=keep(1,0)"), "\(approved.output)")
+
+            try await aSQL.query("UPDATE residents SET name = '李四' WHERE id = 5")
+            #expect(try await AgentPushTests.eventually {
+                try await bSQL.query("SELECT count(*) FILTER (WHERE name ~ '^王[*]+$'), count(*) FILTER (WHERE name = '李*') FROM shared.residents").rows[0] == ["19", "1"]
+            }, "backfill and stream arrive masked: \((try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? "")")
+
+            let revoked = try await Subprocess.run([Self.govex, "revoke", id, "--reason", "agreement ended", "--config", departments.aConfig])
+            #expect(revoked.status == 0 && revoked.output.contains("is revoked"), "\(revoked.output)")
+            try await aSQL.query("UPDATE residents SET name = '赵六' WHERE id = 6")
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await bSQL.query("SELECT name FROM shared.residents WHERE id = '6'").rows.first?[0] == "王*", "nothing after the revocation")
+            let listed = try await Subprocess.run([Self.govex, "hub", "subscriptions", "--json", "--config", departments.hubConfig])
+            #expect(listed.output.contains(#""status":"revoked""#) && listed.output.contains(#""reason":"agreement ended""#), "\(listed.output)")
+
+            for process in [a, b] { process.signal(SIGTERM) }
+            _ = (await a.finish(), await b.finish())
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
 }
