@@ -18,9 +18,13 @@ public struct Receipt: Codable, Sendable, Equatable {
     public var receivedAt: String
     /// The hub signing key's id, hex.
     public var hubKeyID: String
+    /// The audit trail's head once this batch was recorded: an anchor the agent keeps, so
+    /// that a rewritten chain is caught (`govex hub audit verify --anchors`).
+    public var auditEntry: String?
+    public var auditDigest: String?
 
     public init(node: String, epoch: UInt64, sequence: UInt64, digest: [UInt8], accepted: Bool, reason: String?,
-                receivedAt: String, hubKeyID: [UInt8]) {
+                receivedAt: String, hubKeyID: [UInt8], audit: (entry: UInt64, digest: [UInt8])? = nil) {
         self.node = node
         self.epoch = String(epoch)
         self.sequence = String(sequence)
@@ -29,6 +33,8 @@ public struct Receipt: Codable, Sendable, Equatable {
         self.reason = reason
         self.receivedAt = receivedAt
         self.hubKeyID = Hex.encode(hubKeyID)
+        self.auditEntry = audit.map { String($0.entry) }
+        self.auditDigest = audit.map { Hex.encode($0.digest) }
     }
 }
 

@@ -91,7 +91,10 @@ public enum AgentRunner {
         let outbox = try Outbox(configuration: capture)
         let link = try configuration.hubURL.map { url in try connectToHub(url: url, configuration: configuration) }
         let captures = !configuration.publish.isEmpty
-        let pusher = captures ? link.map { BatchPusher(outbox: outbox, client: $0.client, hubKey: $0.hubKey, nodeID: configuration.nodeID, log: { log($0, $1) }) } : nil
+        let pusher = captures ? link.map {
+            BatchPusher(outbox: outbox, client: $0.client, hubKey: $0.hubKey, nodeID: configuration.nodeID,
+                        anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
+        } : nil
         if let link, captures {
             let publish = await checkAgainstCatalog(configuration, client: link.client)
             capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)

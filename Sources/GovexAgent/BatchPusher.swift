@@ -14,9 +14,14 @@ public final class BatchPusher: Sendable {
     let nodeID: String
     let inFlight: Int
     let log: @Sendable (Int, String) -> Void
+    /// Where the latest receipts are kept: each holds the hub's signed audit head, an anchor
+    /// for `govex hub audit verify --anchors`.
+    let anchorsDirectory: String?
+    static let anchorsKept = 64
 
-    public init(outbox: Outbox, client: HubClient, hubKey: VerifyingKey, nodeID: String, inFlight: Int = 4,
+    public init(outbox: Outbox, client: HubClient, hubKey: VerifyingKey, nodeID: String, inFlight: Int = 4, anchorsDirectory: String? = nil,
                 log: @escaping @Sendable (Int, String) -> Void) {
+        self.anchorsDirectory = anchorsDirectory
         self.outbox = outbox
         self.client = client
         self.hubKey = hubKey
@@ -104,7 +109,21 @@ public final class BatchPusher: Sendable {
         } catch {
             return .retry("the hub is unreachable (\(error))")
         }
-        return Self.judge(response, bytes: bytes, sequence: sequence, nodeID: nodeID, hubKey: hubKey)
+        let outcome = Self.judge(response, bytes: bytes, sequence: sequence, nodeID: nodeID, hubKey: hubKey)
+        if case .retry = outcome {} else { keepAnchor(response.body, sequence: sequence) }
+        return outcome
+    }
+
+    /// Keeps a verified receipt (the latest `anchorsKept`), for its signed audit head.
+    func keepAnchor(_ receipt: [UInt8], sequence: UInt64) {
+        guard let directory = anchorsDirectory else { return }
+        let manager = FileManager.default
+        try? manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let digits = String(sequence)
+        let name = "receipt-" + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".json"  // sorts by sequence
+        guard manager.createFile(atPath: directory + "/" + name, contents: Data(receipt)) else { return }
+        let kept = ((try? manager.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("receipt-") }.sorted()
+        for old in kept.dropLast(Self.anchorsKept) { try? manager.removeItem(atPath: directory + "/" + old) }
     }
 
     /// Pure: a hub response for a pushed batch → what the agent does with the batch.

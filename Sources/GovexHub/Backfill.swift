@@ -86,6 +86,9 @@ extension HubStore {
         try await sql.query("UPDATE govex.subscriptions SET next_delivery = $2 WHERE subscription_id = $1",
                             [String(subscription.id), String(delivery)])
         try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [Self.deliveryChannel, String(subscription.id)])
+        try await Self.audit("backfill_routed", subject: "subscription \(subscription.id)", actor: SubscriptionRules.hubAdministrator,
+                             details: [("rows", String(stored.count)), ("deliveries", BatchJSON.string("\(subscription.nextDelivery)...\(delivery - 1)"))],
+                             on: sql)
         return pages.count
     }
 }

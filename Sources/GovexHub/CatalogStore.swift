@@ -47,6 +47,8 @@ extension Catalog {
                     """, [subject.code, subject.name, subject.keyKind, fields])
             }
             try await sql.query("DELETE FROM govex.catalog_subjects WHERE NOT (code = ANY($1::text[]))", [store.textArray(subjects.map(\.code))])
+            try await HubStore.audit("catalog_applied", subject: "catalog", actor: SubscriptionRules.hubAdministrator,
+                                     details: [("changes", BatchJSON.stringArray(plan))], on: sql)
             return plan
         }
     }

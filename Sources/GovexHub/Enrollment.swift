@@ -30,6 +30,8 @@ public enum Enrollment {
             try await sql.query("""
                 INSERT INTO govex.enrollment_tokens (token_hash, node_id, expires_at) VALUES ($1::bytea, $2, now() + $3::int * interval '1 hour')
                 """, [tokenHash(token), nodeID, String(hours)])
+            try await HubStore.audit("enrollment_token_issued", subject: nodeID, actor: SubscriptionRules.hubAdministrator,
+                                     details: [("valid_hours", String(hours))], on: sql)
         }
         return token
     }
@@ -70,6 +72,9 @@ public enum Enrollment {
                 INSERT INTO govex.certificates (serial, node_id, not_after, pem) VALUES ($1, $2, $3::timestamptz, $4)
                 """, [certificate.serialNumber.description, nodeID, ISO8601DateFormatter().string(from: certificate.notValidAfter), pem])
             try await HubStore.registerKey(signingKey, for: nodeID, on: sql)
+            try await HubStore.audit("node_enrolled", subject: nodeID, actor: nodeID,
+                                     details: [("certificate_serial", BatchJSON.string(certificate.serialNumber.description)),
+                                               ("signing_key_id", BatchJSON.string(Hex.encode(signingKey.keyID)))], on: sql)
             return Granted(certificatePEM: pem, caPEM: try ca.certificate.serializeAsPEM().pemString, hubSigningKeyPEM: hubSigningKey.pem)
         }
     }

@@ -183,6 +183,25 @@ public enum HubSchema {
                 ADD COLUMN payload bytea,
                 ADD CONSTRAINT deliveries_source CHECK ((payload IS NULL) = (node_id IS NOT NULL));
             """),
+        Migration(version: 6, description: "the audit trail: a hash chain with one head", sql: """
+            CREATE TABLE govex.audit_log (
+                entry bigint PRIMARY KEY,
+                at timestamptz NOT NULL,
+                actor text NOT NULL,
+                action text NOT NULL,
+                subject text NOT NULL,
+                details text NOT NULL,            -- canonical JSON, kept as text so its bytes never change
+                previous_digest bytea NOT NULL,
+                digest bytea NOT NULL
+            );
+            -- One row: the chain's head, locked by every append so that replicas keep one chain.
+            CREATE TABLE govex.audit_head (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                entry bigint NOT NULL,
+                digest bytea NOT NULL
+            );
+            INSERT INTO govex.audit_head (entry, digest) VALUES (0, decode(repeat('00', 32), 'hex'));
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

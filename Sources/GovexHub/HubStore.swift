@@ -53,7 +53,10 @@ public struct HubStore: Sendable {
         try await sql.transaction {
             let found = try await sql.query("UPDATE govex.nodes SET revoked_at = coalesce(revoked_at, now()) WHERE node_id = $1",
                                             [nodeID]).affectedRows == 1
-            if found { try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [revocationChannel, nodeID]) }
+            if found {
+                try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [revocationChannel, nodeID])
+                try await audit("node_revoked", subject: nodeID, actor: SubscriptionRules.hubAdministrator, on: sql)
+            }
             return found
         }
     }
@@ -138,15 +141,6 @@ public struct HubStore: Sendable {
                 let receivedAt = try await sql.query("""
                     SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                     """).rows[0][0] ?? ""
-                let receipt = try SignedReceipt.sign(
-                    Receipt(node: authenticatedNode, epoch: header.nodeEpoch, sequence: header.sequence, digest: digest,
-                            accepted: accepted, reason: reason, receivedAt: receivedAt, hubKeyID: hubKey.publicKey.keyID),
-                    with: hubKey).wire
-                try await sql.query("""
-                    INSERT INTO govex.batch_index (node_id, epoch, sequence, received_at, digest, accepted, reason, receipt)
-                    VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
-                    """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
-                          accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
                 try await sql.query("""
                     INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes)
                     VALUES ($1, $2, $3, now(), $4, $5, $6::bytea)
@@ -155,10 +149,30 @@ public struct HubStore: Sendable {
                 let next = IngestRules.advance(ledger!, by: header)
                 try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
+                var routed: [Int64] = []
                 if accepted {
                     try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
-                    try await Self.route(node: authenticatedNode, header: header, on: sql)
+                    routed = try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
+                // Last, so that the audit head (one lock for the whole hub) is held only to commit.
+                let audit = try await Self.audit(accepted ? "batch_accepted" : "batch_rejected", subject: authenticatedNode, actor: authenticatedNode,
+                                                 details: [("epoch", BatchJSON.string(String(header.nodeEpoch))),
+                                                           ("sequence", BatchJSON.string(String(header.sequence))),
+                                                           ("digest", BatchJSON.string(Hex.encode(digest))),
+                                                           ("records", String(header.recordCount)),
+                                                           ("resources", BatchJSON.stringArray(header.resources)),
+                                                           ("reason", reason.map(BatchJSON.string) ?? "null"),
+                                                           ("routed_to_subscriptions", "[" + routed.map(String.init).joined(separator: ",") + "]")],
+                                                 on: sql)
+                let receipt = try SignedReceipt.sign(
+                    Receipt(node: authenticatedNode, epoch: header.nodeEpoch, sequence: header.sequence, digest: digest,
+                            accepted: accepted, reason: reason, receivedAt: receivedAt, hubKeyID: hubKey.publicKey.keyID, audit: audit),
+                    with: hubKey).wire
+                try await sql.query("""
+                    INSERT INTO govex.batch_index (node_id, epoch, sequence, received_at, digest, accepted, reason, receipt)
+                    VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
+                    """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
+                          accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
                 return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected")
             }
         }

@@ -21,8 +21,11 @@ extension HubStore {
             try await Self.lockProvider(of: code, on: sql)
             let resource = try await Catalog.read(on: sql).resources.first { $0.code == code }
             switch SubscriptionRules.decide(subscriber: node, resourceCode: code, resource: resource, columns: columns, purpose: purpose) {
-            case .refuse(let code, let message):
-                return .refused(code: code, message: message)
+            case .refuse(let refusal, let message):
+                try await Self.audit("subscription_refused", subject: code, actor: node,
+                                     details: [("purpose", BatchJSON.string(purpose)), ("refusal", BatchJSON.string(refusal)),
+                                               ("reason", BatchJSON.string(message))], on: sql)
+                return .refused(code: refusal, message: message)
             case .store(let status, let columns):
                 if let live = try await Self.subscriptions(where: "subscriber = $1 AND resource = $2 AND status IN ('pending', 'active')",
                                                            [node, code], on: sql).first {
@@ -34,6 +37,9 @@ extension HubStore {
                     RETURNING subscription_id
                     """, [node, code, Self.textArray(columns), purpose, status]).rows[0][0] ?? "0"
                 let stored = try await Self.subscriptions(where: "subscription_id = $1", [id], on: sql)[0]
+                try await Self.audit("subscription_requested", subject: "subscription \(id)", actor: node,
+                                     details: [("resource", BatchJSON.string(code)), ("purpose", BatchJSON.string(purpose)),
+                                               ("columns", BatchJSON.stringArray(columns)), ("status", BatchJSON.string(status))], on: sql)
                 if stored.status == "active", let resource { try await backfill(stored, resource: resource, on: sql) }
                 return .stored(try await Self.subscriptions(where: "subscription_id = $1", [id], on: sql)[0])
             }
@@ -78,6 +84,11 @@ extension HubStore {
                     WHERE subscription_id = $1
                     """, [String(id), status, Self.textArray(columns), filter, masksJSON, actor, request.reason])
                 let decided = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0]
+                let action = ["approve": "approved", "reject": "rejected", "revoke": "revoked"][request.decision] ?? request.decision
+                try await Self.audit("subscription_" + action, subject: "subscription \(id)", actor: actor,
+                                     details: [("reason", BatchJSON.string(request.reason)), ("status", BatchJSON.string(status)),
+                                               ("columns", BatchJSON.stringArray(columns)), ("filter", filter.map(BatchJSON.string) ?? "null"),
+                                               ("masks", masksJSON)], on: sql)
                 // Newly active, or active under new terms: the state first, then the stream.
                 let termsChanged = decided.columns != subscription.columns || decided.filter != subscription.filter || decided.masks != subscription.masks
                 if decided.status == "active", subscription.status != "active" || termsChanged, let resource {
@@ -124,7 +135,8 @@ extension HubStore {
     /// resources. Runs inside the ingest transaction, under the provider's ledger lock, which
     /// is what serialises each stream's numbering (a resource has one provider). Subscribers
     /// waiting on any hub replica are woken by the NOTIFY when the transaction commits.
-    static func route(node: String, header: BatchHeader, on sql: PostgresConnection) async throws {
+    @discardableResult
+    static func route(node: String, header: BatchHeader, on sql: PostgresConnection) async throws -> [Int64] {
         try await sql.query("""
             WITH routed AS (
                 UPDATE govex.subscriptions SET next_delivery = next_delivery + 1
@@ -135,8 +147,9 @@ extension HubStore {
                 SELECT subscription_id, delivery, $2, $3, $4, now() FROM routed
                 RETURNING subscription_id
             )
-            SELECT pg_catalog.pg_notify($5, subscription_id::text) FROM stored
+            SELECT subscription_id::text, pg_catalog.pg_notify($5, subscription_id::text) FROM stored
             """, [textArray(header.resources), node, String(header.nodeEpoch), String(header.sequence), deliveryChannel])
+            .rows.compactMap { $0[0].flatMap { Int64($0) } }
     }
 
     public enum DeliveriesOutcome: Sendable {
@@ -194,9 +207,16 @@ extension HubStore {
     /// Records how far a subscriber has applied its stream (monotonic; a late ack of an
     /// older delivery changes nothing). False when `through` was never delivered.
     public static func acknowledge(subscription id: Int64, for node: String, through: UInt64, on sql: PostgresConnection) async throws -> Bool {
-        try await sql.query("""
-            UPDATE govex.subscriptions SET acked_through = greatest(acked_through, $3), acked_at = now()
-            WHERE subscription_id = $1 AND subscriber = $2 AND $3 < next_delivery
-            """, [String(id), node, String(through)]).affectedRows == 1
+        try await sql.transaction {
+            let recorded = try await sql.query("""
+                UPDATE govex.subscriptions SET acked_through = greatest(acked_through, $3), acked_at = now()
+                WHERE subscription_id = $1 AND subscriber = $2 AND $3 < next_delivery
+                """, [String(id), node, String(through)]).affectedRows == 1
+            if recorded {
+                try await audit("deliveries_acknowledged", subject: "subscription \(id)", actor: node,
+                                details: [("through", BatchJSON.string(String(through)))], on: sql)
+            }
+            return recorded
+        }
     }
 }

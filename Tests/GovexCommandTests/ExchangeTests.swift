@@ -17,6 +17,7 @@ struct ExchangeTests {
         let aConfig: String
         let bConfig: String
         let aSlot: String
+        let aDataDir: String
         let port: Int
         let bDatabase: TestDatabase
     }
@@ -66,7 +67,7 @@ struct ExchangeTests {
                     try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
                         try await PostgresConnection.with(aDatabase.conninfo) { aSQL in
                             try await PostgresConnection.with(bDatabase.conninfo) { bSQL in
-                                let (_, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL)
+                                let (aDataDir, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL)
                                 let bDataDir = Subprocess.temporaryDirectory("govex-b")
                                 try Subprocess.check([govex, "keygen", "--out", bDataDir + "/keys"])
                                 let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port))
@@ -86,7 +87,7 @@ struct ExchangeTests {
                                 }
 
                                 try await body(Departments(hubConfig: hubConfig, hubSQL: hubSQL, aSQL: aSQL, bSQL: bSQL, aConfig: aConfig,
-                                                           bConfig: bConfig, aSlot: aSlot, port: port, bDatabase: bDatabase), hub)
+                                                           bConfig: bConfig, aSlot: aSlot, aDataDir: aDataDir, port: port, bDatabase: bDatabase), hub)
                                 try? await aSQL.dropSlot(aSlot)
                             }
                         }
@@ -137,6 +138,15 @@ struct ExchangeTests {
 
             let listed = try await Subprocess.run([Self.govex, "subscriptions", "--json", "--config", departments.bConfig])
             #expect(listed.status == 0 && listed.output.contains("\"status\":\"active\""), "\(listed.output)")
+
+            // The audit trail holds against the anchors A kept from its receipts; an edit is named.
+            let anchors = departments.aDataDir + "/anchors"
+            let audited = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", anchors, "--config", departments.hubConfig])
+            #expect(audited.status == 0 && audited.output.contains("audit trail holds"), "\(audited.output)")
+            #expect(!audited.output.contains(" 0 anchors checked"))
+            try await departments.hubSQL.query("UPDATE govex.audit_log SET actor = 'someone else' WHERE entry = 4")
+            let broken = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", anchors, "--config", departments.hubConfig])
+            #expect(broken.status == 1 && broken.output.contains("BROKEN at entry 4"), "\(broken.output)")
 
             for process in [a, b] { process.signal(SIGTERM) }
             let (aLog, bLog) = (await a.finish(), await b.finish())
