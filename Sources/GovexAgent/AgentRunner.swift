@@ -1,11 +1,13 @@
 import Foundation
 import GovexConfiguration
 import GovexCapture
+import GovexIdentity
 import GovexKeyStore
 import GovexWire
 import Metrics
 import Prometheus
 import Synchronization
+import X509
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -190,6 +192,10 @@ public enum AgentRunner {
         }
         let identity = HubClient.Identity(certificatePEM: try KeyStore.readPublic(path: files.certificate),
                                           keyPEM: try KeyStore.readSecret(path: files.key))
+        if let certificate = try? NodeIdentity.loadCertificate(path: files.certificate),
+           let warning = AgentRotation.expiryWarning(notAfter: certificate.notValidAfter) {
+            log(4, warning)
+        }
         let client = try HubClient(baseURL: url, caPEM: try KeyStore.readPublic(path: files.hubCA), identity: identity)
         return (client, try KeyStore.loadVerifyingKey(path: files.hubSigningKey))
     }

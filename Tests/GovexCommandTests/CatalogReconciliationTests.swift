@@ -1,3 +1,4 @@
+import Foundation
 import GovexAgent
 import GovexCapture
 import Testing
@@ -22,5 +23,16 @@ struct CatalogReconciliationTests {
             "[[publish]] B says share = \"conditional\" but the hub's catalog says \"none\": the catalog's share class applies",
             "[[publish]] C is not a resource this node provides in the hub's catalog: it is not captured",
         ])
+    }
+}
+
+@Suite("Certificate expiry warning")
+struct ExpiryWarningTests {
+    @Test("warned from 30 days ahead; an expired certificate says to enroll again")
+    func warning() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(AgentRotation.expiryWarning(notAfter: now + 31 * 86_400, now: now) == nil)
+        #expect(AgentRotation.expiryWarning(notAfter: now + 29 * 86_400 + 60, now: now)?.contains("expires in 29 days") == true)
+        #expect(AgentRotation.expiryWarning(notAfter: now - 86_400, now: now)?.contains("expired") == true)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GovexPostgres
 import GovexTestSupport
+import GovexWire
 import Testing
 
 /// The whole exchange, as processes over mutual TLS: department A (gongan) captures and
@@ -344,6 +345,51 @@ struct ExchangeTests {
 
             for process in [a, b] { process.signal(SIGTERM) }
             _ = (await a.finish(), await b.finish())
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
+
+    @Test("rotation: a new signing key and a renewed certificate, both through the hub; batches signed before and after both verify")
+    func rotation() async throws {
+        try await Self.withDepartments(subscribe: false) { departments, hub in
+            let (aSQL, hubSQL) = (departments.aSQL, departments.hubSQL)
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            func log() -> String { (try? String(contentsOfFile: a.outputPath, encoding: .utf8)) ?? "" }
+            func hubRows() async throws -> String? {
+                try await hubSQL.query("SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001'").rows[0][0]
+            }
+            try await aSQL.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 10) g")
+            #expect(try await AgentPushTests.eventually { try await hubRows() == "10" })
+
+            let signing = try await Subprocess.run([Self.govex, "rotate", "signing", "--config", departments.aConfig])
+            #expect(signing.status == 0 && signing.output.contains("registered and installed signing key"), "\(signing.output)")
+            let certificate = departments.aDataDir + "/tls/tls.pem"
+            let before = try String(contentsOfFile: certificate, encoding: .utf8)
+            let tls = try await Subprocess.run([Self.govex, "rotate", "tls", "--config", departments.aConfig])
+            #expect(tls.status == 0 && tls.output.contains("renewed the TLS certificate"), "\(tls.output)")
+            #expect(try String(contentsOfFile: certificate, encoding: .utf8) != before)
+            let keyMode = try FileManager.default.attributesOfItem(atPath: departments.aDataDir + "/tls/tls.key")[.posixPermissions] as? Int
+            #expect(keyMode == 0o600)
+
+            a.signal(SIGHUP)
+            #expect(try await AgentPushTests.eventually { log().components(separatedBy: "streaming").count == 3 })
+            try await aSQL.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(11, 20) g")
+            #expect(try await AgentPushTests.eventually { try await hubRows() == "20" }, "pushed with the renewed certificate: \(log())")
+
+            let keyIDs = try await hubSQL.query("SELECT bytes FROM govex.batches").rows.map { row -> String in
+                let bytes = Hex.decode(String((row[0] ?? "").dropFirst(2))) ?? []
+                return Hex.encode(try BatchFile(bytes: bytes).header.keyID)
+            }
+            #expect(Set(keyIDs).count == 2, "batches signed with the old key and with the new one")
+            #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
+            #expect(try await hubSQL.query("SELECT count(*) FROM govex.node_keys WHERE node_id = 'gongan'").rows[0][0] == "2")
+            #expect(try await hubSQL.query("SELECT count(*) FROM govex.certificates WHERE node_id = 'gongan'").rows[0][0] == "2")
+            let audit = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--config", departments.hubConfig])
+            #expect(audit.status == 0, "\(audit.output)")
+
+            a.signal(SIGTERM)
+            #expect(await a.finish().status == 0)
             hub.signal(SIGTERM)
             _ = await hub.finish()
         }
