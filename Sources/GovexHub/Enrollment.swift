@@ -23,7 +23,8 @@ public enum Enrollment {
         }
         var random = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
-        let token = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+        // base64url may begin with "-", which a command line would take for an option: a prefix keeps it a value.
+        let token = "gvx_" + Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         try await sql.transaction {
             try await HubStore.addNode(nodeID, on: sql)

@@ -100,3 +100,17 @@ struct AuditTrailTests {
         }
     }
 }
+
+@Suite("Enrollment tokens")
+struct EnrollmentTokenTests {
+    @Test("a token is never taken for a command-line option: it starts with gvx_ and is audited")
+    func tokenShape() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            for _ in 0..<64 {
+                let token = try await Enrollment.createToken(for: "minzheng", on: sql)
+                #expect(token.hasPrefix("gvx_") && token.count == 47 && !token.contains(" "))
+            }
+            #expect(try await sql.query("SELECT count(*) FROM govex.audit_log WHERE action = 'enrollment_token_issued'").rows[0][0] == "64")
+        }
+    }
+}
