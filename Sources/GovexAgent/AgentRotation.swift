@@ -42,8 +42,8 @@ public enum AgentRotation {
               ca.publicKey.isValidSignature(certificate.signature, for: certificate) else {
             throw IdentityError("the hub returned a certificate that is not this node's or not signed by its CA")
         }
-        try replace(files.key, with: key.pemRepresentation, secret: true)
-        try replace(files.certificate, with: issued.certificate, secret: false)
+        try KeyStore.replace(files.key, with: key.pemRepresentation, secret: true)
+        try KeyStore.replace(files.certificate, with: issued.certificate, secret: false)
         return certificate.notValidAfter
     }
 
@@ -61,22 +61,9 @@ public enum AgentRotation {
         let directory = (path as NSString).deletingLastPathComponent
         let retired = directory + "/signing." + Hex.encode(current.publicKey.keyID) + ".key"
         try KeyStore.writeSecret(path: retired, contents: try KeyStore.readSecret(path: path))
-        try replace(path, with: try fresh.pkcs8PEM(), secret: true)
+        try KeyStore.replace(path, with: try fresh.pkcs8PEM(), secret: true)
         let publicPath = (path as NSString).deletingPathExtension + ".pub"
-        if FileManager.default.fileExists(atPath: publicPath) { try replace(publicPath, with: fresh.publicKey.pem, secret: false) }
+        if FileManager.default.fileExists(atPath: publicPath) { try KeyStore.replace(publicPath, with: fresh.publicKey.pem, secret: false) }
         return Hex.encode(fresh.publicKey.keyID)
-    }
-
-    /// Writes `contents` beside `path` and renames it over `path`: a crash leaves the old file or the new one, never half of either.
-    static func replace(_ path: String, with contents: String, secret: Bool) throws {
-        let next = path + ".next"
-        unlink(next)
-        if secret { try KeyStore.writeSecret(path: next, contents: contents) } else { try KeyStore.writePublic(path: next, contents: contents) }
-        guard rename(next, path) == 0 else { throw IdentityError("cannot replace \(path): \(String(cString: strerror(errno)))") }
-        let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
     }
 }

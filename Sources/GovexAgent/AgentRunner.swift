@@ -94,7 +94,7 @@ public enum AgentRunner {
         let link = try configuration.hubURL.map { url in try connectToHub(url: url, configuration: configuration) }
         let captures = !configuration.publish.isEmpty
         let pusher = captures ? link.map {
-            BatchPusher(outbox: outbox, client: $0.client, hubKey: $0.hubKey, nodeID: configuration.nodeID,
+            BatchPusher(outbox: outbox, client: $0.client, hubKeys: $0.hubKeys, nodeID: configuration.nodeID,
                         anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
         } : nil
         if let link, captures {
@@ -110,7 +110,7 @@ public enum AgentRunner {
                 group.addTask { await pusher.run { flags.captureDone.load(ordering: .relaxed) } }
             }
             if let link, !configuration.subscribe.isEmpty {
-                let follower = SubscriptionFollower(client: link.client, hubKey: link.hubKey, configuration: configuration,
+                let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,
                                                     recheck: .seconds(15), log: { log($0, $1) })
                 group.addTask { await follower.run { interrupted() } }
             }
@@ -184,7 +184,7 @@ public enum AgentRunner {
 
     /// An enrolled agent's client for the hub: its certificate, the hub's CA and signing
     /// key (receipts, deliveries) come from `data_dir/tls` (written by `govex enroll`).
-    public static func connectToHub(url: String, configuration: AgentConfiguration) throws -> (client: HubClient, hubKey: VerifyingKey) {
+    public static func connectToHub(url: String, configuration: AgentConfiguration) throws -> (client: HubClient, hubKeys: HubKeyring) {
         let files = AgentEnrollment.Files(dataDirectory: configuration.dataDirectory)
         guard FileManager.default.fileExists(atPath: files.certificate) else {
             throw ConfigurationError(file: "[hub] url", line: nil, key: url,
@@ -197,7 +197,7 @@ public enum AgentRunner {
             log(4, warning)
         }
         let client = try HubClient(baseURL: url, caPEM: try KeyStore.readPublic(path: files.hubCA), identity: identity)
-        return (client, try KeyStore.loadVerifyingKey(path: files.hubSigningKey))
+        return (client, try HubKeyring(files: files))
     }
 
     /// journald-friendly: `<priority>message` on stderr.

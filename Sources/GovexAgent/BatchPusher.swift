@@ -10,7 +10,7 @@ import GovexWire
 public final class BatchPusher: Sendable {
     let outbox: Outbox
     let client: HubClient
-    let hubKey: VerifyingKey
+    let hubKeys: HubKeyring
     let nodeID: String
     let inFlight: Int
     let log: @Sendable (Int, String) -> Void
@@ -19,12 +19,12 @@ public final class BatchPusher: Sendable {
     let anchorsDirectory: String?
     static let anchorsKept = 64
 
-    public init(outbox: Outbox, client: HubClient, hubKey: VerifyingKey, nodeID: String, inFlight: Int = 4, anchorsDirectory: String? = nil,
+    public init(outbox: Outbox, client: HubClient, hubKeys: HubKeyring, nodeID: String, inFlight: Int = 4, anchorsDirectory: String? = nil,
                 log: @escaping @Sendable (Int, String) -> Void) {
         self.anchorsDirectory = anchorsDirectory
         self.outbox = outbox
         self.client = client
-        self.hubKey = hubKey
+        self.hubKeys = hubKeys
         self.nodeID = nodeID
         self.inFlight = max(1, inFlight)
         self.log = log
@@ -109,7 +109,10 @@ public final class BatchPusher: Sendable {
         } catch {
             return .retry("the hub is unreachable (\(error))")
         }
-        let outcome = Self.judge(response, bytes: bytes, sequence: sequence, nodeID: nodeID, hubKey: hubKey)
+        // The receipt names the hub key that signed it: after a hub key rotation, a new one.
+        let claimed = (try? SignedReceipt(wire: response.body))?.claimedKeyID.flatMap { Hex.decode($0) }
+        let hubKey = if let claimed { await hubKeys.resolve(claimed, client: client) } else { nil as VerifyingKey? }
+        let outcome = Self.judge(response, bytes: bytes, sequence: sequence, nodeID: nodeID, hubKey: hubKey ?? hubKeys.all[0])
         if case .retry = outcome {} else { keepAnchor(response.body, sequence: sequence) }
         return outcome
     }

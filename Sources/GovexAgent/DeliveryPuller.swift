@@ -30,7 +30,7 @@ public struct SubscriptionListing: Codable, Sendable, Equatable {
 /// retries with backoff; nothing is skipped, so one delivery never overtakes another.
 final class DeliveryPuller: Sendable {
     let client: HubClient
-    let hubKey: VerifyingKey
+    let hubKeys: HubKeyring
     let conninfo: String
     let subscription: SubscriptionListing
     let target: AgentConfiguration.Subscribe
@@ -38,10 +38,10 @@ final class DeliveryPuller: Sendable {
     let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
     static let waitSeconds = 20
 
-    init(client: HubClient, hubKey: VerifyingKey, conninfo: String, subscription: SubscriptionListing,
+    init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionListing,
          target: AgentConfiguration.Subscribe, log: @escaping @Sendable (Int, String) -> Void) {
         self.client = client
-        self.hubKey = hubKey
+        self.hubKeys = hubKeys
         self.conninfo = conninfo
         self.subscription = subscription
         self.target = target
@@ -97,6 +97,10 @@ final class DeliveryPuller: Sendable {
         var cursor = cursor
         for file in try Delivery.unframe(response.body) {
             try await loadProviderKeys(for: file)
+            let signer = try BatchFile(bytes: file).header.keyID
+            guard let hubKey = await hubKeys.resolve(signer, client: client) else {
+                throw DeliveryError("delivery signed by hub key \(Hex.encode(signer)), which no trusted hub key endorses")
+            }
             let verified = try Delivery.verify(file, hubKey: hubKey, subscriptionID: subscription.id) { node, keyID in
                 providerKeys.withLock { $0[node]?.first { $0.keyID == keyID } }
             }
@@ -148,7 +152,7 @@ struct HubUnreachable: Error, CustomStringConvertible {
 /// looks again every `recheck` for subscriptions that became active since.
 struct SubscriptionFollower: Sendable {
     let client: HubClient
-    let hubKey: VerifyingKey
+    let hubKeys: HubKeyring
     let configuration: AgentConfiguration
     let recheck: Duration
     let log: @Sendable (Int, String) -> Void
@@ -163,7 +167,7 @@ struct SubscriptionFollower: Sendable {
                         let matching = listings.filter { $0.resource == entry.resource && $0.subscriber == configuration.nodeID }
                         if let active = matching.first(where: { $0.status == "active" }) {
                             guard started.insert(active.id).inserted else { continue }
-                            let puller = DeliveryPuller(client: client, hubKey: hubKey, conninfo: configuration.conninfo,
+                            let puller = DeliveryPuller(client: client, hubKeys: hubKeys, conninfo: configuration.conninfo,
                                                         subscription: active, target: entry, log: log)
                             group.addTask { await puller.run(shouldStop: shouldStop) }
                         } else {

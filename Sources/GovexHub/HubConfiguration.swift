@@ -28,6 +28,8 @@ public struct HubConfiguration: Sendable {
     public var keysDirectory: String { dataDirectory + "/keys" }
     public var serverCertificatePath: String { dataDirectory + "/tls/server.pem" }
     public var serverKeyPath: String { dataDirectory + "/tls/server.key" }
+    /// The endorsements of rotated hub signing keys, oldest first.
+    public var endorsementsPath: String { keysDirectory + "/endorsements.json" }
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)

@@ -43,6 +43,8 @@ public struct HubServer: Sendable {
         public var ca: CertificateAuthority
         public var hubSigningKey: SigningKey
         public var maxBatchBytes: Int = 64 << 20
+        /// The hub's rotated signing keys, each endorsed by the one before (`govex hub rotate signing`).
+        public var hubKeyEndorsements: [HubKeyEndorsement] = []
 
         public init(host: String, port: Int, serverCertificatePEM: String, serverKeyPEM: String, ca: CertificateAuthority, hubSigningKey: SigningKey) {
             self.host = host

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexPostgres
 import GovexWire
@@ -11,7 +12,16 @@ import X509
 /// current (valid, unrevoked) certificate (see docs/api.md).
 extension HubServer {
     func addRotationRoutes(to router: Router<HubRequestContext>, authenticated: @escaping Authenticated) {
-        let pool = self.pool, ca = settings.ca
+        let pool = self.pool, ca = settings.ca, endorsements = settings.hubKeyEndorsements
+
+        // How agents that trust an older hub signing key learn the current one.
+        router.get("/v1/hub/keys") { _, context -> Response in
+            try await authenticated(context) { _ in
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                return Self.json(.ok, String(decoding: try encoder.encode(endorsements), as: UTF8.self))
+            }
+        }
 
         router.post("/v1/certificates") { request, context -> Response in
             try await authenticated(context) { node in

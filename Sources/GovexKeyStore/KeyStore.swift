@@ -70,6 +70,17 @@ public enum KeyStore {
         syncDirectory(parentDirectory(of: path))
     }
 
+    /// Replaces a key or certificate file: writes `path.next`, renames it over `path` and
+    /// syncs the directory, so a crash leaves the old file or the new one, never half of either.
+    public static func replace(_ path: String, with contents: String, secret: Bool) throws(KeyStoreError) {
+        let next = path + ".next"
+        unlink(next)
+        try makeDirectory(parentDirectory(of: path))
+        try writeNew(path: next, contents: contents, mode: secret ? 0o600 : 0o644)
+        guard rename(next, path) == 0 else { throw .writeFailed(path: path, reason: "rename: " + String(cString: strerror(errno))) }
+        syncDirectory(parentDirectory(of: path))
+    }
+
     /// Writes a new public file (a certificate): mode 0644, never over an existing file.
     public static func writePublic(path: String, contents: String) throws(KeyStoreError) {
         try makeDirectory(parentDirectory(of: path))

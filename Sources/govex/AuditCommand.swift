@@ -41,8 +41,8 @@ struct HubAuditVerify: AsyncParsableCommand {
         let count: Int
         let anchorCount: Int
         do {
-            let hubKey = try KeyStore.loadVerifyingKey(path: configuration.keysDirectory + "/" + KeyStore.publicKeyFileName)
-            let loaded = try anchors.flatMap { try Self.loadAnchors(in: $0, hubKey: hubKey) }
+            let hubKeys = try Self.hubKeys(in: configuration.keysDirectory)
+            let loaded = try anchors.flatMap { try Self.loadAnchors(in: $0, hubKeys: hubKeys) }
             let (entries, head) = try await PostgresConnection.with(configuration.database, name: "govex-audit") { sql in
                 try await HubStore.auditTrail(on: sql)
             }
@@ -60,13 +60,25 @@ struct HubAuditVerify: AsyncParsableCommand {
     }
 
     /// The anchors in `directory`: receipts whose hub signature verifies; any other file there is an error.
-    static func loadAnchors(in directory: String, hubKey: VerifyingKey) throws -> [AuditChain.Anchor] {
+    /// The hub's current key and the ones it rotated away from (kept as `signing.<key id>.key`).
+    static func hubKeys(in directory: String) throws -> [VerifyingKey] {
+        var keys = [try KeyStore.loadVerifyingKey(path: directory + "/" + KeyStore.publicKeyFileName)]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix("signing.") && name.hasSuffix(".key")
+            && name != KeyStore.privateKeyFileName {
+            keys.append(try KeyStore.loadSigningKey(path: directory + "/" + name).publicKey)
+        }
+        return keys
+    }
+
+    static func loadAnchors(in directory: String, hubKeys: [VerifyingKey]) throws -> [AuditChain.Anchor] {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
         return try names.compactMap { name in
             let path = directory + "/" + name
             let receipt: Receipt
             do {
-                receipt = try SignedReceipt(wire: Array(try Data(contentsOf: URL(fileURLWithPath: path)))).verified(with: hubKey)
+                let signed = try SignedReceipt(wire: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+                let key = hubKeys.first { Hex.encode($0.keyID) == signed.claimedKeyID } ?? hubKeys[0]
+                receipt = try signed.verified(with: key)
             } catch {
                 throw ValidationError("\(path) is not a receipt signed by this hub: \(error)")
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import GovexAPI
 import GovexAgent
 import GovexHub
 import GovexIdentity
@@ -21,7 +22,7 @@ struct HubCommand: AsyncParsableCommand {
           govex hub node revoke gongan --config /etc/govex/hub.toml
           govex hub catalog apply catalog.toml --config /etc/govex/hub.toml
         """,
-        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self],
+        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self, HubRotate.self],
         defaultSubcommand: HubServe.self
     )
 }
@@ -118,6 +119,9 @@ struct HubServe: AsyncParsableCommand {
                 serverCertificatePEM: try KeyStore.readPublic(path: configuration.serverCertificatePath),
                 serverKeyPEM: try KeyStore.readSecret(path: configuration.serverKeyPath), ca: ca, hubSigningKey: signingKey)
             settings.maxBatchBytes = configuration.maxBatchBytes
+            if let endorsements = try? Data(contentsOf: URL(fileURLWithPath: configuration.endorsementsPath)) {
+                settings.hubKeyEndorsements = try JSONDecoder().decode([HubKeyEndorsement].self, from: endorsements)
+            }
             let pool = ConnectionPool(conninfo: configuration.database)
             try await pool.withConnection { sql in try await HubSchema.migrate(sql) }
             // Partitions for this month and the next, and retention, now and every hour.

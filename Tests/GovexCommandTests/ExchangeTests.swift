@@ -350,9 +350,10 @@ struct ExchangeTests {
         }
     }
 
-    @Test("rotation: a new signing key and a renewed certificate, both through the hub; batches signed before and after both verify")
+    @Test("rotation: agent and hub keys and certificates; batches signed before and after verify; agents learn the hub's new key by endorsement")
     func rotation() async throws {
-        try await Self.withDepartments(subscribe: false) { departments, hub in
+        try await Self.withDepartments { departments, firstHub in
+            var hub = firstHub
             let (aSQL, hubSQL) = (departments.aSQL, departments.hubSQL)
             let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
             func log() -> String { (try? String(contentsOfFile: a.outputPath, encoding: .utf8)) ?? "" }
@@ -385,11 +386,32 @@ struct ExchangeTests {
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
             #expect(try await hubSQL.query("SELECT count(*) FROM govex.node_keys WHERE node_id = 'gongan'").rows[0][0] == "2")
             #expect(try await hubSQL.query("SELECT count(*) FROM govex.certificates WHERE node_id = 'gongan'").rows[0][0] == "2")
-            let audit = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--config", departments.hubConfig])
-            #expect(audit.status == 0, "\(audit.output)")
+            // The hub's own keys: a new signing key endorsed by the old one, a new TLS certificate; a restart.
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            #expect(try await AgentPushTests.eventually {
+                try await Self.contents(aSQL, "residents") == Self.contents(departments.bSQL, "shared.residents")
+            })
+            for what in ["signing", "tls"] {
+                let rotated = try await Subprocess.run([Self.govex, "hub", "rotate", what, "--config", departments.hubConfig])
+                #expect(rotated.status == 0, "\(rotated.output)")
+            }
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+            hub = try await AgentPushTests.startHub(departments.hubConfig)
+            try await aSQL.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(21, 30) g")
+            #expect(try await AgentPushTests.eventually { try await hubRows() == "30" }, "receipts under the new hub key verify: \(log())")
+            #expect(try await AgentPushTests.eventually {
+                try await Self.contents(aSQL, "residents") == Self.contents(departments.bSQL, "shared.residents")
+            }, "deliveries under the new hub key verify at B")
+            let learned = try FileManager.default.contentsOfDirectory(atPath: departments.aDataDir + "/tls").filter { $0.hasPrefix("hub-signing.") && $0 != "hub-signing.pub" }
+            #expect(learned.count == 1, "A learned the endorsed key: \(learned)")
+            let audit = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", departments.aDataDir + "/anchors", "--config", departments.hubConfig])
+            #expect(audit.status == 0, "anchors signed by both hub keys verify: \(audit.output)")
 
-            a.signal(SIGTERM)
-            #expect(await a.finish().status == 0)
+            for process in [a, b] { process.signal(SIGTERM) }
+            let (aStopped, bStopped) = (await a.finish(), await b.finish())
+            #expect(aStopped.status == 0 && bStopped.status == 0)
+            #expect(!aStopped.output.contains("does not verify"), "\(aStopped.output)")
             hub.signal(SIGTERM)
             _ = await hub.finish()
         }

@@ -114,3 +114,20 @@ struct EnrollmentTokenTests {
         }
     }
 }
+
+@Suite("Hub key endorsements")
+struct HubKeyEndorsementTests {
+    @Test("keys reachable from a trusted key through valid endorsements are trusted, in any order; a forged one is not")
+    func chain() throws {
+        let keys = (1...3).map { VectorKeys.ed25519(seed: Array(repeating: UInt8($0), count: 32)) }
+        let forger = VectorKeys.ed25519(seed: Array(repeating: 9, count: 32))
+        let endorsements = [try HubKeyEndorsement.endorse(keys[2].publicKey, with: keys[1]),
+                            try HubKeyEndorsement.endorse(keys[1].publicKey, with: keys[0]),
+                            try HubKeyEndorsement.endorse(forger.publicKey, with: forger)]
+        let trusted = HubKeyEndorsement.extend([keys[0].publicKey], with: endorsements)
+        #expect(trusted.map(\.keyID) == [keys[0], keys[1], keys[2]].map(\.publicKey.keyID))
+        var tampered = endorsements[1]
+        tampered.key = forger.publicKey.pem
+        #expect(HubKeyEndorsement.extend([keys[0].publicKey], with: [tampered]).count == 1, "a signature over another key does not carry over")
+    }
+}
