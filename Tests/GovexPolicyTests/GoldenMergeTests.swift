@@ -1,0 +1,98 @@
+import GovexPolicy
+import GovexWire
+import Testing
+
+/// 一数一源 with three departments: 公安 (gongan) is authoritative for name and birth date,
+/// 民政 (minzheng) for marital status, 住建 (zhujian) reports name and marital status too.
+@Suite("Golden record merge rules")
+struct GoldenMergeTests {
+    static let person = GoldenMerge.Subject(code: "person", keyKind: .citizenID, fields: [
+        .init(name: "name", authority: "gongan", sources: [("GA-RK-0001", "name"), ("ZJ-FW-0001", "owner_name")]),
+        .init(name: "birth_date", authority: "gongan", sources: [("GA-RK-0001", "birth_date")]),
+        .init(name: "marital_status", authority: "minzheng", sources: [("MZ-HY-0003", "marital_status"), ("ZJ-FW-0001", "marital_status")]),
+    ])
+    static let a = "11010519491231002X", b = "440306199003072315", c = "320102198512301237"
+
+    static func row(_ op: ChangeOperation, _ resource: String, _ id: String, _ values: [(String, Value)], ordinal: UInt32 = 0) -> ChangeRecord {
+        let keyColumn = resource == "ZJ-FW-0001" ? "owner_id" : "id_number"
+        return ChangeRecord(operation: op, resource: resource, position: SourcePosition(commit: 1, ordinal: ordinal),
+                            key: [Column(keyColumn, .text(id))], values: values.map { Column($0.0, $0.1) })
+    }
+
+    func merge(_ state: inout [String: GoldenMerge.Record], _ node: String, _ records: [ChangeRecord]) -> GoldenMerge.Result {
+        let touched = GoldenMerge.touchedKeys(records, subject: Self.person)
+        let result = GoldenMerge.merge(records, from: node, subject: Self.person, current: state.filter { touched.contains($0.key) })
+        state.merge(result.records) { $1 }
+        return result
+    }
+
+    @Test("each field comes from its authority; each mismatch is exactly one discrepancy; correcting either side resolves it")
+    func threeDepartments() {
+        var state: [String: GoldenMerge.Record] = [:]
+        _ = merge(&state, "gongan", [
+            Self.row(.insert, "GA-RK-0001", Self.a, [("name", .text("张秀英")), ("birth_date", .date(-18_263))]),
+            Self.row(.insert, "GA-RK-0001", Self.b, [("name", .text("李建国")), ("birth_date", .date(-3_652))], ordinal: 1),
+        ])
+        _ = merge(&state, "minzheng", [Self.row(.insert, "MZ-HY-0003", Self.a, [("marital_status", .text("已婚"))])])
+        let reported = merge(&state, "zhujian", [
+            Self.row(.insert, "ZJ-FW-0001", Self.a, [("owner_name", .text("张秀英")), ("marital_status", .text("未婚"))]),
+            Self.row(.insert, "ZJ-FW-0001", Self.b, [("owner_name", .text("李建")), ("marital_status", .null)], ordinal: 1),
+        ])
+        #expect(state[Self.a]?.values == ["name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"], "zhujian never overwrites")
+        #expect(reported.confirmations == 1, "zhujian's name for A agrees")
+        let opened = reported.events.compactMap { event -> GoldenMerge.Discrepancy? in if case .opened(let d) = event { d } else { nil } }
+        #expect(opened.count == 2, "\(reported.events)")
+        #expect(opened.contains { $0.key == Self.a && $0.field == "marital_status" && $0.authority == "minzheng" && $0.authorityValue == "已婚" && $0.reportedValue == "未婚" })
+        #expect(opened.contains { $0.key == Self.b && $0.field == "name" && $0.authorityValue == "李建国" && $0.reportedValue == "李建" })
+
+        // Correcting the reporting side resolves; so does the authority changing to agree.
+        let fixedByZhujian = merge(&state, "zhujian", [Self.row(.update, "ZJ-FW-0001", Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])])
+        #expect(fixedByZhujian.events.count == 1 && fixedByZhujian.events.allSatisfy { if case .resolved(let d) = $0 { d.key == Self.b } else { false } })
+        let fixedByAuthority = merge(&state, "minzheng", [Self.row(.update, "MZ-HY-0003", Self.a, [("marital_status", .text("未婚"))])])
+        #expect(fixedByAuthority.events.count == 1 && fixedByAuthority.events.allSatisfy { if case .resolved(let d) = $0 { d.field == "marital_status" } else { false } })
+        // A new mismatch from the authority side is an update of nothing: it opens again.
+        let changed = merge(&state, "minzheng", [Self.row(.update, "MZ-HY-0003", Self.a, [("marital_status", .text("离异"))])])
+        #expect(changed.events.count == 1 && changed.events.allSatisfy { if case .opened(let d) = $0 { d.authorityValue == "离异" } else { false } })
+        let moved = merge(&state, "zhujian", [Self.row(.update, "ZJ-FW-0001", Self.a, [("owner_name", .text("张秀英")), ("marital_status", .text("丧偶"))])])
+        #expect(moved.events.count == 1 && moved.events.allSatisfy { if case .updated(let d) = $0 { d.reportedValue == "丧偶" } else { false } })
+        let deleted = merge(&state, "zhujian", [Self.row(.delete, "ZJ-FW-0001", Self.a, [])])
+        #expect(deleted.events.count == 1 && deleted.events.allSatisfy { if case .resolved = $0 { true } else { false } }, "a withdrawn report resolves")
+    }
+
+    @Test("a report before the authoritative value opens nothing until the authority disagrees; NULL agrees with NULL")
+    func reportFirst() {
+        var state: [String: GoldenMerge.Record] = [:]
+        #expect(merge(&state, "zhujian", [Self.row(.insert, "ZJ-FW-0001", Self.c, [("owner_name", .text("王芳")), ("marital_status", .null)])]).events.isEmpty)
+        let authority = merge(&state, "gongan", [Self.row(.insert, "GA-RK-0001", Self.c, [("name", .text("王 芳")), ("birth_date", .null)])])
+        #expect(authority.events.count == 1, "trailing spaces and inner spaces are not trimmed away: a difference is a difference")
+        #expect(merge(&state, "minzheng", [Self.row(.insert, "MZ-HY-0003", Self.c, [("marital_status", .null)])]).events.isEmpty)
+        #expect(state[Self.c]?.values["marital_status"] == .some(nil), "NULL is a value of the golden record")
+    }
+
+    @Test("invalid identifiers become discrepancies and are not merged; the check character X passes")
+    func invalidIdentifiers() {
+        var state: [String: GoldenMerge.Record] = [:]
+        let result = merge(&state, "zhujian", [
+            Self.row(.insert, "ZJ-FW-0001", "110105194912310021", [("owner_name", .text("张"))]),
+            Self.row(.insert, "ZJ-FW-0001", "11010519491231002x", [("owner_name", .text("张"))], ordinal: 1),
+            Self.row(.insert, "ZJ-FW-0001", Self.a, [("owner_name", .text("张"))], ordinal: 2),
+        ])
+        let invalid = result.events.compactMap { event -> GoldenMerge.Discrepancy? in if case .opened(let d) = event, d.kind == .invalidIdentifier { d } else { nil } }
+        #expect(invalid.map(\.key) == ["110105194912310021", "11010519491231002x"])
+        #expect(invalid.allSatisfy { $0.reportingNode == "zhujian" && $0.reason != nil })
+        #expect(state.keys.sorted() == [Self.a], "only the valid key is merged")
+    }
+
+    @Test("records of resources that feed no field change nothing; a key change moves the report")
+    func unrelatedAndKeyChanges() {
+        var state: [String: GoldenMerge.Record] = [:]
+        #expect(merge(&state, "gongan", [Self.row(.insert, "GA-XX-0009", Self.a, [("name", .text("x"))])]).records.isEmpty)
+        _ = merge(&state, "gongan", [Self.row(.insert, "GA-RK-0001", Self.a, [("name", .text("张秀英"))]), Self.row(.insert, "GA-RK-0001", Self.b, [("name", .text("李建国"))], ordinal: 1)])
+        _ = merge(&state, "zhujian", [Self.row(.insert, "ZJ-FW-0001", Self.a, [("owner_name", .text("李建国"))])])
+        var move = Self.row(.update, "ZJ-FW-0001", Self.b, [("owner_name", .text("李建国"))])
+        move.oldKey = [Column("owner_id", .text(Self.a))]
+        let moved = merge(&state, "zhujian", [move])
+        #expect(moved.events.count == 1 && moved.events.allSatisfy { if case .resolved(let d) = $0 { d.key == Self.a } else { false } })
+        #expect(moved.confirmations == 1)
+    }
+}
