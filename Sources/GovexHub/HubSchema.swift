@@ -202,6 +202,38 @@ public enum HubSchema {
             );
             INSERT INTO govex.audit_head (entry, digest) VALUES (0, decode(repeat('00', 32), 'hex'));
             """),
+        Migration(version: 7, description: "golden subject records and discrepancies", sql: """
+            -- One row per subject key: the authoritative value of each field (text forms, null = NULL)
+            -- and what every other node reported for it.
+            CREATE TABLE govex.golden_records (
+                subject text NOT NULL,
+                key text NOT NULL,
+                row_values jsonb NOT NULL DEFAULT '{}',
+                reports jsonb NOT NULL DEFAULT '{}',
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (subject, key)
+            );
+            CREATE TABLE govex.discrepancies (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                identity text NOT NULL,
+                subject text NOT NULL,
+                key text NOT NULL,
+                field text,
+                kind text NOT NULL CHECK (kind IN ('mismatch', 'invalid_identifier')),
+                authority text,
+                authority_value text,
+                reporting_node text NOT NULL,
+                reported_value text,
+                reason text,
+                first_seen timestamptz NOT NULL DEFAULT now(),
+                last_seen timestamptz NOT NULL DEFAULT now(),
+                status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+                resolved_at timestamptz
+            );
+            -- At most one open discrepancy per (kind, subject, key, field, reporting node).
+            CREATE UNIQUE INDEX discrepancies_open ON govex.discrepancies (identity) WHERE status = 'open';
+            CREATE INDEX discrepancies_by_node ON govex.discrepancies (reporting_node, status);
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -22,7 +22,7 @@ struct HubCommand: AsyncParsableCommand {
           govex hub node revoke gongan --config /etc/govex/hub.toml
           govex hub catalog apply catalog.toml --config /etc/govex/hub.toml
         """,
-        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self, HubRotate.self],
+        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self, HubRotate.self, HubDiscrepancies.self],
         defaultSubcommand: HubServe.self
     )
 }

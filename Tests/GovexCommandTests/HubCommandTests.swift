@@ -46,6 +46,12 @@ struct HubCommandTests {
             let token = try #require(added.output.split(separator: "\n").first { !$0.contains(" ") }.map(String.init))
             let badNode = try await Subprocess.run([govex, "hub", "node", "add", "Gong An", "--config", path])
             #expect(badNode.status == 2 && badNode.output.contains("must be 1 to 63 characters"), "\(badNode.output)")
+            let discrepancies = try await Subprocess.run([govex, "hub", "discrepancies", "--status", "open", "--json", "--config", path])
+            #expect(discrepancies.status == 0 && discrepancies.output.hasSuffix("[]\n"), "\(discrepancies.output)")
+            let badStatus = try await Subprocess.run([govex, "hub", "discrepancies", "--status", "closed", "--config", path])
+            #expect(badStatus.status == 2 && badStatus.output.contains("open or resolved"))
+            let audit = try await Subprocess.run([govex, "hub", "audit", "verify", "--config", path])
+            #expect(audit.status == 0 && audit.output.contains("holds: 1 entries"), "the token issued is the first entry: \(audit.output)")
 
             let hub = try Subprocess.start([govex, "hub", "--config", path])
             var listening = false

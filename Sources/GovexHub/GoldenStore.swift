@@ -1,0 +1,116 @@
+import Foundation
+import GovexPolicy
+import GovexPostgres
+import GovexWire
+
+/// The golden subject records and their discrepancies in the hub's database, written in
+/// the ingest transaction of every accepted batch that feeds a subject.
+extension HubStore {
+    /// The merge rules' view of a catalog subject (`RESOURCE.column` sources split).
+    static func mergeSubject(_ subject: Catalog.Subject) -> GoldenMerge.Subject {
+        GoldenMerge.Subject(
+            code: subject.code, keyKind: IdentifierCheck.Kind(rawValue: subject.keyKind) ?? .text,
+            fields: subject.fields.map { field in
+                GoldenMerge.Subject.Field(name: field.name, authority: field.authority, sources: field.sources.compactMap { source in
+                    let parts = source.split(separator: ".", maxSplits: 1).map(String.init)
+                    return parts.count == 2 ? (parts[0], parts[1]) : nil
+                })
+            })
+    }
+
+    /// Merges a batch's records into every subject its resources feed: the touched golden
+    /// records fetched in one query per subject, merged by the pure rules, written back with
+    /// one statement, and each discrepancy event applied set-based.
+    static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], on sql: PostgresConnection) async throws {
+        let subjects = try await Catalog.read(on: sql).subjects.map(mergeSubject).filter { subject in
+            subject.fields.contains { field in field.sources.contains { resources.contains($0.resource) } }
+        }
+        for subject in subjects {
+            let keys = GoldenMerge.touchedKeys(records, subject: subject)
+            guard !keys.isEmpty else { continue }
+            var current: [String: GoldenMerge.Record] = [:]
+            for row in try await sql.query("""
+                SELECT key, row_values::text, reports::text FROM govex.golden_records WHERE subject = $1 AND key = ANY($2::text[])
+                """, [subject.code, textArray(Array(keys))]).rows {
+                let key = row[0] ?? ""
+                current[key] = GoldenMerge.Record(
+                    key: key, values: (try? JSONDecoder().decode([String: String?].self, from: Data((row[1] ?? "{}").utf8))) ?? [:],
+                    reports: (try? JSONDecoder().decode([String: [String: String?]].self, from: Data((row[2] ?? "{}").utf8))) ?? [:])
+            }
+            let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
+            try await writeGolden(result, subject: subject.code, on: sql)
+        }
+    }
+
+    static func writeGolden(_ result: GoldenMerge.Result, subject: String, on sql: PostgresConnection) async throws {
+        func optional(_ value: String?) -> String { value.map(BatchJSON.string) ?? "null" }
+        let rows = "[" + result.records.values.map { record in
+            BatchJSON.object([
+                ("key", BatchJSON.string(record.key)),
+                ("row_values", BatchJSON.object(record.values.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) })),
+                ("reports", BatchJSON.object(record.reports.sorted { $0.key < $1.key }.map { field, nodes in
+                    (field, BatchJSON.object(nodes.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }))
+                })),
+            ])
+        }.joined(separator: ",") + "]"
+        try await sql.query("""
+            INSERT INTO govex.golden_records (subject, key, row_values, reports, updated_at)
+            SELECT $1, key, row_values, reports, now() FROM jsonb_to_recordset($2::jsonb) AS x(key text, row_values jsonb, reports jsonb)
+            ON CONFLICT (subject, key) DO UPDATE SET row_values = EXCLUDED.row_values, reports = EXCLUDED.reports, updated_at = now()
+            """, [subject, rows])
+        guard !result.events.isEmpty else { return }
+        let events = "[" + result.events.map { event in
+            let (state, discrepancy): (String, GoldenMerge.Discrepancy) = switch event {
+            case .opened(let d): ("opened", d)
+            case .updated(let d): ("updated", d)
+            case .resolved(let d): ("resolved", d)
+            }
+            return BatchJSON.object([
+                ("event", BatchJSON.string(state)), ("identity", BatchJSON.string(discrepancy.identity)),
+                ("kind", BatchJSON.string(discrepancy.kind.rawValue)), ("key", BatchJSON.string(discrepancy.key)),
+                ("field", optional(discrepancy.field)), ("authority", optional(discrepancy.authority)),
+                ("authority_value", optional(discrepancy.authorityValue)), ("reporting_node", BatchJSON.string(discrepancy.reportingNode)),
+                ("reported_value", optional(discrepancy.reportedValue)), ("reason", optional(discrepancy.reason)),
+            ])
+        }.joined(separator: ",") + "]"
+        // One statement per kind of event, each over the whole batch's events.
+        try await sql.query("""
+            WITH e AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(event text, identity text, kind text, key text, field text,
+                       authority text, authority_value text, reporting_node text, reported_value text, reason text))
+            , resolved AS (
+                UPDATE govex.discrepancies d SET status = 'resolved', resolved_at = now(), last_seen = now()
+                FROM e WHERE e.event = 'resolved' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
+            ), updated AS (
+                UPDATE govex.discrepancies d SET authority_value = e.authority_value, reported_value = e.reported_value, last_seen = now()
+                FROM e WHERE e.event = 'updated' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
+            )
+            INSERT INTO govex.discrepancies (identity, subject, key, field, kind, authority, authority_value, reporting_node, reported_value, reason)
+            SELECT identity, $1, key, field, kind, authority, authority_value, reporting_node, reported_value, reason FROM e WHERE e.event = 'opened'
+            ON CONFLICT (identity) WHERE status = 'open' DO UPDATE SET authority_value = EXCLUDED.authority_value,
+                reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now()
+            """, [subject, events])
+    }
+
+    public struct DiscrepancyRow: Sendable, Equatable {
+        public var id: Int64
+        public var subject, key, kind, reportingNode, status, firstSeen, lastSeen: String
+        public var field, authority, authorityValue, reportedValue, reason: String?
+    }
+
+    /// Discrepancies, newest first; `node` limits them to those it is involved in.
+    public static func discrepancies(subject: String?, status: String?, node: String?, on sql: PostgresConnection) async throws -> [DiscrepancyRow] {
+        try await sql.query("""
+            SELECT id, subject, key, kind, reporting_node, status,
+                   to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                   field, authority, authority_value, reported_value, reason
+            FROM govex.discrepancies
+            WHERE ($1::text IS NULL OR subject = $1) AND ($2::text IS NULL OR status = $2)
+              AND ($3::text IS NULL OR reporting_node = $3 OR authority = $3)
+            ORDER BY id DESC
+            """, [subject, status, node]).rows.map { row in
+            DiscrepancyRow(id: Int64(row[0] ?? "") ?? 0, subject: row[1] ?? "", key: row[2] ?? "", kind: row[3] ?? "", reportingNode: row[4] ?? "",
+                           status: row[5] ?? "", firstSeen: row[6] ?? "", lastSeen: row[7] ?? "", field: row[8], authority: row[9],
+                           authorityValue: row[10], reportedValue: row[11], reason: row[12])
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import GovexAPI
+import GovexHub
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+import Testing
+
+/// The golden record and its discrepancies, written by the ingest transaction on a real
+/// hub database, with three departments.
+@Suite("Golden records at the hub")
+struct GoldenStoreTests {
+    static let catalog = """
+        [[resource]]
+        code = "GA-RK-0001"
+        name = "residents"
+        provider = "gongan"
+        share = "conditional"
+        key = ["id_number"]
+        columns = ["id_number", "name", "birth_date"]
+
+        [[resource]]
+        code = "MZ-HY-0003"
+        name = "marriages"
+        provider = "minzheng"
+        share = "conditional"
+        key = ["id_number"]
+        columns = ["id_number", "marital_status"]
+
+        [[resource]]
+        code = "ZJ-FW-0001"
+        name = "housing"
+        provider = "zhujian"
+        share = "conditional"
+        key = ["owner_id"]
+        columns = ["owner_id", "owner_name", "marital_status"]
+
+        [[subject]]
+        code = "person"
+        name = "自然人"
+        key_kind = "citizen_id"
+
+          [[subject.field]]
+          name = "name"
+          authority = "gongan"
+          sources = ["GA-RK-0001.name", "ZJ-FW-0001.owner_name"]
+
+          [[subject.field]]
+          name = "birth_date"
+          authority = "gongan"
+          sources = ["GA-RK-0001.birth_date"]
+
+          [[subject.field]]
+          name = "marital_status"
+          authority = "minzheng"
+          sources = ["MZ-HY-0003.marital_status", "ZJ-FW-0001.marital_status"]
+        """
+    static let keys = ["gongan": VectorKeys.gongan, "minzheng": VectorKeys.ed25519(seed: Array(repeating: 21, count: 32)),
+                       "zhujian": VectorKeys.ed25519(seed: Array(repeating: 22, count: 32))]
+    static let a = "11010519491231002X", b = "440306199003072315"
+
+    static func push(_ node: String, _ sequence: UInt64, _ resource: String, _ rows: [(String, [(String, Value)])], on sql: PostgresConnection) async throws {
+        let keyColumn = resource == "ZJ-FW-0001" ? "owner_id" : "id_number"
+        let records = rows.enumerated().map { index, row in
+            ChangeRecord(operation: .insert, resource: resource, position: SourcePosition(commit: 0x100 * sequence, ordinal: UInt32(index)),
+                         key: [Column(keyColumn, .text(row.0))], values: row.1.map { Column($0.0, $0.1) })
+        }
+        var metadata = SampleBatches.metadata(sequence: sequence)
+        metadata.nodeID = node
+        metadata.nodeEpoch = 7
+        let outcome = try await HubStoreTests.store.ingest(try SampleBatches.seal(records, key: keys[node]!, metadata: metadata), from: node, on: sql)
+        #expect(try HubStoreTests.receipt(outcome).status == "accepted", "\(String(decoding: outcome.body, as: UTF8.self))")
+    }
+
+    @Test("authorities set the golden record; each planted mismatch is one open discrepancy; invalid IDs are caught; a correction resolves")
+    func threeDepartments() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            _ = try await Catalog.load(path: "catalog.toml", text: Self.catalog).apply(on: sql)
+            for node in ["minzheng", "zhujian"] {
+                try await HubStore.addNode(node, on: sql)
+                try await HubStore.registerKey(Self.keys[node]!.publicKey, for: node, on: sql)
+            }
+            try await Self.push("gongan", 1, "GA-RK-0001", [(Self.a, [("name", .text("张秀英")), ("birth_date", .date(-18_263))]),
+                                                            (Self.b, [("name", .text("李建国")), ("birth_date", .date(-3_652))])], on: sql)
+            try await Self.push("minzheng", 1, "MZ-HY-0003", [(Self.a, [("marital_status", .text("已婚"))])], on: sql)
+            try await Self.push("zhujian", 1, "ZJ-FW-0001", [
+                (Self.a, [("owner_name", .text("张秀英")), ("marital_status", .text("未婚"))]),
+                (Self.b, [("owner_name", .text("李建")), ("marital_status", .null)]),
+                ("440306199003072316", [("owner_name", .text("王")), ("marital_status", .null)]),
+            ], on: sql)
+
+            let golden = try await sql.query("SELECT row_values::text FROM govex.golden_records WHERE subject = 'person' AND key = $1", [Self.a]).rows[0][0]
+            #expect(golden == #"{"name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"}"#)
+            let open = try await HubStore.discrepancies(subject: "person", status: "open", node: nil, on: sql)
+            #expect(open.count == 3, "\(open)")
+            #expect(open.contains { $0.key == Self.a && $0.field == "marital_status" && $0.authorityValue == "已婚" && $0.reportedValue == "未婚" && $0.reportingNode == "zhujian" })
+            #expect(open.contains { $0.key == Self.b && $0.field == "name" && $0.authority == "gongan" && $0.reportedValue == "李建" })
+            #expect(open.contains { $0.kind == "invalid_identifier" && $0.key == "440306199003072316" && $0.reason?.contains("GB 11643") == true })
+            #expect(try await sql.query("SELECT count(*) FROM govex.golden_records WHERE key = '440306199003072316'").rows[0][0] == "0")
+            #expect(try await HubStore.discrepancies(subject: nil, status: "open", node: "minzheng", on: sql).count == 1, "minzheng is involved in one")
+
+            try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])], on: sql)
+            let after = try await HubStore.discrepancies(subject: "person", status: nil, node: nil, on: sql)
+            #expect(after.filter { $0.status == "open" }.count == 2)
+            #expect(after.contains { $0.key == Self.b && $0.status == "resolved" })
+        }
+    }
+}
