@@ -205,10 +205,7 @@ public struct HubStore: Sendable {
                     AS x(resource text, key text, base_key text, row_values jsonb, row_types jsonb, commit_position numeric, ordinal bigint)
             ), merged AS (
                 -- Complete rows need nothing stored; the rest look their stored row up by index.
-                SELECT i.resource, i.key, i.row_values,
-                       coalesce((SELECT s.row_types FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.key), '{}'::jsonb)
-                           || i.row_types AS row_types,
-                       i.commit_position, i.ordinal
+                SELECT i.resource, i.key, i.row_values, i.row_types, i.commit_position, i.ordinal
                 FROM input i WHERE i.base_key IS NULL
                 UNION ALL
                 SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values, coalesce(b.row_types, '{}'::jsonb) || i.row_types,
@@ -224,7 +221,9 @@ public struct HubStore: Sendable {
             )
             INSERT INTO govex.resource_rows (resource, key, row_values, row_types, commit_position, ordinal, node_id, epoch, sequence)
             SELECT resource, key, row_values, row_types, commit_position, ordinal, $3, $4, $5 FROM merged
-            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values, row_types = EXCLUDED.row_types,
+            -- Stored tags stay for columns this change left without one (NULL says nothing about a type).
+            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values,
+                row_types = govex.resource_rows.row_types || EXCLUDED.row_types,
                 commit_position = EXCLUDED.commit_position,
                 ordinal = EXCLUDED.ordinal, node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
             """, [upserts, deletes, node, String(header.nodeEpoch), String(header.sequence)])
