@@ -12,17 +12,30 @@ extension Catalog {
             Resource(code: row[0] ?? "", name: row[1] ?? "", provider: row[2] ?? "", share: row[3] ?? "", legalBasis: row[4],
                      key: Self.stringArray(row[5]), columns: Self.stringArray(row[6]), updateFrequency: row[7])
         }
+        return Catalog(resources: resources, subjects: try await subjects(where: "true", [], on: sql))
+    }
+
+    /// The subjects some field of which one of `resources` feeds: what an ingest merges,
+    /// read with one small query rather than the whole catalog on every batch.
+    static func subjects(fedBy resources: [String], on sql: PostgresConnection) async throws -> [Subject] {
+        try await subjects(where: """
+            EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f, jsonb_array_elements_text(f->'sources') s
+                    WHERE split_part(s, '.', 1) = ANY($1::text[]))
+            """, [HubStore.textArray(resources)], on: sql)
+    }
+
+    static func subjects(where condition: String, _ parameters: [String?], on sql: PostgresConnection) async throws -> [Subject] {
         struct StoredField: Codable {
             let name: String
             let authority: String
             let sources: [String]
         }
-        let subjects = try await sql.query("SELECT code, name, key_kind, fields::text FROM govex.catalog_subjects ORDER BY code").rows.map { row in
+        return try await sql.query("SELECT code, name, key_kind, fields::text FROM govex.catalog_subjects WHERE \(condition) ORDER BY code",
+                                   parameters).rows.map { row in
             let fields = (try? JSONDecoder().decode([StoredField].self, from: Data((row[3] ?? "[]").utf8))) ?? []
             return Subject(code: row[0] ?? "", name: row[1] ?? "", keyKind: row[2] ?? "",
                            fields: fields.map { Field(name: $0.name, authority: $0.authority, sources: $0.sources) })
         }
-        return Catalog(resources: resources, subjects: subjects)
     }
 
     /// Makes the hub's catalog exactly this one, in one transaction; returns the plan it

@@ -22,10 +22,7 @@ extension HubStore {
     /// records fetched in one query per subject, merged by the pure rules, written back with
     /// one statement, and each discrepancy event applied set-based.
     static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], on sql: PostgresConnection) async throws {
-        let subjects = try await Catalog.read(on: sql).subjects.map(mergeSubject).filter { subject in
-            subject.fields.contains { field in field.sources.contains { resources.contains($0.resource) } }
-        }
-        for subject in subjects {
+        for subject in try await Catalog.subjects(fedBy: resources, on: sql).map(mergeSubject) {
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
             var current: [String: GoldenMerge.Record] = [:]

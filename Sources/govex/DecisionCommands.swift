@@ -48,11 +48,7 @@ private func decideAtHub(_ request: SubscriptionRules.DecisionRequest, subscript
     let text = try readConfigurationFile(config)
     try await reportingFailure {
         let configuration = try AgentConfiguration.load(path: config, text: text)
-        guard let url = configuration.hubURL else {
-            printError("\(config): no [hub] url")
-            throw ExitStatus.failure
-        }
-        let client = try AgentRunner.connectToHub(url: url, configuration: configuration).client
+        let client = try hubClient(configuration, path: config)
         let body = BatchJSON.object([
             ("decision", BatchJSON.string(request.decision)), ("reason", BatchJSON.string(request.reason)),
             ("columns", request.columns.map(BatchJSON.stringArray) ?? "null"), ("filter", request.filter.map(BatchJSON.string) ?? "null"),

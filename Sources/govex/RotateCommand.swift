@@ -31,11 +31,7 @@ struct Rotate: AsyncParsableCommand {
         let text = try readConfigurationFile(config)
         try await reportingFailure {
             let configuration = try AgentConfiguration.load(path: config, text: text)
-            guard let url = configuration.hubURL else {
-                printError("\(config): no [hub] url")
-                throw ExitStatus.failure
-            }
-            let client = try AgentRunner.connectToHub(url: url, configuration: configuration).client
+            let client = try hubClient(configuration, path: config)
             do {
                 if what == "tls" {
                     let notAfter = try await AgentRotation.rotateTLS(configuration, client: client)

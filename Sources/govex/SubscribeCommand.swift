@@ -4,7 +4,7 @@ import GovexAgent
 import GovexWire
 
 /// The enrolled agent's client for its hub, from `agent.toml`.
-private func hubClient(_ configuration: AgentConfiguration, path: String) throws -> HubClient {
+func hubClient(_ configuration: AgentConfiguration, path: String) throws -> HubClient {
     guard let url = configuration.hubURL else {
         printError("\(path): no [hub] url; name the hub, e.g. [hub] url = \"https://hub.example.gov.cn:8443\"")
         throw ExitStatus.failure
