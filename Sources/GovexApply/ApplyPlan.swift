@@ -1,3 +1,4 @@
+import GovexPostgres
 import GovexWire
 
 /// One statement of an apply, with its parameters in PostgreSQL text form. Parameters are
@@ -19,130 +20,232 @@ public struct ApplyPlanError: Error, CustomStringConvertible, Equatable {
     public init(description: String) { self.description = description }
 }
 
-/// Turns a delivery's records for one table into statements that reproduce them, in
-/// order: pure, so what an apply does is tested without a database.
+/// The net effect of a run of a delivery's records on one table: each key once, as the
+/// row it ends up as (an upsert of the columns the records carried) or a delete. Applied
+/// set-based: the rows are copied into a staging table, then one `DELETE … USING` removes
+/// deleted keys (and keys an earlier record deleted before re-inserting them), and one
+/// `INSERT … SELECT … ON CONFLICT` per distinct set of carried columns writes the rest.
+/// Since every key appears once, the order of the rows does not matter; the order of the
+/// records for one key is kept by folding them into that key's row.
+public struct StagedChanges: Sendable, Equatable {
+    public enum Action: String, Sendable {
+        case delete = "d"
+        case upsert = "u"
+    }
+
+    public struct Row: Sendable, Equatable {
+        public var action: Action
+        /// An earlier record of the run deleted this key (or a key change landed on it):
+        /// the old row goes first, so columns the records did not carry take their defaults.
+        public var replaces: Bool
+        public var key: [String?]
+        /// Aligned with `columns`; a column beyond the end, or not `present`, was not carried.
+        public var values: [String?]
+        public var present: [Bool]
+    }
+
+    public var keyNames: [String]
+    public var columns: [String]
+    public var rows: [Row]
+
+    /// Names of the staging table's bookkeeping columns.
+    public static let actionColumn = "govex_action", replacesColumn = "govex_replaces", presentColumn = "govex_present"
+
+    /// Which of `columns` a row carries, as the `govex_present` text ("101": first and third).
+    public func presence(of row: Row) -> String {
+        String(columns.indices.map { $0 < row.present.count && row.present[$0] ? "1" : "0" })
+    }
+
+    /// The `COPY … FROM STDIN` statement that fills `stage`.
+    public func copyStatement(stage: String) -> String {
+        let names = [Self.actionColumn, Self.replacesColumn, Self.presentColumn] + keyNames + columns
+        return "COPY \(stage) (\(names.map(SQLQuoting.identifier).joined(separator: ", "))) FROM STDIN"
+    }
+
+    /// The rows in COPY text form, in chunks of about `chunkSize` bytes.
+    public func copyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(chunkSize + 4096)
+        for row in rows {
+            CopyText.appendField(row.action.rawValue, to: &buffer)
+            buffer.append(UInt8(ascii: "\t"))
+            buffer.append(row.replaces ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+            buffer.append(UInt8(ascii: "\t"))
+            CopyText.appendField(presence(of: row), to: &buffer)
+            for value in row.key {
+                buffer.append(UInt8(ascii: "\t"))
+                CopyText.appendField(value, to: &buffer)
+            }
+            for index in columns.indices {
+                buffer.append(UInt8(ascii: "\t"))
+                CopyText.appendField(index < row.values.count && row.present[index] ? row.values[index] : nil, to: &buffer)
+            }
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= chunkSize {
+                try consume(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        if !buffer.isEmpty { try consume(buffer) }
+    }
+
+    /// The set-based statements that apply the staged rows to `target`, deletes first.
+    public func statements(target: String, stage: String) -> [String] {
+        let quotedKeys = keyNames.map(SQLQuoting.identifier)
+        var statements: [String] = []
+        if rows.contains(where: { $0.action == .delete || $0.replaces }) {
+            let matching = quotedKeys.map { "t.\($0) = s.\($0)" }.joined(separator: " AND ")
+            statements.append("DELETE FROM \(target) AS t USING \(stage) AS s WHERE (s.\(Self.actionColumn) = 'd' OR s.\(Self.replacesColumn)) AND \(matching)")
+        }
+        var presences: [String] = []
+        var seen = Set<String>()
+        for row in rows where row.action == .upsert {
+            let presence = presence(of: row)
+            if seen.insert(presence).inserted { presences.append(presence) }
+        }
+        for presence in presences {
+            let carried = zip(columns, presence).filter { $0.1 == "1" }.map { SQLQuoting.identifier($0.0) }
+            let names = (quotedKeys + carried).joined(separator: ", ")
+            let conflict = carried.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + carried.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+            statements.append("INSERT INTO \(target) (\(names)) SELECT \(names) FROM \(stage) WHERE \(Self.actionColumn) = 'u' AND "
+                              + "\(Self.presentColumn) = '\(presence)' ON CONFLICT (\(quotedKeys.joined(separator: ", "))) \(conflict)")
+        }
+        return statements
+    }
+}
+
+/// One step of an apply: a run of records staged and applied set-based, or a statement that
+/// must sit between runs (a truncate, or a key change whose row keeps columns it did not carry).
+public enum ApplyStep: Sendable, Equatable {
+    case staged(StagedChanges)
+    case statement(ApplyStatement)
+}
+
+/// Turns a delivery's records for one table into the steps that reproduce them: pure, so
+/// what an apply does is tested without a database.
 ///
-/// Consecutive upserts with the same columns become one multi-row `INSERT … ON CONFLICT`
-/// (a run ends before a key repeats, since one statement may not touch a row twice);
-/// consecutive deletes one `DELETE … IN`; an update that moved its key deletes any row
-/// already at the new key, moves the old row there (keeping columns PostgreSQL did not
-/// resend) and upserts it, so it lands even when the old row is missing; a truncate
-/// deletes every row (MVCC-friendly, and no privilege beyond DELETE).
+/// Records fold into one staged run per key: an update merges into the row an earlier
+/// record left, a delete turns it into a delete, an insert after a delete replaces the row.
+/// A key change deletes the old key and replaces the row at the new one. Two things end a
+/// run: a truncate (deletes every row: MVCC-friendly, and no privilege beyond DELETE), and a
+/// key change that did not carry every column (unchanged TOAST), which moves the stored row
+/// with an `UPDATE` so the columns it did not carry stay.
 public enum ApplyPlan {
-    public static let maxParameters = 30_000
-
-    public static func statements(for records: [ChangeRecord], schema: String, table: String) throws(ApplyPlanError) -> [ApplyStatement] {
-        var planner = Planner(target: SQLQuoting.qualified(schema: schema, name: table))
-        for record in records { try planner.add(record) }
-        planner.flush()
-        return planner.statements
-    }
-
-    private enum Run {
-        case none
-        case upsert(keyNames: [String], valueNames: [String], rows: [[String?]], keys: Set<[String?]>)
-        case delete(keyNames: [String], keys: [[String?]])
-    }
-
-    private struct Planner {
-        let target: String
-        var statements: [ApplyStatement] = []
-        var run = Run.none
-
-        init(target: String) { self.target = target }
-
-        mutating func add(_ record: ChangeRecord) throws(ApplyPlanError) {
+    public static func steps(for records: [ChangeRecord], schema: String, table: String) throws(ApplyPlanError) -> [ApplyStep] {
+        let target = SQLQuoting.qualified(schema: schema, name: table)
+        var steps: [ApplyStep] = []
+        var run = RunBuilder()
+        func endRun() {
+            if let staged = run.finish() { steps.append(.staged(staged)) }
+            run = RunBuilder()
+        }
+        for record in records {
             switch record.operation {
             case .truncate:
-                flush()
-                statements.append(ApplyStatement(sql: "DELETE FROM \(target)", parameters: []))
+                endRun()
+                steps.append(.statement(ApplyStatement(sql: "DELETE FROM \(target)", parameters: [])))
             case .delete:
                 let (names, key) = try keyParts(record.key, of: record)
-                if case .delete(let runNames, var keys) = run, runNames == names, (keys.count + 1) * names.count <= maxParameters {
-                    run = .none  // so that `keys` is the array's only owner and grows in place
-                    keys.append(key)
-                    run = .delete(keyNames: names, keys: keys)
-                } else {
-                    flush()
-                    run = .delete(keyNames: names, keys: [key])
-                }
+                try run.delete(key, names: names, at: record)
             case .insert, .update:
-                let (keyNames, key) = try keyParts(record.key, of: record)
-                let present = record.values.filter { if case .unchanged = $0.value { false } else { true } }
-                let valueNames = present.map(\.name)
-                if let oldKey = record.oldKey, oldKey != record.key {
-                    flush()
-                    let (oldNames, old) = try keyParts(oldKey, of: record)
-                    guard oldNames == keyNames else { throw ApplyPlanError(description: "an update at \(record.position) renamed its key columns") }
-                    statements.append(ApplyStatement(sql: "DELETE FROM \(target) WHERE \(matching(keyNames, from: 1))", parameters: key))
-                    let assignments = (keyNames + valueNames).enumerated().map { "\(quoted($0.element)) = $\($0.offset + 1)" }
-                    statements.append(ApplyStatement(
-                        sql: "UPDATE \(target) SET \(assignments.joined(separator: ", ")) WHERE \(matching(keyNames, from: assignments.count + 1))",
-                        parameters: key + present.map(\.value.postgresText) + old))
+                let (names, key) = try keyParts(record.key, of: record)
+                let carried = record.values.compactMap { column -> (String, String?)? in
+                    if case .unchanged = column.value { nil } else { (column.name, column.value.postgresText) }
                 }
-                let row = key + present.map(\.value.postgresText)
-                if case .upsert(let runKeys, let runValues, var rows, var keys) = run, runKeys == keyNames, runValues == valueNames,
-                   !keys.contains(key), (rows.count + 1) * row.count <= maxParameters {
-                    run = .none
-                    rows.append(row)
-                    keys.insert(key)
-                    run = .upsert(keyNames: keyNames, valueNames: valueNames, rows: rows, keys: keys)
+                guard let oldKey = record.oldKey, oldKey != record.key else {
+                    try run.upsert(key, names: names, values: carried, replacing: false, at: record)
+                    continue
+                }
+                let (oldNames, old) = try keyParts(oldKey, of: record)
+                guard oldNames == names else { throw ApplyPlanError(description: "an update at \(record.position) renamed its key columns") }
+                if carried.count == record.values.count {
+                    try run.delete(old, names: names, at: record)
+                    try run.upsert(key, names: names, values: carried, replacing: true, at: record)
                 } else {
-                    flush()
-                    run = .upsert(keyNames: keyNames, valueNames: valueNames, rows: [row], keys: [key])
+                    endRun()
+                    let matching = { (first: Int) in names.enumerated().map { "\(SQLQuoting.identifier($0.element)) = $\(first + $0.offset)" }.joined(separator: " AND ") }
+                    steps.append(.statement(ApplyStatement(sql: "DELETE FROM \(target) WHERE \(matching(1))", parameters: key)))
+                    let assignments = (names + carried.map(\.0)).enumerated().map { "\(SQLQuoting.identifier($0.element)) = $\($0.offset + 1)" }
+                    steps.append(.statement(ApplyStatement(
+                        sql: "UPDATE \(target) SET \(assignments.joined(separator: ", ")) WHERE \(matching(assignments.count + 1))",
+                        parameters: key + carried.map(\.1) + old)))
+                    try run.upsert(key, names: names, values: carried, replacing: false, at: record)
                 }
             }
         }
+        endRun()
+        return steps
+    }
 
-        mutating func flush() {
-            switch run {
-            case .none:
-                return
-            case .delete(let names, let keys):
-                let sql: String
-                if names.count == 1 {
-                    sql = "DELETE FROM \(target) WHERE \(quoted(names[0])) IN (\(placeholders(count: keys.count, width: 1, grouped: false)))"
+    static func keyParts(_ key: [Column], of record: ChangeRecord) throws(ApplyPlanError) -> ([String], [String?]) {
+        guard !key.isEmpty else { throw ApplyPlanError(description: "the \(record.operation) at \(record.position) carries no key") }
+        var texts: [String?] = []
+        texts.reserveCapacity(key.count)
+        for column in key {
+            guard let text = column.value.postgresText else {
+                throw ApplyPlanError(description: "key column \(column.name) of the \(record.operation) at \(record.position) is \(column.value.typeName)")
+            }
+            texts.append(text)
+        }
+        return (key.map(\.name), texts)
+    }
+
+    /// Folds records into one row per key.
+    struct RunBuilder {
+        var keyNames: [String]?
+        var columns: [String] = []
+        var columnIndex: [String: Int] = [:]
+        var rows: [StagedChanges.Row] = []
+        var rowIndex: [[String?]: Int] = [:]
+
+        mutating func checkKey(_ names: [String], at record: ChangeRecord) throws(ApplyPlanError) {
+            if let keyNames, keyNames != names {
+                throw ApplyPlanError(description: "the \(record.operation) at \(record.position) is keyed by \(names.joined(separator: ", ")), "
+                                     + "earlier records by \(keyNames.joined(separator: ", "))")
+            }
+            keyNames = names
+        }
+
+        mutating func delete(_ key: [String?], names: [String], at record: ChangeRecord) throws(ApplyPlanError) {
+            try checkKey(names, at: record)
+            let row = StagedChanges.Row(action: .delete, replaces: false, key: key, values: [], present: [])
+            if let index = rowIndex[key] { rows[index] = row } else { rowIndex[key] = rows.count; rows.append(row) }
+        }
+
+        mutating func upsert(_ key: [String?], names: [String], values: [(String, String?)], replacing: Bool,
+                             at record: ChangeRecord) throws(ApplyPlanError) {
+            try checkKey(names, at: record)
+            var row: StagedChanges.Row
+            if let index = rowIndex[key] {
+                row = rows[index]
+                if replacing || row.action == .delete {
+                    row = StagedChanges.Row(action: .upsert, replaces: true, key: key, values: [], present: [])
+                }
+            } else {
+                row = StagedChanges.Row(action: .upsert, replaces: replacing, key: key, values: [], present: [])
+            }
+            for (name, value) in values {
+                let column: Int
+                if let known = columnIndex[name] {
+                    column = known
                 } else {
-                    sql = "DELETE FROM \(target) WHERE (\(names.map(quoted).joined(separator: ", "))) IN (\(placeholders(count: keys.count, width: names.count)))"
+                    column = columns.count
+                    columnIndex[name] = column
+                    columns.append(name)
                 }
-                statements.append(ApplyStatement(sql: sql, parameters: keys.flatMap { $0 }))
-            case .upsert(let keyNames, let valueNames, let rows, _):
-                let columns = (keyNames + valueNames).map(quoted).joined(separator: ", ")
-                let conflict = valueNames.isEmpty
-                    ? "DO NOTHING"
-                    : "DO UPDATE SET " + valueNames.map { "\(quoted($0)) = EXCLUDED.\(quoted($0))" }.joined(separator: ", ")
-                statements.append(ApplyStatement(
-                    sql: "INSERT INTO \(target) (\(columns)) VALUES \(placeholders(count: rows.count, width: keyNames.count + valueNames.count)) "
-                        + "ON CONFLICT (\(keyNames.map(quoted).joined(separator: ", "))) \(conflict)",
-                    parameters: rows.flatMap { $0 }))
-            }
-            run = .none
-        }
-
-        func keyParts(_ key: [Column], of record: ChangeRecord) throws(ApplyPlanError) -> ([String], [String?]) {
-            guard !key.isEmpty else { throw ApplyPlanError(description: "the \(record.operation) at \(record.position) carries no key") }
-            var texts: [String?] = []
-            for column in key {
-                guard let text = column.value.postgresText else {
-                    throw ApplyPlanError(description: "key column \(column.name) of the \(record.operation) at \(record.position) is \(column.value.typeName)")
+                if row.values.count <= column {
+                    row.values.append(contentsOf: repeatElement(nil, count: column + 1 - row.values.count))
+                    row.present.append(contentsOf: repeatElement(false, count: column + 1 - row.present.count))
                 }
-                texts.append(text)
+                row.values[column] = value
+                row.present[column] = true
             }
-            return (key.map(\.name), texts)
+            if let index = rowIndex[key] { rows[index] = row } else { rowIndex[key] = rows.count; rows.append(row) }
         }
 
-        func quoted(_ name: String) -> String { SQLQuoting.identifier(name) }
-
-        func matching(_ names: [String], from first: Int) -> String {
-            names.enumerated().map { "\(quoted($0.element)) = $\(first + $0.offset)" }.joined(separator: " AND ")
-        }
-
-        /// `($1, $2), ($3, $4)`; `$1, $2` for single values not `grouped`.
-        func placeholders(count: Int, width: Int, grouped: Bool = true) -> String {
-            (0..<count).map { row in
-                let items = (0..<width).map { "$\(row * width + $0 + 1)" }.joined(separator: ", ")
-                return grouped || width > 1 ? "(" + items + ")" : items
-            }.joined(separator: ", ")
+        func finish() -> StagedChanges? {
+            guard let keyNames, !rows.isEmpty else { return nil }
+            return StagedChanges(keyNames: keyNames, columns: columns, rows: rows)
         }
     }
 }

@@ -1,5 +1,6 @@
 import GovexPostgres
 import GovexWire
+import Synchronization
 
 /// Where a delivery came from, recorded beside the cursor for the DBA.
 public struct DeliveryOrigin: Sendable, Equatable {
@@ -16,6 +17,23 @@ public struct DeliveryOrigin: Sendable, Equatable {
 
 public struct ApplyError: Error, CustomStringConvertible {
     public let description: String
+    /// The database refused the delivery itself (a constraint, a type, a missing table or
+    /// column): trying again as it is will fail again. Otherwise (the connection, a
+    /// deadlock, the server shutting down) it may well succeed.
+    public let permanent: Bool
+
+    public init(description: String, permanent: Bool = true) {
+        self.description = description
+        self.permanent = permanent
+    }
+
+    /// SQLSTATE classes that say nothing about the delivery: connection exceptions,
+    /// transaction rollbacks (serialization, deadlock), insufficient resources, operator
+    /// intervention, system errors; and no SQLSTATE at all (the connection broke).
+    public static func isTransient(_ error: PostgresError) -> Bool {
+        guard let state = error.sqlState else { return true }
+        return ["08", "40", "53", "57", "58"].contains(String(state.prefix(2))) || state == "55006" || state == "55P03"
+    }
 }
 
 /// Applies one subscription's deliveries to its local table. Each delivery and the
@@ -42,6 +60,9 @@ public final class DeliveryApplier: Sendable {
     }
 
     let sql: PostgresConnection
+    /// The target's columns the session's staging table holds; nil until it is created.
+    let stagedColumns = Mutex<Set<String>?>(nil)
+    static let stage = "pg_temp.govex_stage"
     public let subscription: Int64
     public let resource: String
     public let schema: String
@@ -99,34 +120,92 @@ public final class DeliveryApplier: Sendable {
                                    [String(subscription)]).rows.first?[0] ?? "0") ?? 0
     }
 
-    /// Applies delivery number `sequence` of this subscription, unless it already was.
+    /// Applies delivery number `sequence` of this subscription, unless it already was: each
+    /// staged run copied into the session's staging table and applied set-based, in one
+    /// transaction with the cursor.
     public func apply(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) async throws -> Outcome {
-        let statements = try ApplyPlan.statements(for: records.filter { $0.resource == resource }, schema: schema, table: table)
-        return try await sql.transaction {
-            try await sql.query("""
-                INSERT INTO govex.delivery_cursors (subscription, resource, delivered_through) VALUES ($1, $2, 0)
-                ON CONFLICT (subscription) DO NOTHING
-                """, [String(subscription), resource])
-            let through = UInt64(try await sql.query("""
-                SELECT delivered_through::text FROM govex.delivery_cursors WHERE subscription = $1 FOR UPDATE
-                """, [String(subscription)]).rows.first?[0] ?? "0") ?? 0
-            if sequence <= through { return .alreadyApplied }
-            guard sequence == through + 1 else {
-                throw ApplyError(description: "delivery \(sequence) of subscription \(subscription) arrived, but \(through + 1) is the next to apply")
-            }
-            for statement in statements {
-                do {
-                    try await sql.query(statement.sql, statement.parameters)
-                } catch let error as PostgresError {
-                    throw ApplyError(description: "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table): \(error.message)"
-                                     + (error.detail.map { "; \($0)" } ?? ""))
-                }
-            }
-            try await sql.query("""
-                UPDATE govex.delivery_cursors SET delivered_through = $2, origin_node = $3, origin_epoch = $4, origin_sequence = $5, applied_at = now()
-                WHERE subscription = $1
-                """, [String(subscription), String(sequence), origin.node, String(origin.epoch), String(origin.sequence)])
-            return .applied(statements: statements.count)
+        let context = "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
+        let steps: [ApplyStep]
+        do {
+            steps = try ApplyPlan.steps(for: records.filter { $0.resource == resource }, schema: schema, table: table)
+        } catch {
+            throw ApplyError(description: "\(context): \(error.description)")
         }
+        var needed = Set<String>()
+        for case .staged(let changes) in steps { needed.formUnion(changes.keyNames + changes.columns) }
+        try await prepareStage(columns: needed, context: context)
+        let target = SQLQuoting.qualified(schema: schema, name: table)
+        do {
+            return try await sql.transaction {
+                try await sql.query("""
+                    INSERT INTO govex.delivery_cursors (subscription, resource, delivered_through) VALUES ($1, $2, 0)
+                    ON CONFLICT (subscription) DO NOTHING
+                    """, [String(subscription), resource])
+                let through = UInt64(try await sql.query("""
+                    SELECT delivered_through::text FROM govex.delivery_cursors WHERE subscription = $1 FOR UPDATE
+                    """, [String(subscription)]).rows.first?[0] ?? "0") ?? 0
+                if sequence <= through { return .alreadyApplied }
+                guard sequence == through + 1 else {
+                    throw ApplyError(description: "delivery \(sequence) of subscription \(subscription) arrived, but \(through + 1) is the next to apply",
+                                     permanent: false)
+                }
+                var statements = 0
+                var stageUsed = false
+                for step in steps {
+                    switch step {
+                    case .statement(let statement):
+                        try await sql.query(statement.sql, statement.parameters)
+                        statements += 1
+                    case .staged(let changes):
+                        if stageUsed { try await sql.query("TRUNCATE \(Self.stage)") }
+                        _ = try await sql.copyIn(changes.copyStatement(stage: Self.stage)) { writer in
+                            try changes.copyData { try writer.write($0) }
+                        }
+                        for statement in changes.statements(target: target, stage: Self.stage) { try await sql.query(statement) }
+                        statements += 1
+                        stageUsed = true
+                    }
+                }
+                try await sql.query("""
+                    UPDATE govex.delivery_cursors SET delivered_through = $2, origin_node = $3, origin_epoch = $4, origin_sequence = $5, applied_at = now()
+                    WHERE subscription = $1
+                    """, [String(subscription), String(sequence), origin.node, String(origin.epoch), String(origin.sequence)])
+                return .applied(statements: statements)
+            }
+        } catch let error as PostgresError {
+            // The DBA may be changing the table to fix this: the next try reads it again.
+            stagedColumns.withLock { $0 = nil }
+            throw ApplyError(description: "\(context): \(error.message)" + (error.detail.map { "; \($0)" } ?? ""),
+                             permanent: !ApplyError.isTransient(error))
+        }
+    }
+
+    /// Creates the session's staging table with the target's columns and types (a domain's
+    /// base type, so its constraints apply once, at the target), unless the one there already
+    /// holds `columns`. `ON COMMIT DELETE ROWS` empties it after every delivery.
+    func prepareStage(columns: Set<String>, context: String) async throws {
+        if let known = stagedColumns.withLock({ $0 }), columns.isSubset(of: known) { return }
+        let attributes: [[String?]]
+        do {
+            attributes = try await sql.query("""
+                SELECT a.attname, CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END
+                FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                ORDER BY a.attnum
+                """, [SQLQuoting.qualified(schema: schema, name: table)]).rows
+        } catch let error as PostgresError {
+            throw ApplyError(description: "\(context): \(error.message)", permanent: !ApplyError.isTransient(error))
+        }
+        let known = Set(attributes.compactMap { $0[0] })
+        let missing = columns.subtracting(known).sorted()
+        guard missing.isEmpty else {
+            throw ApplyError(description: "\(context): the table has no column \(missing.joined(separator: ", ")) (add it, or narrow the subscription's columns)")
+        }
+        let definitions = [
+            "\(StagedChanges.actionColumn) \"char\" NOT NULL", "\(StagedChanges.replacesColumn) boolean NOT NULL", "\(StagedChanges.presentColumn) text NOT NULL",
+        ] + attributes.map { "\(SQLQuoting.identifier($0[0] ?? "")) \($0[1] ?? "text")" }
+        try await sql.query("DROP TABLE IF EXISTS \(Self.stage)")
+        try await sql.query("CREATE TEMPORARY TABLE govex_stage (\(definitions.joined(separator: ", "))) ON COMMIT DELETE ROWS")
+        stagedColumns.withLock { $0 = known }
     }
 }

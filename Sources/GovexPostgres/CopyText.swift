@@ -86,3 +86,35 @@ public enum CopyText {
         }
     }
 }
+
+extension CopyText {
+    /// Appends one field in COPY text form: `\N` for NULL, backslash, tab, newline and
+    /// carriage return escaped (the only bytes the format gives a meaning).
+    public static func appendField(_ field: String?, to buffer: inout [UInt8]) {
+        guard var value = field else {
+            buffer.append(UInt8(ascii: "\\"))
+            buffer.append(UInt8(ascii: "N"))
+            return
+        }
+        value.withUTF8 { bytes in
+            var needsEscape = false
+            for byte in bytes where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                needsEscape = true
+                break
+            }
+            guard needsEscape else {
+                buffer.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                switch byte {
+                case 0x5C: buffer.append(0x5C); buffer.append(0x5C)
+                case 0x09: buffer.append(0x5C); buffer.append(UInt8(ascii: "t"))
+                case 0x0A: buffer.append(0x5C); buffer.append(UInt8(ascii: "n"))
+                case 0x0D: buffer.append(0x5C); buffer.append(UInt8(ascii: "r"))
+                default: buffer.append(byte)
+                }
+            }
+        }
+    }
+}

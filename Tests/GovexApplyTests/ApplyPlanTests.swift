@@ -1,8 +1,9 @@
 import GovexApply
+import GovexPostgres
 import GovexWire
 import Testing
 
-/// What an apply does, as statements, without a database.
+/// What an apply does, as staged rows and statements, without a database.
 @Suite("Apply plan")
 struct ApplyPlanTests {
     func record(_ operation: ChangeOperation, _ id: Int32, name: Value? = nil, oldID: Int32? = nil, ordinal: UInt32 = 0) -> ChangeRecord {
@@ -10,69 +11,96 @@ struct ApplyPlanTests {
                      values: name.map { [Column("name", $0)] } ?? [], oldKey: oldID.map { [Column("id", .int4($0))] })
     }
 
-    @Test("consecutive upserts of one shape are one statement; a repeated key starts the next")
-    func upsertRuns() throws {
-        let statements = try ApplyPlan.statements(for: [
+    func staged(_ steps: [ApplyStep]) -> [StagedChanges] {
+        steps.compactMap { if case .staged(let changes) = $0 { changes } else { nil } }
+    }
+
+    @Test("records fold into one row per key, in the order they came: the last write wins, a delete then insert replaces")
+    func folding() throws {
+        let steps = try ApplyPlan.steps(for: [
             record(.insert, 1, name: .text("a")), record(.update, 2, name: .text("b")), record(.update, 1, name: .text("c")),
+            record(.delete, 2), record(.delete, 3), record(.insert, 3, name: .text("d")),
         ], schema: "s", table: "t")
-        #expect(statements == [
-            ApplyStatement(sql: #"INSERT INTO "s"."t" ("id", "name") VALUES ($1, $2), ($3, $4) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name""#,
-                           parameters: ["1", "a", "2", "b"]),
-            ApplyStatement(sql: #"INSERT INTO "s"."t" ("id", "name") VALUES ($1, $2) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name""#,
-                           parameters: ["1", "c"]),
+        let runs = staged(steps)
+        #expect(steps.count == 1 && runs.count == 1)
+        #expect(runs[0].keyNames == ["id"] && runs[0].columns == ["name"])
+        #expect(runs[0].rows.map(\.action) == [.upsert, .delete, .upsert])
+        #expect(runs[0].rows.map(\.key) == [["1"], ["2"], ["3"]])
+        #expect(runs[0].rows.map(\.replaces) == [false, false, true])
+        #expect(runs[0].rows[0].values == ["c"])
+        #expect(runs[0].statements(target: #""s"."t""#, stage: "st") == [
+            #"DELETE FROM "s"."t" AS t USING st AS s WHERE (s.govex_action = 'd' OR s.govex_replaces) AND t."id" = s."id""#,
+            #"INSERT INTO "s"."t" ("id", "name") SELECT "id", "name" FROM st WHERE govex_action = 'u' AND govex_present = '1' ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name""#,
         ])
     }
 
-    @Test("unchanged (TOASTed) columns are left alone; NULL is a value")
+    @Test("unchanged (TOASTed) columns are left alone, a later record's value fills them; NULL is a value")
     func unchangedColumns() throws {
-        let statements = try ApplyPlan.statements(for: [record(.update, 1, name: .unchanged), record(.update, 2, name: .null)],
-                                                  schema: "s", table: "t")
-        #expect(statements == [
-            ApplyStatement(sql: #"INSERT INTO "s"."t" ("id") VALUES ($1) ON CONFLICT ("id") DO NOTHING"#, parameters: ["1"]),
-            ApplyStatement(sql: #"INSERT INTO "s"."t" ("id", "name") VALUES ($1, $2) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name""#,
-                           parameters: ["2", nil]),
-        ])
-    }
-
-    @Test("deletes batch up, a truncate deletes everything, a key change moves the row and upserts it")
-    func deletesTruncatesAndKeyChanges() throws {
-        let statements = try ApplyPlan.statements(for: [
-            record(.delete, 1), record(.delete, 2), record(.truncate, 0), record(.update, 9, name: .unchanged, oldID: 8),
+        let steps = try ApplyPlan.steps(for: [
+            record(.update, 1, name: .unchanged), record(.update, 2, name: .null), record(.update, 3, name: .unchanged), record(.update, 3, name: .text("z")),
         ], schema: "s", table: "t")
-        #expect(statements.map(\.sql) == [
-            #"DELETE FROM "s"."t" WHERE "id" IN ($1, $2)"#,
-            #"DELETE FROM "s"."t""#,
-            #"DELETE FROM "s"."t" WHERE "id" = $1"#,
-            #"UPDATE "s"."t" SET "id" = $1 WHERE "id" = $2"#,
-            #"INSERT INTO "s"."t" ("id") VALUES ($1) ON CONFLICT ("id") DO NOTHING"#,
+        let run = try #require(staged(steps).first)
+        #expect(run.rows.map { run.presence(of: $0) } == ["0", "1", "1"])
+        #expect(run.rows.map(\.values) == [[], [nil], ["z"]])
+        let statements = run.statements(target: "t", stage: "st")
+        #expect(statements == [
+            #"INSERT INTO t ("id") SELECT "id" FROM st WHERE govex_action = 'u' AND govex_present = '0' ON CONFLICT ("id") DO NOTHING"#,
+            #"INSERT INTO t ("id", "name") SELECT "id", "name" FROM st WHERE govex_action = 'u' AND govex_present = '1' ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name""#,
         ])
-        #expect(statements[0].parameters == ["1", "2"])
-        #expect(statements[3].parameters == ["9", "8"])
+        var copy: [UInt8] = []
+        run.copyData { copy += $0 }
+        #expect(String(decoding: copy, as: UTF8.self) == "u\tf\t0\t1\t\\N\nu\tf\t1\t2\t\\N\nu\tf\t1\t3\tz\n")
     }
 
-    @Test("composite keys delete by row comparison; names with quotes stay quoted")
-    func compositeKeys() throws {
-        let records = [1, 2].map { ChangeRecord(operation: .delete, resource: "R", position: SourcePosition(commit: 1, ordinal: 0),
-                                                key: [Column("a\"b", .int4(Int32($0))), Column("c", .text("x"))]) }
-        let statements = try ApplyPlan.statements(for: records, schema: "my schema", table: "t\"1")
-        #expect(statements == [ApplyStatement(sql: #"DELETE FROM "my schema"."t""1" WHERE ("a""b", "c") IN (($1, $2), ($3, $4))"#,
-                                              parameters: ["1", "x", "2", "x"])])
+    @Test("a truncate ends the run; a key change deletes the old key and replaces the new; one without every column moves the stored row")
+    func truncatesAndKeyChanges() throws {
+        let steps = try ApplyPlan.steps(for: [
+            record(.insert, 1, name: .text("a")), record(.truncate, 0), record(.update, 5, name: .text("b"), oldID: 4),
+            record(.update, 9, name: .unchanged, oldID: 8),
+        ], schema: "s", table: "t")
+        #expect(steps.count == 6)
+        #expect(steps[1] == .statement(ApplyStatement(sql: #"DELETE FROM "s"."t""#, parameters: [])))
+        let moved = staged(steps)[1]
+        #expect(moved.rows.map(\.action) == [.delete, .upsert] && moved.rows.map(\.key) == [["4"], ["5"]] && moved.rows[1].replaces)
+        #expect(steps[3] == .statement(ApplyStatement(sql: #"DELETE FROM "s"."t" WHERE "id" = $1"#, parameters: ["9"])))
+        #expect(steps[4] == .statement(ApplyStatement(sql: #"UPDATE "s"."t" SET "id" = $1 WHERE "id" = $2"#, parameters: ["9", "8"])))
+        #expect(staged(steps)[2].rows.map(\.key) == [["9"]])
     }
 
-    @Test("a run never exceeds the parameter limit")
-    func parameterLimit() throws {
-        let records = (0..<40_000).map { record(.insert, Int32($0), name: .text("n")) }
-        let statements = try ApplyPlan.statements(for: records, schema: "s", table: "t")
-        #expect(statements.count == 3)
-        #expect(statements.allSatisfy { $0.parameters.count <= ApplyPlan.maxParameters })
-        #expect(statements.reduce(0) { $0 + $1.parameters.count } == 80_000)
+    @Test("composite keys match column by column; names with quotes stay quoted; COPY escapes what it must")
+    func compositeKeysAndEscapes() throws {
+        let records = ["x\ty", "back\\slash\nline"].enumerated().map {
+            ChangeRecord(operation: .insert, resource: "R", position: SourcePosition(commit: 1, ordinal: 0),
+                         key: [Column("a\"b", .int4(Int32($0.offset))), Column("c", .text("k"))], values: [Column("v", .text($0.element))])
+        }
+        let run = try #require(staged(try ApplyPlan.steps(for: records, schema: "my schema", table: "t\"1")).first)
+        #expect(run.copyStatement(stage: "st") == #"COPY st ("govex_action", "govex_replaces", "govex_present", "a""b", "c", "v") FROM STDIN"#)
+        var copy: [UInt8] = []
+        run.copyData { copy += $0 }
+        #expect(String(decoding: copy, as: UTF8.self) == "u\tf\t1\t0\tk\tx\\ty\nu\tf\t1\t1\tk\tback\\\\slash\\nline\n")
+        var fields: [[UInt8]?] = []
+        let firstLine = Array(copy.split(separator: UInt8(ascii: "\n"))[1])
+        try firstLine.withUnsafeBytes { fields = try CopyText.fields($0, expected: 6) }
+        #expect(fields[5].map { String(decoding: $0, as: UTF8.self) } == "back\\slash\nline", "what COPY reads back is the value")
     }
 
-    @Test("a key that is NULL or unchanged is refused with the record's position")
+    @Test("200,000 records stream out in bounded chunks")
+    func chunks() throws {
+        let records = (0..<200_000).map { record(.insert, Int32($0), name: .text("name \($0)")) }
+        let run = try #require(staged(try ApplyPlan.steps(for: records, schema: "s", table: "t")).first)
+        var sizes: [Int] = []
+        run.copyData(chunkSize: 1 << 16) { sizes.append($0.count) }
+        #expect(sizes.count > 10 && sizes.allSatisfy { $0 < (1 << 16) + 4096 })
+        #expect(run.rows.count == 200_000)
+    }
+
+    @Test("a key that is NULL or unchanged is refused with the record's position; so is a change of key columns")
     func badKeys() {
         let record = ChangeRecord(operation: .delete, resource: "R", position: SourcePosition(commit: 0x10, ordinal: 3), key: [Column("id", .null)])
         #expect(throws: ApplyPlanError(description: "key column id of the delete at 0/10#3 is null")) {
-            try ApplyPlan.statements(for: [record], schema: "s", table: "t")
+            try ApplyPlan.steps(for: [record], schema: "s", table: "t")
         }
+        let other = ChangeRecord(operation: .delete, resource: "R", position: SourcePosition(commit: 0x10, ordinal: 4), key: [Column("code", .text("a"))])
+        #expect(throws: ApplyPlanError.self) { try ApplyPlan.steps(for: [self.record(.delete, 1), other], schema: "s", table: "t") }
     }
 }

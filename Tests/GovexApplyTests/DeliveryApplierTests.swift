@@ -97,4 +97,89 @@ struct DeliveryApplierTests {
             }
         }
     }
+
+    @Test("random batches applied set-based leave the table as applying their records one by one would")
+    func matchesSequentialOrder() async throws {
+        var generator = SplitMix64(state: 0x5E7)
+        var oracle: [Int32: (name: String?, note: String?)] = [:]
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.t (id int PRIMARY KEY, name text, note text DEFAULT 'default')")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 8, resource: "R", schema: "public", table: "t") { (applier: DeliveryApplier) async throws in
+                    for sequence in 1...30 {
+                        var records: [ChangeRecord] = []
+                        for ordinal in 0..<150 {
+                            let id = Int32(generator.next() % 40)
+                            let name: Value = generator.next() % 5 == 0 ? .null : (generator.next() % 4 == 0 ? .unchanged : .text("n\(generator.next() % 1000)\t\\"))
+                            let note: Value = generator.next() % 3 == 0 ? .unchanged : .text("note \(ordinal)")
+                            let position = SourcePosition(commit: UInt64(sequence), ordinal: UInt32(ordinal))
+                            func carried(_ value: Value, _ old: String?) -> String? {
+                                if case .unchanged = value { return old }
+                                return value.postgresText
+                            }
+                            switch generator.next() % 20 {
+                            case 0..<9:
+                                records.append(ChangeRecord(operation: .update, resource: "R", position: position, key: [Column("id", .int4(id))],
+                                                            values: [Column("name", name), Column("note", note)]))
+                                let old = oracle[id] ?? (nil, "default")
+                                oracle[id] = (carried(name, old.name), carried(note, old.note))
+                            case 9..<14:
+                                records.append(ChangeRecord(operation: .delete, resource: "R", position: position, key: [Column("id", .int4(id))]))
+                                oracle[id] = nil
+                            case 14..<19:
+                                let from = Int32(generator.next() % 40)
+                                records.append(ChangeRecord(operation: .update, resource: "R", position: position, key: [Column("id", .int4(id))],
+                                                            values: [Column("name", name), Column("note", note)], oldKey: [Column("id", .int4(from))]))
+                                if case .unchanged = name {} else if case .unchanged = note {} else {
+                                    oracle[from] = nil
+                                    oracle[id] = (name.postgresText, note.postgresText)
+                                    continue
+                                }
+                                let old = from == id ? oracle[id] : oracle.removeValue(forKey: from)
+                                let base = old ?? (id != from ? (nil, "default") : (nil, "default"))
+                                if from != id { oracle[id] = nil }
+                                oracle[id] = (carried(name, base.name), carried(note, base.note))
+                            default:
+                                if generator.next() % 3 == 0 {
+                                    records.append(ChangeRecord(operation: .truncate, resource: "R", position: position, key: []))
+                                    oracle = [:]
+                                }
+                            }
+                        }
+                        _ = try await applier.apply(records, sequence: UInt64(sequence), origin: Self.origin)
+                        let rows = try await sql.query("SELECT id, name, note FROM public.t ORDER BY id").rows
+                        let expected = oracle.keys.sorted().map { [String($0), oracle[$0]!.name, oracle[$0]!.note] }
+                        #expect(rows == expected, "after delivery \(sequence)")
+                        if rows != expected { return }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("a missing table, a missing column and a value of the wrong type are permanent errors naming what to fix")
+    func permanentErrors() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.t (id int PRIMARY KEY, name text, amount numeric, seen timestamptz)")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 9, resource: "GA-RK-0001", schema: "public", table: "missing") { (applier: DeliveryApplier) async throws in
+                    await #expect { try await applier.apply([upsert(1, .text("a"))], sequence: 1, origin: Self.origin) } throws: { error in
+                        (error as? ApplyError)?.permanent == true && "\(error)".contains("public.missing") && "\(error)".contains("does not exist")
+                    }
+                }
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 10, resource: "GA-RK-0001", schema: "public", table: "t") { (applier: DeliveryApplier) async throws in
+                    await #expect { try await applier.apply([upsert(1, .text("a"))], sequence: 1, origin: Self.origin) } throws: { error in
+                        (error as? ApplyError)?.permanent == true && "\(error)".contains("no column photo")
+                    }
+                    try await sql.query("ALTER TABLE public.t ADD COLUMN photo bytea, ALTER COLUMN amount TYPE int USING 0")
+                    await #expect { try await applier.apply([upsert(1, .text("a"))], sequence: 1, origin: Self.origin) } throws: { error in
+                        (error as? ApplyError)?.permanent == true && "\(error)".contains("integer")
+                    }
+                    try await sql.query("ALTER TABLE public.t ALTER COLUMN amount TYPE numeric")
+                    #expect(try await applier.apply([upsert(1, .text("a"))], sequence: 1, origin: Self.origin) == .applied(statements: 1),
+                            "after the DBA's fix the same delivery applies")
+                }
+            }
+        }
+    }
 }

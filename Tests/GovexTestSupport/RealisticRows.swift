@@ -4,17 +4,11 @@ import GovexWire
 /// registers: Chinese names and addresses, citizen ID numbers and unified social
 /// credit codes with valid check digits, amounts and timestamps (~120 bytes of text).
 public struct RealisticRows {
-    private var state: UInt64
+    private var random: SplitMix64
 
-    public init(seed: UInt64 = 0x9E37_79B9) { state = seed }
+    public init(seed: UInt64 = 0x9E37_79B9) { random = SplitMix64(state: seed) }
 
-    private mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private mutating func next() -> UInt64 { random.next() }
 
     private mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
 

@@ -11,18 +11,6 @@ struct MutatedBatchTests {
     /// Small limits: anything the decoder allocates is bounded by these, whatever the input says.
     static let limits = BatchLimits(maxHeaderBytes: 64 * 1024, maxRecords: 1_000, maxUncompressedBytes: 1 << 20)
 
-    /// A deterministic generator, so a failure can be replayed.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func smallRecords() -> [ChangeRecord] {
         Array(SampleBatches.mixedRecords().suffix(5))
     }
