@@ -30,6 +30,23 @@ public struct AgentConfiguration: Sendable {
         }
     }
 
+    /// `[apply]`: how a subscriber retries a delivery its database refuses before keeping it
+    /// as a dead letter.
+    public struct ApplyRetry: Sendable, Equatable {
+        public var attempts: Int
+        public var firstDelay: Duration
+
+        public init(attempts: Int = 5, firstDelay: Duration = .seconds(2)) {
+            self.attempts = attempts
+            self.firstDelay = firstDelay
+        }
+
+        /// Doubling from `firstDelay`, at most five minutes.
+        public func delay(afterFailures failures: Int) -> Duration {
+            min(firstDelay * (1 << min(failures - 1, 20)), .seconds(300))
+        }
+    }
+
     public var nodeID: String
     public var dataDirectory: String
     public var signingAlgorithm: SignatureAlgorithm
@@ -48,6 +65,7 @@ public struct AgentConfiguration: Sendable {
     public var hubURL: String?
     /// `[source] heartbeat`: how often to write a `pg_logical_emit_message` heartbeat; nil = never.
     public var heartbeat: Duration?
+    public var applyRetry: ApplyRetry
 
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
@@ -61,7 +79,7 @@ public struct AgentConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> AgentConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms"]
+        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms", "apply"]
         for key in root.keys where !known.contains(key) {
             throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")
         }
@@ -113,6 +131,11 @@ public struct AgentConfiguration: Sendable {
         }
         let alarmsTable = try reader.table(root, "alarms", optional: true)
         let retainedWAL = try reader.size(alarmsTable, "retained_wal", section: "alarms", default: 1 << 30, range: (1 << 20)...(1 << 50))
+
+        let applyTable = try reader.table(root, "apply", optional: true)
+        let applyRetry = ApplyRetry(
+            attempts: try reader.integer(applyTable, "attempts", section: "apply", default: 5, range: 1...1000),
+            firstDelay: try reader.duration(applyTable, "retry_delay", section: "apply", default: .seconds(2)))
 
         var publish: [Publish] = []
         var resources = Set<String>()
@@ -179,6 +202,6 @@ public struct AgentConfiguration: Sendable {
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
                                   conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish, subscribe: subscribe,
                                   metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
-                                  hubURL: hubURL, heartbeat: heartbeat)
+                                  hubURL: hubURL, heartbeat: heartbeat, applyRetry: applyRetry)
     }
 }

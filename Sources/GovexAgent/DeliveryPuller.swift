@@ -34,17 +34,19 @@ final class DeliveryPuller: Sendable {
     let conninfo: String
     let subscription: SubscriptionListing
     let target: AgentConfiguration.Subscribe
+    let retry: AgentConfiguration.ApplyRetry
     let log: @Sendable (Int, String) -> Void
     let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
     static let waitSeconds = 20
 
     init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionListing,
-         target: AgentConfiguration.Subscribe, log: @escaping @Sendable (Int, String) -> Void) {
+         target: AgentConfiguration.Subscribe, retry: AgentConfiguration.ApplyRetry, log: @escaping @Sendable (Int, String) -> Void) {
         self.client = client
         self.hubKeys = hubKeys
         self.conninfo = conninfo
         self.subscription = subscription
         self.target = target
+        self.retry = retry
         self.log = log
     }
 
@@ -56,9 +58,14 @@ final class DeliveryPuller: Sendable {
                                                schema: target.schema, table: target.table) { applier in
                     var cursor = try await applier.cursor()
                     log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
+                    if let (letter, _) = try await applier.waitingDeadLetter() {
+                        raiseAlarm(letter)
+                        try await awaitDecision(applier: applier, shouldStop: shouldStop)
+                        cursor = try await applier.cursor()
+                    }
                     while !shouldStop(), !Task.isCancelled {
                         do {
-                            let applied = try await pullOnce(after: cursor, applier: applier)
+                            let applied = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
                             if applied > cursor {
                                 cursor = applied
                                 await acknowledge(cursor)
@@ -85,7 +92,7 @@ final class DeliveryPuller: Sendable {
     }
 
     /// One long-poll; returns the cursor after applying what it brought.
-    func pullOnce(after cursor: UInt64, applier: DeliveryApplier) async throws -> UInt64 {
+    func pullOnce(after cursor: UInt64, applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> UInt64 {
         let response: HubClient.Response
         do {
             response = try await client.get("/v1/deliveries?subscription=\(subscription.id)&after=\(cursor)&wait=\(Self.waitSeconds)&limit=64",
@@ -96,28 +103,33 @@ final class DeliveryPuller: Sendable {
         guard response.status == 200 else { throw HubUnreachable(description: "the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
         var cursor = cursor
         for file in try Delivery.unframe(response.body) {
-            try await loadProviderKeys(for: file)
-            let signer = try BatchFile(bytes: file).header.keyID
-            guard let hubKey = await hubKeys.resolve(signer, client: client) else {
-                throw DeliveryError("delivery signed by hub key \(Hex.encode(signer)), which no trusted hub key endorses")
-            }
-            let verified = try Delivery.verify(file, hubKey: hubKey, subscriptionID: subscription.id) { node, keyID in
-                providerKeys.withLock { $0[node]?.first { $0.keyID == keyID } }
-            }
-            let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
-            switch try await applier.apply(verified.records, sequence: verified.sequence, origin: origin) {
+            let verified = try await verify(file)
+            switch try await applyPatiently(file, verified, applier: applier, shouldStop: shouldStop) {
             case .applied where verified.originNode == Delivery.hubNodeID:
                 let rows = verified.records.filter { $0.operation == .insert }.count
                 log(6, "subscription \(subscription.id): backfill from the hub's copy: delivery \(verified.sequence), \(rows) rows applied"
                     + (verified.records.first?.operation == .truncate ? " (the table was emptied first)" : ""))
             case .applied:
-                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(origin.node) batch \(origin.sequence))")
+                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(verified.originNode) batch \(verified.originSequence))")
             case .alreadyApplied:
                 break
             }
             cursor = max(cursor, verified.sequence)
         }
         return cursor
+    }
+
+    /// Checks a delivery's signatures: the hub's (by a key the trusted hub keys endorse),
+    /// and the provider's over its origin header and, when passed on unchanged, its body.
+    func verify(_ file: [UInt8]) async throws -> Delivery.Verified {
+        try await loadProviderKeys(for: file)
+        let signer = try BatchFile(bytes: file).header.keyID
+        guard let hubKey = await hubKeys.resolve(signer, client: client) else {
+            throw DeliveryError("delivery signed by hub key \(Hex.encode(signer)), which no trusted hub key endorses")
+        }
+        return try Delivery.verify(file, hubKey: hubKey, subscriptionID: subscription.id) { node, keyID in
+            providerKeys.withLock { $0[node]?.first { $0.keyID == keyID } }
+        }
     }
 
     /// The provider's registered keys, fetched from the hub the first time a key id is seen.
@@ -168,7 +180,8 @@ struct SubscriptionFollower: Sendable {
                         if let active = matching.first(where: { $0.status == "active" }) {
                             guard started.insert(active.id).inserted else { continue }
                             let puller = DeliveryPuller(client: client, hubKeys: hubKeys, conninfo: configuration.conninfo,
-                                                        subscription: active, target: entry, log: log)
+                                                        subscription: active, target: entry,
+                                                        retry: configuration.applyRetry, log: log)
                             group.addTask { await puller.run(shouldStop: shouldStop) }
                         } else {
                             let state = matching.last.map { "is \($0.status)" } ?? "has not been requested (run govex subscribe --resource \(entry.resource))"

@@ -52,7 +52,7 @@ public final class DeliveryApplier: Sendable {
         delivered_through numeric(20,0) NOT NULL, origin_node text, origin_epoch numeric(20,0), origin_sequence numeric(20,0), \
         applied_at timestamptz NOT NULL DEFAULT now())
         """,
-    ]
+    ] + DeadLetters.tableStatements
 
     public enum Outcome: Sendable, Equatable {
         case applied(statements: Int)
@@ -137,13 +137,7 @@ public final class DeliveryApplier: Sendable {
         let target = SQLQuoting.qualified(schema: schema, name: table)
         do {
             return try await sql.transaction {
-                try await sql.query("""
-                    INSERT INTO govex.delivery_cursors (subscription, resource, delivered_through) VALUES ($1, $2, 0)
-                    ON CONFLICT (subscription) DO NOTHING
-                    """, [String(subscription), resource])
-                let through = UInt64(try await sql.query("""
-                    SELECT delivered_through::text FROM govex.delivery_cursors WHERE subscription = $1 FOR UPDATE
-                    """, [String(subscription)]).rows.first?[0] ?? "0") ?? 0
+                let through = try await lockedCursor()
                 if sequence <= through { return .alreadyApplied }
                 guard sequence == through + 1 else {
                     throw ApplyError(description: "delivery \(sequence) of subscription \(subscription) arrived, but \(through + 1) is the next to apply",
@@ -166,10 +160,7 @@ public final class DeliveryApplier: Sendable {
                         stageUsed = true
                     }
                 }
-                try await sql.query("""
-                    UPDATE govex.delivery_cursors SET delivered_through = $2, origin_node = $3, origin_epoch = $4, origin_sequence = $5, applied_at = now()
-                    WHERE subscription = $1
-                    """, [String(subscription), String(sequence), origin.node, String(origin.epoch), String(origin.sequence)])
+                try await advanceCursor(to: sequence, origin: origin)
                 return .applied(statements: statements)
             }
         } catch let error as PostgresError {
@@ -178,6 +169,24 @@ public final class DeliveryApplier: Sendable {
             throw ApplyError(description: "\(context): \(error.message)" + (error.detail.map { "; \($0)" } ?? ""),
                              permanent: !ApplyError.isTransient(error))
         }
+    }
+
+    /// The cursor, locked until the transaction ends (the row is made on first use).
+    func lockedCursor() async throws -> UInt64 {
+        try await sql.query("""
+            INSERT INTO govex.delivery_cursors (subscription, resource, delivered_through) VALUES ($1, $2, 0)
+            ON CONFLICT (subscription) DO NOTHING
+            """, [String(subscription), resource])
+        return UInt64(try await sql.query("""
+            SELECT delivered_through::text FROM govex.delivery_cursors WHERE subscription = $1 FOR UPDATE
+            """, [String(subscription)]).rows.first?[0] ?? "0") ?? 0
+    }
+
+    func advanceCursor(to sequence: UInt64, origin: DeliveryOrigin) async throws {
+        try await sql.query("""
+            UPDATE govex.delivery_cursors SET delivered_through = $2, origin_node = $3, origin_epoch = $4, origin_sequence = $5, applied_at = now()
+            WHERE subscription = $1
+            """, [String(subscription), String(sequence), origin.node, String(origin.epoch), String(origin.sequence)])
     }
 
     /// Creates the session's staging table with the target's columns and types (a domain's

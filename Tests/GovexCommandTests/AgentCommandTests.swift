@@ -13,14 +13,14 @@ struct AgentCommandTests {
     /// The agent's usual setup: tables `residents` (published) and `negative` (share class
     /// none) in publication `govex`, a signing key, and a configuration file.
     static func prepareAgent(_ database: TestDatabase, _ sql: PostgresConnection, directoryPrefix: String,
-                             metrics: String = "", hub: String? = nil) async throws -> (dataDir: String, slot: String, configPath: String) {
+                             metrics: String = "", hub: String? = nil, publish: String? = nil) async throws -> (dataDir: String, slot: String, configPath: String) {
         try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text, secret text)")
         try await sql.query("CREATE TABLE negative (id int PRIMARY KEY, name text)")
         try await sql.query("CREATE PUBLICATION govex FOR TABLE residents, negative")
         let dataDir = Subprocess.temporaryDirectory(directoryPrefix)
         try Subprocess.check([govex, "keygen", "--out", dataDir + "/keys"])
         let slot = database.name + "_slot"
-        let path = try write(config(dataDir: dataDir, conninfo: database.conninfo, slot: slot, metrics: metrics, hub: hub))
+        let path = try write(config(dataDir: dataDir, conninfo: database.conninfo, slot: slot, metrics: metrics, publish: publish, hub: hub))
         return (dataDir, slot, path)
     }
 
@@ -50,12 +50,7 @@ struct AgentCommandTests {
         \(hub.map { "\n[hub]\nurl = \"\($0)\"\n" } ?? "")
 
         \(publish ?? """
-        [[publish]]
-        resource = "GA-RK-0001"
-        share = "unconditional"
-        table = "public.residents"
-        key = ["id"]
-        exclude = ["secret"]
+        \(residentsPublish)
 
         [[publish]]
         resource = "GA-XX-0009"
@@ -65,6 +60,16 @@ struct AgentCommandTests {
         """)
         """
     }
+
+    /// A's residents, shared without `secret`.
+    static let residentsPublish = """
+        [[publish]]
+        resource = "GA-RK-0001"
+        share = "unconditional"
+        table = "public.residents"
+        key = ["id"]
+        exclude = ["secret"]
+        """
 
     static func write(_ text: String) throws -> String {
         let path = Subprocess.temporaryDirectory("govex-agent-config") + "/agent.toml"

@@ -24,19 +24,23 @@ struct ExchangeTests {
     }
 
     /// The subscriber's configuration: no [[publish]], one [[subscribe]].
-    static func subscriberConfig(dataDir: String, conninfo: String, port: Int) -> String {
+    static func subscriberConfig(dataDir: String, conninfo: String, port: Int, extra: String = "") -> String {
         AgentCommandTests.config(dataDir: dataDir, conninfo: conninfo, slot: "unused", publish: """
             [[subscribe]]
             resource = "GA-RK-0001"
             table = "shared.residents"
             purpose = "check residence for housing subsidy applications"
+            \(extra)
             """, hub: "https://127.0.0.1:\(port)").replacingOccurrences(of: "id = \"gongan\"", with: "id = \"minzheng\"")
     }
 
     /// A hub (running) whose catalog shares GA-RK-0001 (gongan's residents, without `secret`)
     /// unconditionally; both departments enrolled; B's table created by `govex check --apply`
-    /// from the DDL it prints; B subscribed. Neither agent is started.
-    static func withDepartments(subscribe: Bool = true, _ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
+    /// from the DDL it prints; B subscribed. Neither agent is started. `extraCatalog` adds
+    /// catalog entries, `aPublish` replaces A's [[publish]] entries, `bExtra` is appended to B's
+    /// configuration.
+    static func withDepartments(subscribe: Bool = true, extraCatalog: String = "", aPublish: String? = nil, bExtra: String = "",
+                                _ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
         try await TestPostgres.withDatabase { hubDatabase in
             try await TestPostgres.withDatabase { aDatabase in
                 try await TestPostgres.withDatabase { bDatabase in
@@ -53,6 +57,7 @@ struct ExchangeTests {
                         share = "unconditional"
                         key = ["id"]
                         columns = ["id", "name"]
+                        \(extraCatalog)
                         """.write(toFile: catalog, atomically: true, encoding: .utf8)
                     try await Subprocess.checkAsync([govex, "hub", "catalog", "apply", catalog, "--config", hubConfig])
                     let hub = try await AgentPushTests.startHub(hubConfig)
@@ -68,10 +73,11 @@ struct ExchangeTests {
                     try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
                         try await PostgresConnection.with(aDatabase.conninfo) { aSQL in
                             try await PostgresConnection.with(bDatabase.conninfo) { bSQL in
-                                let (aDataDir, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL)
+                                let (aDataDir, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL,
+                                                                                                       publish: aPublish)
                                 let bDataDir = Subprocess.temporaryDirectory("govex-b")
                                 try Subprocess.check([govex, "keygen", "--out", bDataDir + "/keys"])
-                                let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port))
+                                let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port, extra: bExtra))
                                 try await enroll("gongan", aConfig)
                                 try await enroll("minzheng", bConfig)
 
