@@ -66,6 +66,8 @@ public struct AgentConfiguration: Sendable {
     /// `[source] heartbeat`: how often to write a `pg_logical_emit_message` heartbeat; nil = never.
     public var heartbeat: Duration?
     public var applyRetry: ApplyRetry
+    /// `[hub] feedback_interval`: how often a publishing node asks the hub for discrepancy feedback.
+    public var feedbackInterval: Duration
 
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
@@ -98,6 +100,7 @@ public struct AgentConfiguration: Sendable {
 
         let hubTable = try reader.table(root, "hub", optional: true)
         let hubURL = hubTable == nil ? nil : try reader.string(hubTable, "url", section: "hub")
+        let feedbackInterval = try reader.duration(hubTable, "feedback_interval", section: "hub", default: .seconds(5))
         if let hubURL, !hubURL.hasPrefix("https://") {
             throw reader.error("url", section: "hub", "'\(hubURL)' must be an https:// URL, e.g. \"https://hub.example.gov.cn:8443\"")
         }
@@ -202,6 +205,7 @@ public struct AgentConfiguration: Sendable {
         return AgentConfiguration(nodeID: nodeID, dataDirectory: dataDirectory, signingAlgorithm: algorithm, signingKeyPath: keyPath,
                                   conninfo: conninfo, slot: slot, publication: publication, batch: batch, spool: spool, publish: publish, subscribe: subscribe,
                                   metricsListen: listen.isEmpty ? nil : listen, retainedWALAlarm: retainedWAL,
-                                  hubURL: hubURL, heartbeat: heartbeat, applyRetry: applyRetry)
+                                  hubURL: hubURL, heartbeat: heartbeat, applyRetry: applyRetry,
+                                  feedbackInterval: feedbackInterval)
     }
 }

@@ -114,6 +114,11 @@ public enum AgentRunner {
                                                     recheck: .seconds(15), log: { log($0, $1) })
                 group.addTask { await follower.run { interrupted() } }
             }
+            if let link, captures {
+                let feedback = FeedbackFollower(client: link.client, conninfo: configuration.conninfo, nodeID: configuration.nodeID,
+                                                interval: configuration.feedbackInterval, log: { log($0, $1) })
+                group.addTask { await feedback.run { interrupted() } }
+            }
             if !captures {
                 notifier.notify("READY=1")
                 group.addTask {

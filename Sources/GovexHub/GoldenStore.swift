@@ -70,44 +70,95 @@ extension HubStore {
                 ("reported_value", optional(discrepancy.reportedValue)), ("reason", optional(discrepancy.reason)),
             ])
         }.joined(separator: ",") + "]"
+        // Change numbers must follow commit order, or a node's feed could pass over a change
+        // committed late with a smaller number: the lock, held to commit, orders them.
+        try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.discrepancy_changes'))")
         // One statement per kind of event, each over the whole batch's events.
         try await sql.query("""
             WITH e AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(event text, identity text, kind text, key text, field text,
                        authority text, authority_value text, reporting_node text, reported_value text, reason text))
             , resolved AS (
-                UPDATE govex.discrepancies d SET status = 'resolved', resolved_at = now(), last_seen = now()
+                UPDATE govex.discrepancies d SET status = 'resolved', resolved_at = now(), last_seen = now(),
+                    change = nextval('govex.discrepancy_changes')
                 FROM e WHERE e.event = 'resolved' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
             ), updated AS (
-                UPDATE govex.discrepancies d SET authority_value = e.authority_value, reported_value = e.reported_value, last_seen = now()
+                UPDATE govex.discrepancies d SET authority_value = e.authority_value, reported_value = e.reported_value, last_seen = now(),
+                    change = nextval('govex.discrepancy_changes')
                 FROM e WHERE e.event = 'updated' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
             )
-            INSERT INTO govex.discrepancies (identity, subject, key, field, kind, authority, authority_value, reporting_node, reported_value, reason)
-            SELECT identity, $1, key, field, kind, authority, authority_value, reporting_node, reported_value, reason FROM e WHERE e.event = 'opened'
+            INSERT INTO govex.discrepancies (identity, subject, key, field, kind, authority, authority_value, reporting_node, reported_value, reason, change)
+            SELECT identity, $1, key, field, kind, authority, authority_value, reporting_node, reported_value, reason, nextval('govex.discrepancy_changes')
+            FROM e WHERE e.event = 'opened'
             ON CONFLICT (identity) WHERE status = 'open' DO UPDATE SET authority_value = EXCLUDED.authority_value,
-                reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now()
+                reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now(), change = EXCLUDED.change
             """, [subject, events])
     }
 
     public struct DiscrepancyRow: Sendable, Equatable {
         public var id: Int64
+        public var change: Int64
         public var subject, key, kind, reportingNode, status, firstSeen, lastSeen: String
-        public var field, authority, authorityValue, reportedValue, reason: String?
+        public var field, authority, authorityValue, reportedValue, reason, resolvedAt: String?
+
+        public init(id: Int64, change: Int64, subject: String, key: String, kind: String, reportingNode: String, status: String, firstSeen: String,
+                    lastSeen: String, field: String?, authority: String?, authorityValue: String?, reportedValue: String?, reason: String?,
+                    resolvedAt: String?) {
+            (self.id, self.change, self.subject, self.key, self.kind, self.reportingNode, self.status) = (id, change, subject, key, kind, reportingNode, status)
+            (self.firstSeen, self.lastSeen, self.field, self.authority, self.authorityValue) = (firstSeen, lastSeen, field, authority, authorityValue)
+            (self.reportedValue, self.reason, self.resolvedAt) = (reportedValue, reason, resolvedAt)
+        }
+
+        /// As the CLI's `--json` and the feedback stream show it; `hidden` names values left out.
+        public func json(hidden: Set<String> = []) -> String {
+            func optional(_ value: String?) -> String { value.map(BatchJSON.string) ?? "null" }
+            return BatchJSON.object([
+                ("id", String(id)), ("change", String(change)), ("subject", BatchJSON.string(subject)), ("key", BatchJSON.string(key)),
+                ("kind", BatchJSON.string(kind)), ("field", optional(field)), ("authority", optional(authority)),
+                ("authority_value", optional(authorityValue)), ("authority_value_shown", hidden.contains("authority_value") ? "false" : "true"),
+                ("reporting_node", BatchJSON.string(reportingNode)), ("reported_value", optional(reportedValue)),
+                ("reported_value_shown", hidden.contains("reported_value") ? "false" : "true"), ("reason", optional(reason)),
+                ("status", BatchJSON.string(status)), ("first_seen", BatchJSON.string(firstSeen)), ("last_seen", BatchJSON.string(lastSeen)),
+                ("resolved_at", optional(resolvedAt)),
+            ])
+        }
     }
 
-    /// Discrepancies, newest first; `node` limits them to those it is involved in.
-    public static func discrepancies(subject: String?, status: String?, node: String?, on sql: PostgresConnection) async throws -> [DiscrepancyRow] {
-        try await sql.query("""
-            SELECT id, subject, key, kind, reporting_node, status,
-                   to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                   field, authority, authority_value, reported_value, reason
+    public struct DiscrepancyQuery: Sendable {
+        public var subject: String?
+        public var status: String?
+        /// Only those this node is involved in, as reporter or authority.
+        public var node: String?
+        public var id: Int64?
+        /// The feed: changes after this number, oldest first (otherwise newest first).
+        public var afterChange: Int64?
+        public var limit: Int?
+
+        public init(subject: String? = nil, status: String? = nil, node: String? = nil, id: Int64? = nil, afterChange: Int64? = nil, limit: Int? = nil) {
+            self.subject = subject
+            self.status = status
+            self.node = node
+            self.id = id
+            self.afterChange = afterChange
+            self.limit = limit
+        }
+    }
+
+    public static func discrepancies(_ query: DiscrepancyQuery, on sql: PostgresConnection) async throws -> [DiscrepancyRow] {
+        func time(_ column: String) -> String { "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" }
+        return try await sql.query("""
+            SELECT id, change, subject, key, kind, reporting_node, status, \(time("first_seen")), \(time("last_seen")),
+                   field, authority, authority_value, reported_value, reason, \(time("resolved_at"))
             FROM govex.discrepancies
             WHERE ($1::text IS NULL OR subject = $1) AND ($2::text IS NULL OR status = $2)
-              AND ($3::text IS NULL OR reporting_node = $3 OR authority = $3)
-            ORDER BY id DESC
-            """, [subject, status, node]).rows.map { row in
-            DiscrepancyRow(id: Int64(row[0] ?? "") ?? 0, subject: row[1] ?? "", key: row[2] ?? "", kind: row[3] ?? "", reportingNode: row[4] ?? "",
-                           status: row[5] ?? "", firstSeen: row[6] ?? "", lastSeen: row[7] ?? "", field: row[8], authority: row[9],
-                           authorityValue: row[10], reportedValue: row[11], reason: row[12])
-        }
+              AND ($3::text IS NULL OR reporting_node = $3 OR authority = $3) AND ($4::bigint IS NULL OR id = $4)
+              AND ($5::bigint IS NULL OR change > $5)
+            ORDER BY CASE WHEN $5::bigint IS NULL THEN -id ELSE change END
+            LIMIT $6
+            """, [query.subject, query.status, query.node, query.id.map(String.init), query.afterChange.map(String.init), query.limit.map(String.init)])
+            .rows.map { row in
+                DiscrepancyRow(id: Int64(row[0] ?? "") ?? 0, change: Int64(row[1] ?? "") ?? 0, subject: row[2] ?? "", key: row[3] ?? "", kind: row[4] ?? "",
+                               reportingNode: row[5] ?? "", status: row[6] ?? "", firstSeen: row[7] ?? "", lastSeen: row[8] ?? "", field: row[9],
+                               authority: row[10], authorityValue: row[11], reportedValue: row[12], reason: row[13], resolvedAt: row[14])
+            }
     }
 }

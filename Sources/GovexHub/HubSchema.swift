@@ -234,6 +234,15 @@ public enum HubSchema {
             CREATE UNIQUE INDEX discrepancies_open ON govex.discrepancies (identity) WHERE status = 'open';
             CREATE INDEX discrepancies_by_node ON govex.discrepancies (reporting_node, status);
             """),
+        Migration(version: 8, description: "discrepancy feedback streams", sql: """
+            -- Every change of a discrepancy takes the next number, in commit order (taken under a
+            -- transaction lock): a node's feedback stream is its discrepancies by change number.
+            CREATE SEQUENCE govex.discrepancy_changes;
+            ALTER TABLE govex.discrepancies ADD COLUMN change bigint;
+            UPDATE govex.discrepancies SET change = nextval('govex.discrepancy_changes') FROM (SELECT id AS i FROM govex.discrepancies ORDER BY id) o WHERE id = o.i;
+            ALTER TABLE govex.discrepancies ALTER COLUMN change SET NOT NULL;
+            CREATE INDEX discrepancies_by_change ON govex.discrepancies (change);
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

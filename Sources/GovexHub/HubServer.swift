@@ -183,6 +183,7 @@ public struct HubServer: Sendable {
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }
         addExchangeRoutes(to: router, authenticated: authenticated)
+        addFeedbackRoutes(to: router, authenticated: authenticated)
         addRotationRoutes(to: router, authenticated: authenticated)
         return router
     }

@@ -72,9 +72,9 @@ struct GoldenStoreTests {
         #expect(try HubStoreTests.receipt(outcome).status == "accepted", "\(String(decoding: outcome.body, as: UTF8.self))")
     }
 
-    @Test("authorities set the golden record; each planted mismatch is one open discrepancy; invalid IDs are caught; a correction resolves")
-    func threeDepartments() async throws {
-        try await HubStoreTests.withHub { _, sql in
+    /// The catalog, the three departments, and their overlapping person records: two
+    /// mismatches (B's name at zhujian, A's marital status at zhujian) and an invalid ID.
+    static func plantThreeDepartments(on sql: PostgresConnection) async throws {
             _ = try await Catalog.load(path: "catalog.toml", text: Self.catalog).apply(on: sql)
             for node in ["minzheng", "zhujian"] {
                 try await HubStore.addNode(node, on: sql)
@@ -88,21 +88,64 @@ struct GoldenStoreTests {
                 (Self.b, [("owner_name", .text("李建")), ("marital_status", .null)]),
                 ("440306199003072316", [("owner_name", .text("王")), ("marital_status", .null)]),
             ], on: sql)
+    }
+
+    @Test("authorities set the golden record; each planted mismatch is one open discrepancy; invalid IDs are caught; a correction resolves")
+    func threeDepartments() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Self.plantThreeDepartments(on: sql)
 
             let golden = try await sql.query("SELECT row_values::text FROM govex.golden_records WHERE subject = 'person' AND key = $1", [Self.a]).rows[0][0]
             #expect(golden == #"{"name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"}"#)
-            let open = try await HubStore.discrepancies(subject: "person", status: "open", node: nil, on: sql)
+            let open = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: "open", node: nil), on: sql)
             #expect(open.count == 3, "\(open)")
             #expect(open.contains { $0.key == Self.a && $0.field == "marital_status" && $0.authorityValue == "已婚" && $0.reportedValue == "未婚" && $0.reportingNode == "zhujian" })
             #expect(open.contains { $0.key == Self.b && $0.field == "name" && $0.authority == "gongan" && $0.reportedValue == "李建" })
             #expect(open.contains { $0.kind == "invalid_identifier" && $0.key == "440306199003072316" && $0.reason?.contains("GB 11643") == true })
             #expect(try await sql.query("SELECT count(*) FROM govex.golden_records WHERE key = '440306199003072316'").rows[0][0] == "0")
-            #expect(try await HubStore.discrepancies(subject: nil, status: "open", node: "minzheng", on: sql).count == 1, "minzheng is involved in one")
+            #expect(try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: nil, status: "open", node: "minzheng"), on: sql).count == 1, "minzheng is involved in one")
 
             try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])], on: sql)
-            let after = try await HubStore.discrepancies(subject: "person", status: nil, node: nil, on: sql)
+            let after = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: nil, node: nil), on: sql)
             #expect(after.filter { $0.status == "open" }.count == 2)
             #expect(after.contains { $0.key == Self.b && $0.status == "resolved" })
+        }
+    }
+
+    @Test("feedback: each side sees its own value, the other's only where entitled (and masked as its subscription is), in change order")
+    func feedbackEntitlement() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Self.plantThreeDepartments(on: sql)
+            guard case .stored(let subscription) = try await HubStoreTests.store.subscribe(
+                node: "zhujian", resource: "GA-RK-0001", columns: ["name"], purpose: "owner names", on: sql) else { throw TestSupportError("not stored") }
+            _ = try await HubStoreTests.store.decide(subscription: subscription.id, SubscriptionRules.DecisionRequest(
+                decision: "approve", reason: "agreement 7", masks: ["name": "keep(1,0)"]), by: "gongan", on: sql)
+
+            let zhujian = try await HubStore.feedback(for: "zhujian", after: 0, limit: 100, on: sql)
+            #expect(zhujian.count == 3)
+            #expect(zhujian.map(\.row.change) == zhujian.map(\.row.change).sorted(), "oldest change first")
+            let name = try #require(zhujian.first { $0.row.field == "name" })
+            #expect(name.row.authorityValue == "李**" && name.hidden.isEmpty, "entitled to gongan's name, masked as its subscription is")
+            #expect(name.row.reportedValue == "李建", "its own value")
+            let marital = try #require(zhujian.first { $0.row.field == "marital_status" })
+            #expect(marital.row.authorityValue == nil && marital.hidden == ["authority_value"], "not entitled to minzheng's marital status")
+            #expect(marital.row.reportedValue == "未婚")
+            #expect(marital.row.json(hidden: marital.hidden).contains(#""authority_value":null,"authority_value_shown":false"#))
+            #expect(zhujian.contains { $0.row.kind == "invalid_identifier" && $0.hidden.isEmpty })
+
+            let gongan = try await HubStore.feedback(for: "gongan", after: 0, limit: 100, on: sql)
+            #expect(gongan.count == 1 && gongan[0].row.authorityValue == "李建国" && gongan[0].row.reportedValue == nil
+                    && gongan[0].hidden == ["reported_value"], "the authority learns zhujian differs, not zhujian's value")
+            let minzheng = try await HubStore.feedback(for: "minzheng", after: 0, limit: 100, on: sql)
+            #expect(minzheng.count == 1 && minzheng[0].row.authorityValue == "已婚" && minzheng[0].hidden == ["reported_value"])
+            #expect(try await HubStore.feedback(for: "gongan", after: gongan[0].row.change, limit: 100, on: sql).isEmpty)
+
+            try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])], on: sql)
+            let through = zhujian.map(\.row.change).max() ?? 0
+            let next = try await HubStore.feedback(for: "zhujian", after: through, limit: 100, on: sql)
+            #expect(next.count == 1 && next[0].row.status == "resolved" && next[0].row.field == "name" && next[0].row.resolvedAt != nil,
+                    "the correction reaches the feed as the next change")
+            #expect(try await HubStore.feedback(for: "gongan", after: gongan[0].row.change, limit: 100, on: sql).count == 1, "both sides hear of it")
         }
     }
 }
