@@ -25,6 +25,13 @@ extension HubStore {
         for subject in try await Catalog.subjects(fedBy: resources, on: sql).map(mergeSubject) {
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
+            // Batches from several departments touch the same keys at once: each takes the keys'
+            // locks (in one global order, so no deadlock) before reading, or the later write would
+            // drop what the other merged. Advisory, because a key may not have a row yet.
+            try await sql.query("""
+                SELECT pg_catalog.pg_advisory_xact_lock(h)
+                FROM (SELECT DISTINCT pg_catalog.hashtextextended($1 || E'\\x1f' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY h) s
+                """, [subject.code, textArray(Array(keys))])
             var current: [String: GoldenMerge.Record] = [:]
             for row in try await sql.query("""
                 SELECT key, row_values::text, reports::text FROM govex.golden_records WHERE subject = $1 AND key = ANY($2::text[])
