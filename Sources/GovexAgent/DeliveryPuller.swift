@@ -105,6 +105,9 @@ final class DeliveryPuller: Sendable {
         for file in try Delivery.unframe(response.body) {
             let verified = try await verify(file)
             switch try await applyPatiently(file, verified, applier: applier, shouldStop: shouldStop) {
+            case .applied where verified.originNode == Delivery.hubNodeID && verified.records.first?.operation != .truncate
+                    && verified.records.first?.operation != .insert:
+                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) golden records from the hub)")
             case .applied where verified.originNode == Delivery.hubNodeID:
                 let rows = verified.records.filter { $0.operation == .insert }.count
                 log(6, "subscription \(subscription.id): backfill from the hub's copy: delivery \(verified.sequence), \(rows) rows applied"

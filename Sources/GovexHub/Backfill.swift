@@ -51,9 +51,15 @@ extension HubStore {
     /// Locks the ledger of a resource's provider: ingest holds it for its whole transaction,
     /// so while it is held no batch of that resource is half-way, and the state read next is
     /// exactly what routing has not yet sent. Lock order: ledger, then subscription.
+    /// For a subject, the hub's copy is its golden records: the subject's lock, taken
+    /// exclusively, waits for merges half-way and holds new ones until the transaction ends.
     static func lockProvider(of resource: String, on sql: PostgresConnection) async throws {
         try await sql.query("""
             SELECT 1 FROM govex.nodes WHERE node_id = (SELECT provider FROM govex.catalog_resources WHERE code = $1) FOR UPDATE
+            """, [resource])
+        try await sql.query("""
+            SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden:' || $1, 0))
+            WHERE EXISTS (SELECT 1 FROM govex.catalog_subjects WHERE code = $1)
             """, [resource])
     }
 
@@ -61,7 +67,10 @@ extension HubStore {
     /// (which holds the provider's ledger lock): one page per `Backfill.pageRows` rows, each a
     /// hub-signed snapshot delivery with the subscription's policy applied. Returns the pages.
     @discardableResult
-    func backfill(_ subscription: Subscription, resource: Catalog.Resource, on sql: PostgresConnection) async throws -> Int {
+    func backfill(_ subscription: Subscription, resource: Catalog.Resource, catalog: Catalog, on sql: PostgresConnection) async throws -> Int {
+        if let subject = catalog.subjects.first(where: { $0.code == resource.code }), resource.provider == Catalog.hubProvider {
+            return try await backfillGolden(subscription, subject: subject, on: sql)
+        }
         struct Row: Decodable {
             let values: [String: String?]
             let types: [String: String]
@@ -73,11 +82,16 @@ extension HubStore {
             return Backfill.StoredRow(values: decoded.values, types: decoded.types)
         }
         let policy = try await Self.policy(of: subscription, on: sql)
-        let pages = Backfill.pages(of: stored, resource: resource)
+        let pages = try Backfill.pages(of: stored, resource: resource).map { try policy.apply(to: $0, resource: resource.code) ?? $0 }
+        try await storeBackfill(pages, rows: stored.count, of: subscription, on: sql)
+        return pages.count
+    }
+
+    /// Appends hub-made pages to a subscription's stream, numbered from its next delivery.
+    func storeBackfill(_ pages: [[ChangeRecord]], rows: Int, of subscription: Subscription, on sql: PostgresConnection) async throws {
         var delivery = subscription.nextDelivery
         for page in pages {
-            let shaped = try policy.apply(to: page, resource: resource.code) ?? page
-            let file = try Delivery.issueBackfill(shaped, subscriptionID: subscription.id, delivery: delivery, hubKey: hubKey,
+            let file = try Delivery.issueBackfill(page, subscriptionID: subscription.id, delivery: delivery, hubKey: hubKey,
                                                   createdAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
             try await sql.query("INSERT INTO govex.deliveries (subscription_id, delivery, payload) VALUES ($1, $2, $3::bytea)",
                                 [String(subscription.id), String(delivery), "\\x" + Hex.encode(file)])
@@ -87,8 +101,7 @@ extension HubStore {
                             [String(subscription.id), String(delivery)])
         try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [Self.deliveryChannel, String(subscription.id)])
         try await Self.audit("backfill_routed", subject: "subscription \(subscription.id)", actor: SubscriptionRules.hubAdministrator,
-                             details: [("rows", String(stored.count)), ("deliveries", BatchJSON.string("\(subscription.nextDelivery)...\(delivery - 1)"))],
+                             details: [("rows", String(rows)), ("deliveries", BatchJSON.string("\(subscription.nextDelivery)...\(delivery - 1)"))],
                              on: sql)
-        return pages.count
     }
 }

@@ -33,6 +33,12 @@ public struct Catalog: Sendable, Equatable {
         public var authority: String
         /// `RESOURCE.column` entries that feed this field.
         public var sources: [String]
+
+        public init(name: String, authority: String, sources: [String]) {
+            self.name = name
+            self.authority = authority
+            self.sources = sources
+        }
     }
 
     public struct Subject: Sendable, Equatable {
@@ -40,6 +46,13 @@ public struct Catalog: Sendable, Equatable {
         public var name: String
         public var keyKind: String
         public var fields: [Field]
+
+        public init(code: String, name: String, keyKind: String, fields: [Field]) {
+            self.code = code
+            self.name = name
+            self.keyKind = keyKind
+            self.fields = fields
+        }
     }
 
     public var resources: [Resource]
@@ -82,6 +95,10 @@ public struct Catalog: Sendable, Equatable {
             let section = "subject#\(index)"
             guard let table = item.table else { throw reader.error("subject", section: nil, "must be [[subject]] tables") }
             let code = try reader.string(table, "code", section: section)
+            // Consumers subscribe to subjects and resources by code, in one namespace.
+            guard !resources.contains(where: { $0.code == code }), !subjects.contains(where: { $0.code == code }) else {
+                throw reader.error("code", section: section, "\(code) is already the code of a resource or subject; subject codes share their namespace")
+            }
             let keyKind = try reader.string(table, "key_kind", section: section)
             guard keyKinds.contains(keyKind) else { throw reader.error("key_kind", section: section, "'\(keyKind)' is not one of \(keyKinds.joined(separator: ", "))") }
             var fields: [Field] = []
@@ -90,6 +107,9 @@ public struct Catalog: Sendable, Equatable {
                 let fieldSection = "subject.field#\(fieldCount)"
                 fieldCount += 1
                 let name = try reader.string(field, "name", section: fieldSection)
+                guard name != Subject.keyColumn, !fields.contains(where: { $0.name == name }) else {
+                    throw reader.error("name", section: fieldSection, "subject \(code) has field \(name) twice, or names one \(Subject.keyColumn) (its key column)")
+                }
                 let sources = try reader.strings(field, "sources", section: fieldSection)
                 for source in sources {
                     let parts = source.split(separator: ".", maxSplits: 1).map(String.init)
@@ -138,4 +158,26 @@ public struct Catalog: Sendable, Equatable {
         }
         return lines
     }
+}
+
+extension Catalog.Subject {
+    /// The golden table's key column, as subscribers receive it.
+    public static let keyColumn = "subject_key"
+
+    /// The subject as consumers subscribe to it: a resource the hub itself provides, keyed by
+    /// the subject key, one column per field. Which fields a subscriber actually receives is
+    /// decided per field when a delivery is made (see `GoldenDeliveries`).
+    public var asResource: Catalog.Resource {
+        Catalog.Resource(code: code, name: name, provider: Catalog.hubProvider, share: "unconditional",
+                         legalBasis: "golden record of subject \(code): each field only as its source resources are shared with the subscriber",
+                         key: [Self.keyColumn], columns: [Self.keyColumn] + fields.map(\.name))
+    }
+}
+
+extension Catalog {
+    /// The provider named by subject resources: the hub, whose copy they come from.
+    public static let hubProvider = "hub"
+
+    /// What a node may subscribe to: the resources, and the subjects' golden records.
+    public var subscribable: [Resource] { resources + subjects.map(\.asResource) }
 }

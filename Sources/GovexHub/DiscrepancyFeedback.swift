@@ -83,11 +83,12 @@ public enum DiscrepancyFeedback {
 }
 
 extension HubStore {
-    /// What `node` is entitled to see, read from the catalog and its active subscriptions.
-    public static func feedbackEntitlement(of node: String, on sql: PostgresConnection) async throws -> DiscrepancyFeedback.Entitlement {
+    /// What `node` is entitled to see of other nodes' values (in feedback and golden records),
+    /// read from the catalog and its active subscriptions to resources.
+    public static func entitlement(of node: String, on sql: PostgresConnection) async throws -> DiscrepancyFeedback.Entitlement {
         let catalog = try await Catalog.read(on: sql)
         var grants: [DiscrepancyFeedback.Grant] = []
-        for subscription in try await subscriptions(of: node, on: sql) where subscription.status == "active" {
+        for subscription in try await subscriptions(of: node, on: sql) where subscription.status == "active" && subscription.subscriber == node {
             let policy = try await policy(of: subscription, on: sql)
             grants.append(DiscrepancyFeedback.Grant(resource: subscription.resource, columns: policy.columns, masks: policy.masks, secret: policy.secret))
         }
@@ -101,7 +102,7 @@ extension HubStore {
     public static func feedback(for node: String, after: Int64, limit: Int, on sql: PostgresConnection) async throws -> [DiscrepancyFeedback.View] {
         let rows = try await discrepancies(DiscrepancyQuery(node: node, afterChange: after, limit: limit), on: sql)
         guard !rows.isEmpty else { return [] }
-        let entitlement = try await feedbackEntitlement(of: node, on: sql)
+        let entitlement = try await entitlement(of: node, on: sql)
         return rows.map { DiscrepancyFeedback.view($0, entitlement: entitlement) }
     }
 }

@@ -21,10 +21,15 @@ extension HubStore {
     /// Merges a batch's records into every subject its resources feed: the touched golden
     /// records fetched in one query per subject, merged by the pure rules, written back with
     /// one statement, and each discrepancy event applied set-based.
-    static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], on sql: PostgresConnection) async throws {
-        for subject in try await Catalog.subjects(fedBy: resources, on: sql).map(mergeSubject) {
+    static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
+        for catalogSubject in try await Catalog.subjects(fedBy: resources, on: sql) {
+            let subject = mergeSubject(catalogSubject)
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
+            // Shared: merges run side by side; a golden subscription's backfill takes it
+            // exclusively, so that no merge is half-way while it reads.
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('govex.golden:' || $1, 0))",
+                                [subject.code])
             // Batches from several departments touch the same keys at once: each takes the keys'
             // locks (in one global order, so no deadlock) before reading, or the later write would
             // drop what the other merged. Advisory, because a key may not have a row yet.
@@ -43,6 +48,7 @@ extension HubStore {
             }
             let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
             try await writeGolden(result, subject: subject.code, on: sql)
+            try await routeGolden(result.records.values.sorted { $0.key < $1.key }, before: current, subject: catalogSubject, hubKey: hubKey, on: sql)
         }
     }
 

@@ -141,7 +141,7 @@ public struct HubServer: Sendable {
         // The whole catalog, for `govex check` (the DDL of a subscribed table) and `govex subscribe`.
         router.get("/v1/catalog") { _, context -> Response in
             try await authenticated(context) { _ in
-                let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources }
+                let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).subscribable }
                 return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
             }
         }

@@ -152,7 +152,7 @@ public struct HubStore: Sendable {
                 var routed: [Int64] = []
                 if accepted {
                     try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
-                    try await Self.mergeSubjects(records, node: authenticatedNode, resources: header.resources, on: sql)
+                    try await Self.mergeSubjects(records, node: authenticatedNode, resources: header.resources, hubKey: hubKey, on: sql)
                     routed = try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
                 // Last, so that the audit head (one lock for the whole hub) is held only to commit.

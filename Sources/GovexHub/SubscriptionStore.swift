@@ -19,7 +19,8 @@ extension HubStore {
                           on sql: PostgresConnection) async throws -> SubscribeOutcome {
         try await sql.transaction {
             try await Self.lockProvider(of: code, on: sql)
-            let resource = try await Catalog.read(on: sql).resources.first { $0.code == code }
+            let catalog = try await Catalog.read(on: sql)
+            let resource = catalog.subscribable.first { $0.code == code }
             switch SubscriptionRules.decide(subscriber: node, resourceCode: code, resource: resource, columns: columns, purpose: purpose) {
             case .refuse(let refusal, let message):
                 try await Self.audit("subscription_refused", subject: code, actor: node,
@@ -40,7 +41,7 @@ extension HubStore {
                 try await Self.audit("subscription_requested", subject: "subscription \(id)", actor: node,
                                      details: [("resource", BatchJSON.string(code)), ("purpose", BatchJSON.string(purpose)),
                                                ("columns", BatchJSON.stringArray(columns)), ("status", BatchJSON.string(status))], on: sql)
-                if stored.status == "active", let resource { try await backfill(stored, resource: resource, on: sql) }
+                if stored.status == "active", let resource { try await backfill(stored, resource: resource, catalog: catalog, on: sql) }
                 return .stored(try await Self.subscriptions(where: "subscription_id = $1", [id], on: sql)[0])
             }
         }
@@ -72,7 +73,8 @@ extension HubStore {
             }
             try await Self.lockProvider(of: found.resource, on: sql)
             let subscription = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql, locking: true)[0]
-            let resource = try await Catalog.read(on: sql).resources.first { $0.code == subscription.resource }
+            let catalog = try await Catalog.read(on: sql)
+            let resource = catalog.subscribable.first { $0.code == subscription.resource }
             switch SubscriptionRules.decide(request, on: subscription, resource: resource, by: actor) {
             case .refuse(let code, let message):
                 return .refused(status: code == "not_provider" ? 403 : code == "unknown_resource" ? 404 : 409, code: code, message: message)
@@ -92,7 +94,7 @@ extension HubStore {
                 // Newly active, or active under new terms: the state first, then the stream.
                 let termsChanged = decided.columns != subscription.columns || decided.filter != subscription.filter || decided.masks != subscription.masks
                 if decided.status == "active", subscription.status != "active" || termsChanged, let resource {
-                    try await backfill(decided, resource: resource, on: sql)
+                    try await backfill(decided, resource: resource, catalog: catalog, on: sql)
                 }
                 return .decided(try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0])
             }

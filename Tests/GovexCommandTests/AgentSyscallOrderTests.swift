@@ -21,16 +21,22 @@ struct AgentSyscallOrderTests {
                 "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,sendto",
                 AgentCommandTests.govex, "agent", "--config", path,
             ])
-            for _ in 0..<300 where !((try? AgentState.load(from: dataDir).snapshotComplete) ?? false) {
+            // Under strace on a loaded machine the agent can take a while to finish its snapshot;
+            // the changes below must come after it, or they are part of it.
+            for _ in 0..<900 where !((try? AgentState.load(from: dataDir).snapshotComplete) ?? false) {
                 try await Task.sleep(for: .milliseconds(100))
             }
-            for batch in 0..<3 {
-                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(\(batch * 100 + 1), \(batch * 100 + 100)) g")
-                try await Task.sleep(for: .milliseconds(400))
-            }
+            #expect((try? AgentState.load(from: dataDir).snapshotComplete) == true, "the snapshot did not complete within 90 s")
             let publicKey = try VerifyingKey(pem: String(contentsOfFile: dataDir + "/keys/signing.pub", encoding: .utf8))
             func spooledRecords() -> Int {
                 ((try? AgentCrashTests.readSpool(dataDir + "/spool", key: publicKey).batches) ?? []).reduce(0) { $0 + $1.records.count }
+            }
+            // Each insert waits for the one before to be spooled, so that they are separate batches even when the machine lags.
+            for batch in 0..<3 {
+                try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(\(batch * 100 + 1), \(batch * 100 + 100)) g")
+                for _ in 0..<300 where spooledRecords() < (batch + 1) * 100 {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
             for _ in 0..<300 where spooledRecords() < 300 {
                 try await Task.sleep(for: .milliseconds(100))

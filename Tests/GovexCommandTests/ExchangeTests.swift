@@ -41,7 +41,7 @@ struct ExchangeTests {
     /// configuration.
     static func withDepartments(subscribe: Bool = true, extraCatalog: String = "", aPublish: String? = nil, bExtra: String = "",
                                 _ body: (Departments, Subprocess.Running) async throws -> Void) async throws {
-        try await TestPostgres.withDatabase { hubDatabase in
+        try await HeavyTestGate.shared.run { try await TestPostgres.withDatabase { hubDatabase in
             try await TestPostgres.withDatabase { aDatabase in
                 try await TestPostgres.withDatabase { bDatabase in
                     let port = try freeLoopbackPort()
@@ -101,7 +101,7 @@ struct ExchangeTests {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// A's shared columns and B's table, each as one text (order by key).

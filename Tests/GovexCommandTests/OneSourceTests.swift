@@ -56,6 +56,17 @@ struct OneSourceTests {
           sources = ["MZ-HY-0003.marital_status", "ZJ-FW-0001.marital_status"]
         """
 
+    static let goldenTable = """
+        CREATE SCHEMA golden;
+        CREATE TABLE golden.person (subject_key text PRIMARY KEY, name text, birth_date date, marital_status text);
+        """
+    static let goldenSubscription = """
+        [[subscribe]]
+        resource = "person"
+        table = "golden.person"
+        purpose = "the golden person record"
+        """
+
     struct Department {
         let node: String
         let sql: PostgresConnection
@@ -72,7 +83,7 @@ struct OneSourceTests {
 
     @Test("golden fields from their authorities; each mismatch one open discrepancy fed back to both sides, values only where entitled; corrections resolve; no echo")
     func threeDepartments() async throws {
-        try await TestPostgres.withDatabase { hubDatabase in
+        try await HeavyTestGate.shared.run { try await TestPostgres.withDatabase { hubDatabase in
             try await TestPostgres.withDatabase { gonganDatabase in
                 try await TestPostgres.withDatabase { minzhengDatabase in
                     try await TestPostgres.withDatabase { zhujianDatabase in
@@ -101,6 +112,7 @@ struct OneSourceTests {
                                 ("minzheng", minzhengDatabase, """
                                     CREATE TABLE people (id_number text PRIMARY KEY, marital_status text, name text);
                                     CREATE PUBLICATION govex FOR TABLE people;
+                                    \(Self.goldenTable)
                                     """, """
                                     [[publish]]
                                     resource = "MZ-HY-0003"
@@ -114,16 +126,21 @@ struct OneSourceTests {
                                     table = "public.people"
                                     purpose = "names for marriage registration"
                                     columns = ["id_number", "name"]
+
+                                    \(Self.goldenSubscription)
                                     """),
                                 ("zhujian", zhujianDatabase, """
                                     CREATE TABLE housing (owner_id text PRIMARY KEY, owner_name text, marital_status text);
                                     CREATE PUBLICATION govex FOR TABLE housing;
+                                    \(Self.goldenTable)
                                     """, """
                                     [[publish]]
                                     resource = "ZJ-FW-0001"
                                     share = "unconditional"
                                     table = "public.housing"
                                     key = ["owner_id"]
+
+                                    \(Self.goldenSubscription)
                                     """),
                             ]
                             for (node, database, ddl, entries) in setups {
@@ -143,6 +160,10 @@ struct OneSourceTests {
                             let (gongan, minzheng, zhujian) = (departments[0], departments[1], departments[2])
                             let subscribed = try await Subprocess.run([Self.govex, "subscribe", "--resource", "GA-RK-0001", "--config", minzheng.config])
                             #expect(subscribed.status == 0, "\(subscribed.output)")
+                            for department in [minzheng, zhujian] {
+                                let golden = try await Subprocess.run([Self.govex, "subscribe", "--resource", "person", "--config", department.config])
+                                #expect(golden.status == 0 && golden.output.contains("is active"), "\(golden.output)")
+                            }
 
                             try await gongan.sql.query("INSERT INTO residents VALUES ($1, '张秀英', '1949-12-31'), ($2, '李建国', '1990-03-07')",
                                                        [Self.idWithX, Self.idB])
@@ -197,8 +218,23 @@ struct OneSourceTests {
                             let after = try await hubSQL.query("SELECT row_values->>'marital_status' FROM govex.golden_records WHERE key = $1", [Self.idWithX])
                             #expect(after.rows.first?[0] == "未婚")
 
+                            // Golden subscriptions: minzheng sees gongan's names (its GA-RK-0001 subscription) and its own
+                            // marital status, never the birth date; zhujian, entitled to no field, receives not even the keys.
+                            let goldenAtMinzheng = try await AgentPushTests.eventually {
+                                try await minzheng.sql.query("SELECT subject_key, name, birth_date::text, marital_status FROM golden.person ORDER BY 1").rows
+                                    == [[Self.idWithX, "张秀英", nil, "未婚"], [Self.idB, "李建国", nil, nil]]
+                            }
+                            let minzhengRows = try await minzheng.sql.query("SELECT * FROM golden.person ORDER BY 1").rows
+                            #expect(goldenAtMinzheng, "\(minzhengRows)")
+                            #expect(try await zhujian.sql.query("SELECT count(*) FROM golden.person").rows.first?[0] == "0")
+                            let zhujianCursor = try await zhujian.sql.query(
+                                "SELECT delivered_through::text FROM govex.delivery_cursors WHERE resource = 'person'").rows.first?[0]
+                            #expect(zhujianCursor == "1", "zhujian's golden stream holds only its (empty) backfill")
+
                             // gongan's names were applied into minzheng's published table, under the apply's origin: never shipped back.
-                            #expect(try await minzheng.sql.query("SELECT name FROM people WHERE id_number = $1", [Self.idB]).rows.first?[0] == "李建国")
+                            #expect(try await AgentPushTests.eventually {
+                                try await minzheng.sql.query("SELECT name FROM people WHERE id_number = $1", [Self.idB]).rows.first?[0] == "李建国"
+                            })
                             let published = try await hubSQL.query("SELECT key, row_values::text FROM govex.resource_rows WHERE resource = 'MZ-HY-0003'").rows
                             #expect(published.map { $0[0] } == ["[\"\(Self.idWithX)\"]"], "no echo of applied rows: \(published)")
 
@@ -217,6 +253,6 @@ struct OneSourceTests {
                     }
                 }
             }
-        }
+        } }
     }
 }

@@ -92,7 +92,7 @@ enum ThrowawayCluster {
         }
         try run(binaries.initdb, ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], as: runAs)
         let port = try freeLoopbackPort()
-        let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(socketDirectory) -c wal_level=logical -c max_wal_senders=20 -c max_replication_slots=20 -c fsync=off -c max_connections=200"
+        let options = "-c listen_addresses=127.0.0.1 -p \(port) -k \(socketDirectory) -c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=64 -c fsync=off -c max_connections=300"
         try run(binaries.pgCtl, ["-D", dataDirectory, "-o", options, "-l", base + "/server.log", "-w", "start"], as: runAs)
         clusterToStop = (binaries.pgCtl, dataDirectory, runAs)
         atexit {

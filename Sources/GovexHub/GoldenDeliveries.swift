@@ -1,0 +1,91 @@
+import Foundation
+import GovexAPI
+import GovexPolicy
+import GovexPostgres
+import GovexWire
+
+/// Golden-subject subscriptions: a consumer subscribes to a subject (`person`) and receives
+/// its golden records — the key and each field it may see. A field is seen only through the
+/// consumer's own active subscription to a resource of the field's authority that feeds it
+/// (with that column), and masked as that subscription masks it; the subject subscription
+/// itself grants nothing. Pure.
+public enum GoldenDeliveries {
+    /// The records that carry `golden` to a subscriber: an update per record with at least one
+    /// authoritative value it may see; for one without, a delete if the record's state
+    /// `before` had one (so the subscriber held it), otherwise nothing — not even the key goes
+    /// to a subscriber that may see none of a record's values: which people or organisations
+    /// exist is itself information. `columns` are the subscription's.
+    public static func records(for golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record] = [:], subject: Catalog.Subject,
+                               columns: [String], entitlement: DiscrepancyFeedback.Entitlement,
+                               operation: ChangeOperation = .update) -> [ChangeRecord] {
+        let fields = subject.fields.filter { columns.contains($0.name) }
+        func shown(_ record: GoldenMerge.Record) -> [Column]? {
+            var values: [Column] = []
+            var known = false
+            for field in fields {
+                let stored: String? = record.values[field.name] ?? nil
+                guard let visible = DiscrepancyFeedback.visible(stored, owner: field.authority, subject: subject.code, field: field.name,
+                                                                entitlement: entitlement) else { continue }
+                values.append(Column(field.name, visible.map(Value.text) ?? .null))
+                known = known || record.values[field.name] != nil
+            }
+            return known ? values : nil
+        }
+        var records: [ChangeRecord] = []
+        records.reserveCapacity(golden.count)
+        for record in golden {
+            let key = [Column(Catalog.Subject.keyColumn, .text(record.key))]
+            let position = SourcePosition(commit: 0, ordinal: UInt32(truncatingIfNeeded: records.count))
+            if let values = shown(record) {
+                records.append(ChangeRecord(operation: operation, resource: subject.code, position: position, key: key, values: values))
+            } else if let earlier = before[record.key], shown(earlier) != nil {
+                records.append(ChangeRecord(operation: .delete, resource: subject.code, position: position, key: key))
+            }
+        }
+        return records
+    }
+}
+
+extension HubStore {
+    /// Routes the golden records an ingest changed to the subject's active subscriptions, each
+    /// a hub-signed delivery shaped by its subscriber's entitlement. Numbered under a lock per
+    /// subject, so that batches of different providers feeding one subject number its
+    /// streams in commit order.
+    static func routeGolden(_ golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record], subject: Catalog.Subject, hubKey: SigningKey,
+                            on sql: PostgresConnection) async throws {
+        guard !golden.isEmpty else { return }
+        try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden-route:' || $1, 0))", [subject.code])
+        let subscriptions = try await Self.subscriptions(where: "resource = $1 AND status = 'active'", [subject.code], on: sql)
+        for subscription in subscriptions {
+            let entitlement = try await entitlement(of: subscription.subscriber, on: sql)
+            let records = GoldenDeliveries.records(for: golden, before: before, subject: subject, columns: subscription.columns, entitlement: entitlement)
+            guard !records.isEmpty else { continue }
+            let delivery = UInt64(try await sql.query("""
+                UPDATE govex.subscriptions SET next_delivery = next_delivery + 1 WHERE subscription_id = $1 RETURNING (next_delivery - 1)::text
+                """, [String(subscription.id)]).rows.first?[0] ?? "") ?? 0
+            let file = try Delivery.issueBackfill(records, subscriptionID: subscription.id, delivery: delivery, hubKey: hubKey,
+                                                  createdAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            try await sql.query("""
+                INSERT INTO govex.deliveries (subscription_id, delivery, payload) VALUES ($1, $2, $3::bytea)
+                """, [String(subscription.id), String(delivery), "\\x" + Hex.encode(file)])
+            try await sql.query("SELECT pg_catalog.pg_notify($1, $2)", [deliveryChannel, String(subscription.id)])
+        }
+    }
+
+    /// A golden subscription's backfill: every golden record of the subject as its subscriber
+    /// may see it, after a truncate. The caller holds the subject's lock exclusively.
+    func backfillGolden(_ subscription: Subscription, subject: Catalog.Subject, on sql: PostgresConnection) async throws -> Int {
+        let golden = try await sql.query("""
+            SELECT key, row_values::text FROM govex.golden_records WHERE subject = $1 ORDER BY key
+            """, [subject.code]).rows.map { row in
+            GoldenMerge.Record(key: row[0] ?? "", values: (try? JSONDecoder().decode([String: String?].self, from: Data((row[1] ?? "{}").utf8))) ?? [:],
+                               reports: [:])
+        }
+        let entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
+        let records = [ChangeRecord(operation: .truncate, resource: subject.code, position: SourcePosition(commit: 0, ordinal: 0))]
+            + GoldenDeliveries.records(for: golden, subject: subject, columns: subscription.columns, entitlement: entitlement, operation: .insert)
+        let pages = stride(from: 0, to: records.count, by: Backfill.pageRows).map { Array(records[$0..<min($0 + Backfill.pageRows, records.count)]) }
+        try await storeBackfill(pages, rows: records.count - 1, of: subscription, on: sql)
+        return pages.count
+    }
+}
