@@ -24,6 +24,11 @@ extension HubStore {
     static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
         for catalogSubject in try await Catalog.subjects(fedBy: resources, on: sql) {
             let subject = mergeSubject(catalogSubject)
+            var records = records
+            if GoldenMerge.truncatesSource(records, subject: subject) {
+                let held = try await sql.query("SELECT key FROM govex.golden_records WHERE subject = $1", [subject.code]).rows.compactMap { $0[0] }
+                records = GoldenMerge.expandingTruncates(records, subject: subject, keys: held)
+            }
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
             // Shared: merges run side by side; a golden subscription's backfill takes it

@@ -90,6 +90,33 @@ public enum GoldenMerge {
         key.map { $0.value.postgresText ?? "" }.joined(separator: "|")
     }
 
+    /// Whether a batch truncates a resource that feeds `subject`.
+    public static func truncatesSource(_ records: [ChangeRecord], subject: Subject) -> Bool {
+        let resources = Set(subject.fields.flatMap { $0.sources.map(\.resource) })
+        return records.contains { $0.operation == .truncate && resources.contains($0.resource) }
+    }
+
+    /// The batch with each truncate of a resource that feeds `subject` replaced, where it
+    /// stands, by a delete of every key the subject holds (`keys`): a truncate withdraws
+    /// every value and report the department gave through that resource, as those deletes
+    /// would, and records after it in the batch apply on top.
+    public static func expandingTruncates(_ records: [ChangeRecord], subject: Subject, keys: [String]) -> [ChangeRecord] {
+        let resources = Set(subject.fields.flatMap { $0.sources.map(\.resource) })
+        var expanded: [ChangeRecord] = []
+        expanded.reserveCapacity(records.count + keys.count)
+        for record in records {
+            guard record.operation == .truncate, resources.contains(record.resource) else {
+                expanded.append(record)
+                continue
+            }
+            for key in keys {
+                expanded.append(ChangeRecord(operation: .delete, resource: record.resource, position: record.position,
+                                             key: [Column("subject_key", .text(key))]))
+            }
+        }
+        return expanded
+    }
+
     /// The keys a batch touches (old keys of key changes too): the golden records to fetch
     /// before `merge`, in one query.
     public static func touchedKeys(_ records: [ChangeRecord], subject: Subject) -> Set<String> {

@@ -95,4 +95,27 @@ struct GoldenMergeTests {
         #expect(moved.events.count == 1 && moved.events.allSatisfy { if case .resolved(let d) = $0 { d.key == Self.a } else { false } })
         #expect(moved.confirmations == 1)
     }
+
+    @Test("a truncate of a source withdraws that department's values and reports, as deletes of every key would; later records apply on top")
+    func truncates() {
+        var state: [String: GoldenMerge.Record] = [:]
+        _ = merge(&state, "gongan", [Self.row(.insert, "GA-RK-0001", Self.a, [("name", .text("张秀英")), ("birth_date", .date(-18_263))])])
+        _ = merge(&state, "minzheng", [Self.row(.insert, "MZ-HY-0003", Self.a, [("marital_status", .text("已婚"))])])
+        _ = merge(&state, "zhujian", [Self.row(.insert, "ZJ-FW-0001", Self.a, [("owner_name", .text("张秀")), ("marital_status", .text("已婚"))])])
+        let truncate = ChangeRecord(operation: .truncate, resource: "ZJ-FW-0001", position: SourcePosition(commit: 2, ordinal: 0))
+        #expect(GoldenMerge.truncatesSource([truncate], subject: Self.person))
+        #expect(!GoldenMerge.truncatesSource([ChangeRecord(operation: .truncate, resource: "OTHER", position: truncate.position)], subject: Self.person))
+        let expanded = GoldenMerge.expandingTruncates([truncate, Self.row(.insert, "ZJ-FW-0001", Self.b, [("owner_name", .text("李建国"))], ordinal: 1)],
+                                                      subject: Self.person, keys: Array(state.keys))
+        let result = merge(&state, "zhujian", expanded)
+        #expect(state[Self.a]?.reports["name"]?["zhujian"] == nil && state[Self.a]?.reports["marital_status"]?["zhujian"] == nil, "zhujian's reports withdrawn")
+        #expect(state[Self.a]?.values["name"] == "张秀英", "the authority's values stay")
+        #expect(result.events.count == 1 && result.events.allSatisfy { if case .resolved(let d) = $0 { d.field == "name" } else { false } })
+        #expect(state[Self.b]?.reports["name"]?["zhujian"] == "李建国", "what follows the truncate applies")
+        let byAuthority = merge(&state, "gongan", GoldenMerge.expandingTruncates([ChangeRecord(operation: .truncate, resource: "GA-RK-0001",
+                                                                                               position: truncate.position)],
+                                                                                 subject: Self.person, keys: Array(state.keys)))
+        #expect(state[Self.a]?.values["name"] == nil && state[Self.a]?.values["marital_status"] == "已婚", "only gongan's fields go")
+        #expect(byAuthority.events.isEmpty)
+    }
 }
