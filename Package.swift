@@ -135,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "GovexBench",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport", "GovexHub", "GovexAgent",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport", "GovexHub", "GovexAgent", "GovexApply",
                 "GovexIdentity", "GovexAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -21,7 +21,7 @@ extension HubStore {
     /// Merges a batch's records into every subject its resources feed: the touched golden
     /// records fetched in one query per subject, merged by the pure rules, written back with
     /// one statement, and each discrepancy event applied set-based.
-    static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
+    public static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
         for catalogSubject in try await Catalog.subjects(fedBy: resources, on: sql) {
             let subject = mergeSubject(catalogSubject)
             var records = records

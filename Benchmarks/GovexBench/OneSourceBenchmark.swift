@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import GovexApply
+import GovexHub
+import GovexPostgres
+import GovexTestSupport
+import GovexWire
+
+/// The [5/6] hot paths against the set-based floor, same run, same server: (1) merging
+/// records from three departments into a golden table (authority, reports, discrepancies)
+/// vs `psql` upserting the same rows with one `COPY` + `INSERT … ON CONFLICT DO UPDATE`;
+/// (2) a subscriber applying changes (half inserts, half updates) vs the same floor.
+struct OneSourceBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "golden",
+        abstract: "Golden-record merge and subscriber apply, each against psql's COPY + INSERT … ON CONFLICT floor.",
+        discussion: "Uses the server in GOVEX_TEST_PG (superuser conninfo) or starts a throwaway cluster.")
+
+    @Option(help: "Records merged (from three departments) and changes applied.")
+    var records = 1_000_000
+
+    @Option(help: "Records per batch (one transaction each).")
+    var batch = 10_000
+
+    static let fields = 10
+    static let nodes = ["gongan", "minzheng", "zhujian"]
+
+    func run() async throws {
+        #if DEBUG
+        print("warning: this is a debug build; run with `swift run -c release govex-bench golden` for real figures")
+        #endif
+        try await TestPostgres.withDatabase { database in
+            let merge = try await mergeBenchmark(database)
+            let apply = try await applyBenchmark(database)
+            print("")
+            print("govex golden benchmark: \(records) records, batches of \(batch), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+            for (name, result) in [("merge into the golden table (3 sources, 10 fields, 1 % mismatches)", merge),
+                                   ("subscriber apply (half inserts, half updates)", apply)] {
+                print(name)
+                print(String(format: "  govex:                                   %9.0f records/s  (%.2f s)", Double(records) / result.govex.seconds, result.govex.seconds))
+                print(String(format: "  psql COPY + INSERT … ON CONFLICT floor:  %9.0f records/s  (%.2f s)", Double(records) / result.floor.seconds, result.floor.seconds))
+                print(String(format: "  ratio govex / floor:                     %.2f×", result.floor.seconds / result.govex.seconds))
+            }
+            print("  (merge: \(merge.detail))")
+        }
+    }
+
+    struct Result {
+        var govex: Duration
+        var floor: Duration
+        var detail = ""
+    }
+
+    /// Three departments each send every key with all ten fields; field i's authority is
+    /// department i % 3; 1 % of the non-authoritative values differ.
+    func mergeBenchmark(_ database: TestDatabase) async throws -> Result {
+        let keysPerNode = records / Self.nodes.count
+        progress("merge: generating \(keysPerNode) citizen IDs × \(Self.nodes.count) departments × \(Self.fields) fields")
+        var generator = RealisticRows(seed: 0x601D)
+        var seen = Set<String>()
+        var keys: [String] = []
+        while keys.count < keysPerNode {
+            let id = generator.citizenID()
+            if seen.insert(id).inserted { keys.append(id) }
+        }
+        var random = SplitMix64(state: 0x5EED)
+        func truth(_ key: Int, _ field: Int) -> String { "v\(field)-\(key % 9973)-\(key)" }
+        var batches: [(node: String, records: [ChangeRecord])] = []
+        var floorRows: [UInt8] = []
+        for start in stride(from: 0, to: keysPerNode, by: batch) {
+            for (n, node) in Self.nodes.enumerated() {
+                var chunk: [ChangeRecord] = []
+                for k in start..<min(start + batch, keysPerNode) {
+                    var values: [Column] = []
+                    for f in 0..<Self.fields {
+                        let mismatch = f % 3 != n && random.next() % 100 == 0
+                        values.append(Column("c\(f)", .text(mismatch ? "x" + truth(k, f) : truth(k, f))))
+                    }
+                    chunk.append(ChangeRecord(operation: .insert, resource: "R-\(node)", position: SourcePosition(commit: UInt64(start + 1), ordinal: UInt32(chunk.count)),
+                                              key: [Column("id_number", .text(keys[k]))], values: values))
+                    CopyText.appendField(keys[k], to: &floorRows)
+                    for value in values {
+                        floorRows.append(9)
+                        CopyText.appendField(value.value.postgresText, to: &floorRows)
+                    }
+                    floorRows.append(10)
+                }
+                batches.append((node, chunk))
+            }
+        }
+        let columns = (0..<Self.fields).map { "c\($0)" }
+        let catalog = Self.nodes.map { node in
+            "[[resource]]\ncode = \"R-\(node)\"\nname = \"\(node)\"\nprovider = \"\(node)\"\nshare = \"unconditional\"\nkey = [\"id_number\"]\n"
+                + "columns = [\"id_number\", \(columns.map { "\"\($0)\"" }.joined(separator: ", "))]\n"
+        }.joined(separator: "\n") + "\n[[subject]]\ncode = \"person\"\nname = \"person\"\nkey_kind = \"citizen_id\"\n"
+            + (0..<Self.fields).map { f in
+                "[[subject.field]]\nname = \"f\(f)\"\nauthority = \"\(Self.nodes[f % 3])\"\nsources = [\(Self.nodes.map { "\"R-\($0).c\(f)\"" }.joined(separator: ", "))]\n"
+            }.joined(separator: "\n")
+        let merged: Duration = try await PostgresConnection.with(database.conninfo) { sql in
+            try await HubSchema.migrate(sql)
+            _ = try await Catalog.load(path: "bench.toml", text: catalog).apply(on: sql)
+            progress("merge: \(batches.count) batches")
+            let start = ContinuousClock.now
+            for (index, batch) in batches.enumerated() {
+                try await sql.transaction {
+                    try await HubStore.mergeSubjects(batch.records, node: batch.node, resources: ["R-\(batch.node)"], hubKey: VectorKeys.hub, on: sql)
+                }
+                if index % 30 == 29 { progress("merge: \(index + 1) of \(batches.count) batches") }
+            }
+            return ContinuousClock.now - start
+        }
+        let counts = try await PostgresConnection.with(database.conninfo) { sql in
+            try await sql.query("SELECT (SELECT count(*) FROM govex.golden_records)::text, (SELECT count(*) FROM govex.discrepancies WHERE status = 'open')::text").rows[0]
+        }
+        let floor = try await Self.floor(rows: floorRows, table: "golden_floor", key: "id_number", columns: columns, phases: 1, conninfo: database.conninfo)
+        return Result(govex: merged, floor: floor, detail: "\(counts[0] ?? "?") golden records, \(counts[1] ?? "?") open discrepancies")
+    }
+
+    /// Deliveries of `batch` changes: the first half inserts keys 0..<n/2, the second half
+    /// updates them.
+    func applyBenchmark(_ database: TestDatabase) async throws -> Result {
+        let half = records / 2
+        progress("apply: generating \(records) changes")
+        var generator = RealisticRows(seed: 0xA991)
+        var deliveries: [[ChangeRecord]] = []
+        var phases: [[UInt8]] = [[], []]
+        let valueColumns = ["name", "address", "employer_code", "amount", "birth_date", "updated_at", "status"]
+        for phase in 0..<2 {
+            for start in stride(from: 0, to: half, by: batch) {
+                var chunk: [ChangeRecord] = []
+                for k in start..<min(start + batch, half) {
+                    var record = generator.record(ordinal: chunk.count, commit: UInt64(phase * half + start + 1))
+                    record.operation = phase == 0 ? .insert : .update
+                    record.resource = "R"
+                    record.key = [Column("id", .int8(Int64(k)))]
+                    chunk.append(record)
+                    CopyText.appendField(String(k), to: &phases[phase])
+                    for column in record.values {
+                        phases[phase].append(9)
+                        CopyText.appendField(column.value.postgresText, to: &phases[phase])
+                    }
+                    phases[phase].append(10)
+                }
+                deliveries.append(chunk)
+            }
+        }
+        let ddl = "(id bigint PRIMARY KEY, name text, address text, employer_code text, amount numeric, birth_date date, updated_at timestamptz, status int2)"
+        try await PostgresConnection.with(database.conninfo) { sql in
+            try await sql.query("CREATE TABLE public.apply_target \(ddl)")
+            try await sql.query("CREATE TABLE public.apply_floor \(ddl)")
+        }
+        progress("apply: \(deliveries.count) deliveries")
+        let applied: Duration = try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 1, resource: "R", schema: "public",
+                                                                table: "apply_target") { applier in
+            let start = ContinuousClock.now
+            for (index, delivery) in deliveries.enumerated() {
+                _ = try await applier.apply(delivery, sequence: UInt64(index + 1), origin: DeliveryOrigin(node: "bench", epoch: 1, sequence: UInt64(index + 1)))
+            }
+            return ContinuousClock.now - start
+        }
+        let floor = try await Self.floor(rows: phases[0] + phases[1], table: "apply_floor", key: "id", columns: valueColumns, phases: 2,
+                                         split: phases[0].count, conninfo: database.conninfo)
+        return Result(govex: applied, floor: floor)
+    }
+
+    /// `psql` upserting `rows` (COPY text: key, then `columns`) into `table`: one `\copy` into
+    /// a staging table and one `INSERT … SELECT … ON CONFLICT DO UPDATE` per phase (a key may
+    /// appear once per statement, so updates of keys inserted earlier are a second phase).
+    static func floor(rows: [UInt8], table: String, key: String, columns: [String], phases: Int, split: Int = 0,
+                      conninfo: String) async throws -> Duration {
+        let directory = Subprocess.temporaryDirectory("govex-bench-golden")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let parts = phases == 1 ? [rows] : [Array(rows[..<split]), Array(rows[split...])]
+        var script = ""
+        if table == "golden_floor" {
+            script += "CREATE TABLE golden_floor (\(key) text PRIMARY KEY, \(columns.map { "\($0) text" }.joined(separator: ", ")));\n"
+        }
+        for (index, part) in parts.enumerated() {
+            let path = directory + "/rows\(index).copy"
+            FileManager.default.createFile(atPath: path, contents: Data(part))
+            let names = ([key] + columns).joined(separator: ", ")
+            script += """
+                CREATE TEMP TABLE stage\(index) (LIKE \(table));
+                \\copy stage\(index) (\(names)) FROM '\(path)'
+                INSERT INTO \(table) (\(names)) SELECT DISTINCT ON (\(key)) \(names) FROM stage\(index) ORDER BY \(key)
+                  ON CONFLICT (\(key)) DO UPDATE SET \(columns.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", "));
+
+                """
+        }
+        let path = directory + "/floor.sql"
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        let start = ContinuousClock.now
+        try await Subprocess.checkAsync(["psql", conninfo, "-q", "-v", "ON_ERROR_STOP=1", "-f", path])
+        return ContinuousClock.now - start
+    }
+
+    func progress(_ message: String) {
+        FileHandle.standardError.write(Data("… \(message)\n".utf8))
+    }
+}
