@@ -39,7 +39,7 @@ public struct ApplyError: Error, CustomStringConvertible {
 /// Applies one subscription's deliveries to its local table. Each delivery and the
 /// subscription's cursor commit in one transaction: a redelivery finds the cursor past it
 /// and changes nothing, and a delivery that is not the next one is refused. The session
-/// runs under the replication origin `govex_apply_<subscription>`, which the capture
+/// runs under the replication origin `govex_apply_<database oid>_<subscription>`, which the capture
 /// side skips, so applied rows are never captured back out (no echo loops).
 public final class DeliveryApplier: Sendable {
     public static let originPrefix = "govex_apply"
@@ -76,7 +76,10 @@ public final class DeliveryApplier: Sendable {
         self.table = table
     }
 
-    public static func originName(subscription: Int64) -> String { "\(originPrefix)_\(subscription)" }
+    /// Replication origins are shared by every database of a PostgreSQL cluster, and
+    /// subscription numbers are only unique per hub: the database's oid keeps two agents on
+    /// one cluster (or two hubs' subscription 1) from waiting on each other's origin.
+    public static func originName(subscription: Int64, database: UInt32) -> String { "\(originPrefix)_\(database)_\(subscription)" }
 
     /// Runs `body` with an applier on its own connection, closed afterwards. A replication
     /// origin is held by one session at a time; after a crash the old session may hold it for
@@ -93,7 +96,9 @@ public final class DeliveryApplier: Sendable {
             } catch let error as PostgresError where error.sqlState == "42501" {
                 throw ApplyError(description: "cannot create govex.delivery_cursors (\(error.message)); have the DBA run the DDL `govex check` prints")
             }
-            let origin = originName(subscription: subscription)
+            let databaseOID = UInt32(try await sql.query("SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()")
+                .rows.first?[0] ?? "") ?? 0
+            let origin = originName(subscription: subscription, database: databaseOID)
             do {
                 try await sql.query("SELECT pg_catalog.pg_replication_origin_create($1) WHERE pg_catalog.pg_replication_origin_oid($1) IS NULL", [origin])
             } catch let error as PostgresError where error.sqlState == "23505" {

@@ -56,7 +56,7 @@ public struct ChangeDecoder: Sendable {
             return current.skipped ? [] : [.commit(commitLSN: commitLSN, endLSN: endLSN)]
         case .origin(_, let name):
             guard transaction != nil else { throw .protocolViolation("Origin outside a transaction") }
-            // Applies use `govex_apply` or one origin per subscription, `govex_apply_<id>`.
+            // Applies use `govex_apply` or one origin per subscription, `govex_apply_<database oid>_<id>`.
             if skippedOrigins.contains(where: { name == $0 || name.hasPrefix($0 + "_") }) { transaction?.skipped = true }
             return []
         case .relation(let description):

@@ -42,37 +42,64 @@ extension HubStore {
                 SELECT pg_catalog.pg_advisory_xact_lock(h)
                 FROM (SELECT DISTINCT pg_catalog.hashtextextended($1 || E'\\x1f' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY h) s
                 """, [subject.code, textArray(Array(keys))])
-            var current: [String: GoldenMerge.Record] = [:]
-            for row in try await sql.query("""
-                SELECT key, row_values::text, reports::text FROM govex.golden_records WHERE subject = $1 AND key = ANY($2::text[])
-                """, [subject.code, textArray(Array(keys))]).rows {
-                let key = row[0] ?? ""
-                current[key] = GoldenMerge.Record(
-                    key: key, values: (try? JSONDecoder().decode([String: String?].self, from: Data((row[1] ?? "{}").utf8))) ?? [:],
-                    reports: (try? JSONDecoder().decode([String: [String: String?]].self, from: Data((row[2] ?? "{}").utf8))) ?? [:])
-            }
+            let current = try await goldenRecords(subject: subject.code, keys: Array(keys), on: sql)
             let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
             try await writeGolden(result, subject: subject.code, on: sql)
             try await routeGolden(result.records.values.sorted { $0.key < $1.key }, before: current, subject: catalogSubject, hubKey: hubKey, on: sql)
         }
     }
 
+    /// The golden records of `keys`, read as (key, field, node, value) rows that PostgreSQL
+    /// takes apart, rather than as JSON documents decoded here.
+    static func goldenRecords(subject: String, keys: [String], on sql: PostgresConnection) async throws -> [String: GoldenMerge.Record] {
+        var records: [String: GoldenMerge.Record] = [:]
+        for row in try await sql.query("""
+            SELECT g.key, v.key, NULL, v.value
+            FROM govex.golden_records g CROSS JOIN LATERAL jsonb_each_text(g.row_values) v
+            WHERE g.subject = $1 AND g.key = ANY($2::text[])
+            UNION ALL
+            SELECT g.key, r.key, n.key, n.value
+            FROM govex.golden_records g CROSS JOIN LATERAL jsonb_each(g.reports) r CROSS JOIN LATERAL jsonb_each_text(r.value) n
+            WHERE g.subject = $1 AND g.key = ANY($2::text[])
+            """, [subject, textArray(keys)]).rows {
+            let key = row[0] ?? "", field = row[1] ?? ""
+            if let node = row[2] {
+                records[key, default: GoldenMerge.Record(key: key)].reports[field, default: [:]].updateValue(row[3], forKey: node)
+            } else {
+                records[key, default: GoldenMerge.Record(key: key)].values.updateValue(row[3], forKey: field)
+            }
+        }
+        return records
+    }
+
+    /// Writes a merge's golden records set-based: `COPY` into the session's staging table,
+    /// then one upsert.
     static func writeGolden(_ result: GoldenMerge.Result, subject: String, on sql: PostgresConnection) async throws {
         func optional(_ value: String?) -> String { value.map(BatchJSON.string) ?? "null" }
-        let rows = "[" + result.records.values.map { record in
-            BatchJSON.object([
-                ("key", BatchJSON.string(record.key)),
-                ("row_values", BatchJSON.object(record.values.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) })),
-                ("reports", BatchJSON.object(record.reports.sorted { $0.key < $1.key }.map { field, nodes in
-                    (field, BatchJSON.object(nodes.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }))
-                })),
-            ])
-        }.joined(separator: ",") + "]"
+        var copy: [UInt8] = []
+        copy.reserveCapacity(result.records.count * 256)
+        for record in result.records.values {
+            CopyText.appendField(record.key, to: &copy)
+            copy.append(9)
+            CopyText.appendField(BatchJSON.object(record.values.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }), to: &copy)
+            copy.append(9)
+            CopyText.appendField(BatchJSON.object(record.reports.sorted { $0.key < $1.key }.map { field, nodes in
+                (field, BatchJSON.object(nodes.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }))
+            }), to: &copy)
+            copy.append(10)
+        }
+        try await sql.query("""
+            CREATE TEMPORARY TABLE IF NOT EXISTS govex_golden_stage (key text NOT NULL, row_values jsonb NOT NULL, reports jsonb NOT NULL)
+            ON COMMIT DELETE ROWS
+            """)
+        try await sql.query("DELETE FROM pg_temp.govex_golden_stage")  // a second subject in the same transaction
+        let bytes = copy
+        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage (key, row_values, reports) FROM STDIN") { try $0.write(bytes) }
         try await sql.query("""
             INSERT INTO govex.golden_records (subject, key, row_values, reports, updated_at)
-            SELECT $1, key, row_values, reports, now() FROM jsonb_to_recordset($2::jsonb) AS x(key text, row_values jsonb, reports jsonb)
+            SELECT $1, key, row_values, reports, now() FROM pg_temp.govex_golden_stage
             ON CONFLICT (subject, key) DO UPDATE SET row_values = EXCLUDED.row_values, reports = EXCLUDED.reports, updated_at = now()
-            """, [subject, rows])
+            """, [subject])
         guard !result.events.isEmpty else { return }
         let events = "[" + result.events.map { event in
             let (state, discrepancy): (String, GoldenMerge.Discrepancy) = switch event {
