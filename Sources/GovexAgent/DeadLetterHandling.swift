@@ -18,7 +18,7 @@ extension DeliveryPuller {
         var attempts = 0
         while true {
             do {
-                return try await applier.apply(verified.records, sequence: verified.sequence, origin: origin)
+                return try await applier.apply(applicable(verified.records), sequence: verified.sequence, origin: origin)
             } catch let error as ApplyError where error.permanent {
                 attempts += 1
                 if attempts < retry.attempts {
@@ -58,7 +58,7 @@ extension DeliveryPuller {
                     guard verified.sequence == letter.delivery else {
                         throw DeliveryError("the stored file is delivery \(verified.sequence), not \(letter.delivery)")
                     }
-                    _ = try await applier.apply(verified.records, sequence: verified.sequence, origin: letter.origin)
+                    _ = try await applier.apply(applicable(verified.records), sequence: verified.sequence, origin: letter.origin)
                     try await applier.settleDeadLetter(letter.id, as: .replayed)
                     log(5, "subscription \(subscription.id): dead letter \(letter.id) (delivery \(letter.delivery)) replayed by \(letter.resolvedBy ?? "?"); "
                         + "later deliveries follow")

@@ -1,6 +1,7 @@
 import Foundation
 import GovexAPI
 import GovexApply
+import GovexCapture
 import GovexWire
 import Synchronization
 
@@ -35,18 +36,24 @@ final class DeliveryPuller: Sendable {
     let subscription: SubscriptionListing
     let target: AgentConfiguration.Subscribe
     let retry: AgentConfiguration.ApplyRetry
+    /// The target is also a table this agent publishes: other rows in it are the
+    /// department's own, so a truncate (a backfill's first record, or the provider's) is not
+    /// applied to it.
+    let sharedTable: Bool
     let log: @Sendable (Int, String) -> Void
     let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
     static let waitSeconds = 20
 
     init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionListing,
-         target: AgentConfiguration.Subscribe, retry: AgentConfiguration.ApplyRetry, log: @escaping @Sendable (Int, String) -> Void) {
+         target: AgentConfiguration.Subscribe, retry: AgentConfiguration.ApplyRetry, sharedTable: Bool = false,
+         log: @escaping @Sendable (Int, String) -> Void) {
         self.client = client
         self.hubKeys = hubKeys
         self.conninfo = conninfo
         self.subscription = subscription
         self.target = target
         self.retry = retry
+        self.sharedTable = sharedTable
         self.log = log
     }
 
@@ -122,6 +129,15 @@ final class DeliveryPuller: Sendable {
         return cursor
     }
 
+    /// What of a delivery is applied: all of it, except truncates into a table the agent
+    /// also publishes (they would delete the department's own rows).
+    func applicable(_ records: [ChangeRecord]) -> [ChangeRecord] {
+        guard sharedTable, records.contains(where: { $0.operation == .truncate }) else { return records }
+        log(5, "subscription \(subscription.id): \(target.qualifiedTable) is also published by this agent: a truncate is not applied to it "
+            + "(rows the provider removed before a backfill stay until it changes them)")
+        return records.filter { $0.operation != .truncate }
+    }
+
     /// Checks a delivery's signatures: the hub's (by a key the trusted hub keys endorse),
     /// and the provider's over its origin header and, when passed on unchanged, its body.
     func verify(_ file: [UInt8]) async throws -> Delivery.Verified {
@@ -184,7 +200,10 @@ struct SubscriptionFollower: Sendable {
                             guard started.insert(active.id).inserted else { continue }
                             let puller = DeliveryPuller(client: client, hubKeys: hubKeys, conninfo: configuration.conninfo,
                                                         subscription: active, target: entry,
-                                                        retry: configuration.applyRetry, log: log)
+                                                        retry: configuration.applyRetry,
+                                                        sharedTable: configuration.publish.contains {
+                                                            $0.mapping.schema == entry.schema && $0.mapping.table == entry.table
+                                                        }, log: log)
                             group.addTask { await puller.run(shouldStop: shouldStop) }
                         } else {
                             let state = matching.last.map { "is \($0.status)" } ?? "has not been requested (run govex subscribe --resource \(entry.resource))"

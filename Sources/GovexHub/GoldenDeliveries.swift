@@ -48,13 +48,12 @@ public enum GoldenDeliveries {
 
 extension HubStore {
     /// Routes the golden records an ingest changed to the subject's active subscriptions, each
-    /// a hub-signed delivery shaped by its subscriber's entitlement. Numbered under a lock per
-    /// subject, so that batches of different providers feeding one subject number its
-    /// streams in commit order.
+    /// a hub-signed delivery shaped by its subscriber's entitlement. The caller holds the
+    /// subject's merge lock to commit, so batches of different providers feeding one subject
+    /// number its streams in commit order.
     static func routeGolden(_ golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record], subject: Catalog.Subject, hubKey: SigningKey,
                             on sql: PostgresConnection) async throws {
         guard !golden.isEmpty else { return }
-        try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden-route:' || $1, 0))", [subject.code])
         let subscriptions = try await Self.subscriptions(where: "resource = $1 AND status = 'active'", [subject.code], on: sql)
         for subscription in subscriptions {
             let entitlement = try await entitlement(of: subscription.subscriber, on: sql)

@@ -24,6 +24,15 @@ extension HubStore {
     public static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
         for catalogSubject in try await Catalog.subjects(fedBy: resources, on: sql) {
             let subject = mergeSubject(catalogSubject)
+            guard records.contains(where: { record in subject.fields.contains { $0.sources.contains { $0.resource == record.resource } } }) else { continue }
+            // One merge of a subject at a time: batches from several departments touching the
+            // same keys would otherwise each write back what they read, dropping what the other
+            // merged. A lock per key would be finer, but thousands of them per batch would fill
+            // PostgreSQL's shared lock table; row locks need rows that may not exist yet. Ingests
+            // hold the audit trail's head to commit anyway, so little parallelism is lost.
+            // A golden subscription's backfill takes the same lock, so no merge is half-way as it reads.
+            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden:' || $1, 0))",
+                                [subject.code])
             var records = records
             if GoldenMerge.truncatesSource(records, subject: subject) {
                 let held = try await sql.query("SELECT key FROM govex.golden_records WHERE subject = $1", [subject.code]).rows.compactMap { $0[0] }
@@ -31,17 +40,6 @@ extension HubStore {
             }
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
-            // Shared: merges run side by side; a golden subscription's backfill takes it
-            // exclusively, so that no merge is half-way while it reads.
-            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock_shared(pg_catalog.hashtextextended('govex.golden:' || $1, 0))",
-                                [subject.code])
-            // Batches from several departments touch the same keys at once: each takes the keys'
-            // locks (in one global order, so no deadlock) before reading, or the later write would
-            // drop what the other merged. Advisory, because a key may not have a row yet.
-            try await sql.query("""
-                SELECT pg_catalog.pg_advisory_xact_lock(h)
-                FROM (SELECT DISTINCT pg_catalog.hashtextextended($1 || E'\\x1f' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY h) s
-                """, [subject.code, textArray(Array(keys))])
             let current = try await goldenRecords(subject: subject.code, keys: Array(keys), on: sql)
             let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
             try await writeGolden(result, subject: subject.code, on: sql)

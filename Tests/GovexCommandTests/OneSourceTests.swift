@@ -184,7 +184,8 @@ struct OneSourceTests {
                                 return counts == [3, 1, 1]
                             }
                             let logs = agents.map { (try? String(contentsOfFile: $0.outputPath, encoding: .utf8)) ?? "" }
-                            #expect(arrived, "feedback reaches all three: \(logs.map { $0.suffix(1500) })")
+                            let hubLog = (try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? ""
+                            #expect(arrived, "feedback reaches all three: \(logs.map { $0.suffix(1500) })\nhub: \(hubLog.suffix(3000))")
 
                             let golden = try await hubSQL.query("SELECT row_values::text FROM govex.golden_records WHERE key = $1", [Self.idWithX]).rows.first?[0]
                             #expect(golden == #"{"name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"}"#, "each field from its authority")

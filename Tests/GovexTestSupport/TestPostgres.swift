@@ -62,7 +62,15 @@ public struct TestDatabase: Sendable {
 
     public func drop() async {
         guard let admin = try? await PostgresConnection.connect(serverConninfo + " dbname=postgres") else { return }
+        let oid = try? await admin.query("SELECT oid::text FROM pg_catalog.pg_database WHERE datname = $1", [name]).rows.first?[0]
         _ = try? await admin.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        // Replication origins belong to the cluster, not the database: the applies' ones
+        // (govex_apply_<database oid>_<subscription>) would pile up and use up its slots.
+        if let oid {
+            _ = try? await admin.query("""
+                SELECT pg_catalog.pg_replication_origin_drop(roname) FROM pg_catalog.pg_replication_origin WHERE starts_with(roname, $1)
+                """, ["govex_apply_" + oid + "_"])
+        }
         await admin.close()
     }
 }
