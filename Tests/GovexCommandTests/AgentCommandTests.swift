@@ -98,7 +98,8 @@ struct AgentCommandTests {
 
     @Test("readiness, capture into the spool, and a graceful stop on SIGTERM that loses nothing")
     func runsAndStops() async throws {
-        try await TestPostgres.withDatabase { database in
+        // Heavy: every WAL sender on the server decodes what it writes (or it waits on them).
+        try await HeavyTestGate.shared.run { try await TestPostgres.withDatabase { database in
             let sql = try await database.connect()
             let metricsPort = try freeLoopbackPort()
             let (dataDir, slot, path) = try await Self.prepareAgent(database, sql, directoryPrefix: "govex-agent", metrics: "127.0.0.1:\(metricsPort)")
@@ -150,7 +151,7 @@ struct AgentCommandTests {
             #expect(confirmed.rows.first?[0] == "t")
             try await sql.dropSlot(slot)
             await sql.close()
-        }
+        } }
     }
 }
 

@@ -10,7 +10,8 @@ import Testing
 struct IdleSlotTests {
     @Test("after ~200 MB of writes to an unmapped table, the slot retains under 64 MB of WAL")
     func quietTablesHoldNoWAL() async throws {
-        try await TestPostgres.withDatabase { database in
+        // Heavy: every WAL sender on the server decodes what it writes (or it waits on them).
+        try await HeavyTestGate.shared.run { try await TestPostgres.withDatabase { database in
             let sql = try await database.connect()
             let (_, slot, path) = try await AgentCommandTests.prepareAgent(database, sql, directoryPrefix: "govex-idle")
             try await sql.query("CREATE TABLE busy (id int PRIMARY KEY, payload text)")
@@ -40,6 +41,6 @@ struct IdleSlotTests {
             #expect(stopped.status == 0, "\(stopped.output)")
             try await sql.dropSlot(slot)
             await sql.close()
-        }
+        } }
     }
 }
