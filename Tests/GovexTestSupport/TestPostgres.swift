@@ -27,6 +27,16 @@ public enum TestPostgres {
     static func createDatabase() async throws -> TestDatabase {
         let server = try await Server.shared.conninfo()
         let admin = try await PostgresConnection.connect(server + " dbname=postgres")
+        if await Server.shared.firstDatabase() {
+            // Replication origins belong to the cluster: the applies' ones
+            // (govex_apply_<database oid>_<subscription>) outlive the test databases dropped by
+            // earlier runs and would use up the server's replication state slots. Dropped here,
+            // once, and only those of databases that are gone (a drop waits while one is in use).
+            _ = try? await admin.query("""
+                SELECT pg_catalog.pg_replication_origin_drop(roname) FROM pg_catalog.pg_replication_origin
+                WHERE roname ~ '^govex_apply_[0-9]+_[0-9]+$' AND split_part(roname, '_', 3)::oid NOT IN (SELECT oid FROM pg_catalog.pg_database)
+                """)
+        }
         let name = "govex_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
         try await admin.query("CREATE DATABASE \(name)")
         await admin.close()
@@ -36,6 +46,12 @@ public enum TestPostgres {
     actor Server {
         static let shared = Server()
         private var started: String?
+        private var created = false
+
+        func firstDatabase() -> Bool {
+            defer { created = true }
+            return !created
+        }
 
         func conninfo() throws -> String {
             if let started { return started }
@@ -62,15 +78,7 @@ public struct TestDatabase: Sendable {
 
     public func drop() async {
         guard let admin = try? await PostgresConnection.connect(serverConninfo + " dbname=postgres") else { return }
-        let oid = try? await admin.query("SELECT oid::text FROM pg_catalog.pg_database WHERE datname = $1", [name]).rows.first?[0]
         _ = try? await admin.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        // Replication origins belong to the cluster, not the database: the applies' ones
-        // (govex_apply_<database oid>_<subscription>) would pile up and use up its slots.
-        if let oid {
-            _ = try? await admin.query("""
-                SELECT pg_catalog.pg_replication_origin_drop(roname) FROM pg_catalog.pg_replication_origin WHERE starts_with(roname, $1)
-                """, ["govex_apply_" + oid + "_"])
-        }
         await admin.close()
     }
 }
