@@ -83,8 +83,29 @@ extension HubStore {
         let entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
         let records = [ChangeRecord(operation: .truncate, resource: subject.code, position: SourcePosition(commit: 0, ordinal: 0))]
             + GoldenDeliveries.records(for: golden, subject: subject, columns: subscription.columns, entitlement: entitlement, operation: .insert)
-        let pages = stride(from: 0, to: records.count, by: Backfill.pageRows).map { Array(records[$0..<min($0 + Backfill.pageRows, records.count)]) }
+        // Hub-made pages number their records by ordinal, from 0 in each page.
+        let pages = stride(from: 0, to: records.count, by: Backfill.pageRows).map { start in
+            records[start..<min(start + Backfill.pageRows, records.count)].enumerated().map { index, record in
+                var numbered = record
+                numbered.position = SourcePosition(commit: 0, ordinal: UInt32(index))
+                return numbered
+            }
+        }
         try await storeBackfill(pages, rows: records.count - 1, of: subscription, on: sql)
         return pages.count
+    }
+
+    /// A subscriber's entitlement to a subject's fields follows its subscriptions to the
+    /// resources that feed them: when one of those is approved, narrowed or revoked, its
+    /// golden subscriptions to those subjects are backfilled again, so that values it may no
+    /// longer see leave its table and ones it now may see arrive.
+    func refreshGoldenSubscriptions(of subscriber: String, fedBy resource: String, catalog: Catalog, on sql: PostgresConnection) async throws {
+        for subject in catalog.subjects where subject.fields.contains(where: { $0.sources.contains { $0.hasPrefix(resource + ".") } }) {
+            try await Self.lockProvider(of: subject.code, on: sql)
+            for subscription in try await Self.subscriptions(where: "subscriber = $1 AND resource = $2 AND status = 'active'",
+                                                             [subscriber, subject.code], on: sql) {
+                _ = try await backfillGolden(subscription, subject: subject, on: sql)
+            }
+        }
     }
 }

@@ -96,6 +96,9 @@ extension HubStore {
                 if decided.status == "active", subscription.status != "active" || termsChanged, let resource {
                     try await backfill(decided, resource: resource, catalog: catalog, on: sql)
                 }
+                if decided.status != subscription.status || termsChanged {
+                    try await refreshGoldenSubscriptions(of: decided.subscriber, fedBy: decided.resource, catalog: catalog, on: sql)
+                }
                 return .decided(try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql)[0])
             }
         }

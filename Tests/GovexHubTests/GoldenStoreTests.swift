@@ -116,10 +116,23 @@ struct GoldenStoreTests {
     func feedbackEntitlement() async throws {
         try await HubStoreTests.withHub { _, sql in
             try await Self.plantThreeDepartments(on: sql)
+            guard case .stored(let golden) = try await HubStoreTests.store.subscribe(
+                node: "zhujian", resource: "person", columns: [], purpose: "golden persons", on: sql) else { throw TestSupportError("not stored") }
+            #expect(golden.status == "active" && golden.nextDelivery == 2, "backfilled at once: a truncate, and no record zhujian may see")
             guard case .stored(let subscription) = try await HubStoreTests.store.subscribe(
                 node: "zhujian", resource: "GA-RK-0001", columns: ["name"], purpose: "owner names", on: sql) else { throw TestSupportError("not stored") }
             _ = try await HubStoreTests.store.decide(subscription: subscription.id, SubscriptionRules.DecisionRequest(
                 decision: "approve", reason: "agreement 7", masks: ["name": "keep(1,0)"]), by: "gongan", on: sql)
+
+            // The approval entitles zhujian to gongan's names: its golden subscription is backfilled again, names masked.
+            let refreshed = try await sql.query("""
+                SELECT encode(payload, 'hex') FROM govex.deliveries WHERE subscription_id = $1 ORDER BY delivery DESC LIMIT 1
+                """, [String(golden.id)]).rows.first?[0]
+            let page = try BatchFile(bytes: Hex.decode(refreshed ?? "") ?? []).records()
+            #expect(page.first?.operation == .truncate && page.count == 3, "\(page)")
+            #expect(page.dropFirst().allSatisfy { record in
+                record.values.map(\.name) == ["name"] && [Value.text("李**"), .text("张**")].contains(record.values[0].value)
+            }, "only the name, masked: no birth date, no marital status")
 
             let zhujian = try await HubStore.feedback(for: "zhujian", after: 0, limit: 100, on: sql)
             #expect(zhujian.count == 3)
