@@ -55,8 +55,15 @@ extension HubStore {
                             on sql: PostgresConnection) async throws {
         guard !golden.isEmpty else { return }
         let subscriptions = try await Self.subscriptions(where: "resource = $1 AND status = 'active'", [subject.code], on: sql)
+        var entitlements: [String: DiscrepancyFeedback.Entitlement] = [:]  // read once per subscriber, not per subscription
         for subscription in subscriptions {
-            let entitlement = try await entitlement(of: subscription.subscriber, on: sql)
+            let entitlement: DiscrepancyFeedback.Entitlement
+            if let known = entitlements[subscription.subscriber] {
+                entitlement = known
+            } else {
+                entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
+                entitlements[subscription.subscriber] = entitlement
+            }
             let records = GoldenDeliveries.records(for: golden, before: before, subject: subject, columns: subscription.columns, entitlement: entitlement)
             guard !records.isEmpty else { continue }
             let delivery = UInt64(try await sql.query("""

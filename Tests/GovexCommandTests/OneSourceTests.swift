@@ -10,51 +10,7 @@ struct OneSourceTests {
     static let govex = AgentCommandTests.govex
     static let idWithX = "11010519491231002X", idB = "440306199003072315", invalidID = "440306199003072316"
 
-    static let catalog = """
-        [[resource]]
-        code = "GA-RK-0001"
-        name = "residents"
-        provider = "gongan"
-        share = "unconditional"
-        key = ["id_number"]
-        columns = ["id_number", "name", "birth_date"]
-
-        [[resource]]
-        code = "MZ-HY-0003"
-        name = "marriages"
-        provider = "minzheng"
-        share = "unconditional"
-        key = ["id_number"]
-        columns = ["id_number", "marital_status"]
-
-        [[resource]]
-        code = "ZJ-FW-0001"
-        name = "housing"
-        provider = "zhujian"
-        share = "unconditional"
-        key = ["owner_id"]
-        columns = ["owner_id", "owner_name", "marital_status"]
-
-        [[subject]]
-        code = "person"
-        name = "自然人"
-        key_kind = "citizen_id"
-
-          [[subject.field]]
-          name = "name"
-          authority = "gongan"
-          sources = ["GA-RK-0001.name", "ZJ-FW-0001.owner_name"]
-
-          [[subject.field]]
-          name = "birth_date"
-          authority = "gongan"
-          sources = ["GA-RK-0001.birth_date"]
-
-          [[subject.field]]
-          name = "marital_status"
-          authority = "minzheng"
-          sources = ["MZ-HY-0003.marital_status", "ZJ-FW-0001.marital_status"]
-        """
+    static let catalog = ThreeDepartments.catalog(share: "unconditional")
 
     static let goldenTable = """
         CREATE SCHEMA golden;

@@ -10,51 +10,7 @@ import Testing
 /// hub database, with three departments.
 @Suite("Golden records at the hub")
 struct GoldenStoreTests {
-    static let catalog = """
-        [[resource]]
-        code = "GA-RK-0001"
-        name = "residents"
-        provider = "gongan"
-        share = "conditional"
-        key = ["id_number"]
-        columns = ["id_number", "name", "birth_date"]
-
-        [[resource]]
-        code = "MZ-HY-0003"
-        name = "marriages"
-        provider = "minzheng"
-        share = "conditional"
-        key = ["id_number"]
-        columns = ["id_number", "marital_status"]
-
-        [[resource]]
-        code = "ZJ-FW-0001"
-        name = "housing"
-        provider = "zhujian"
-        share = "conditional"
-        key = ["owner_id"]
-        columns = ["owner_id", "owner_name", "marital_status"]
-
-        [[subject]]
-        code = "person"
-        name = "自然人"
-        key_kind = "citizen_id"
-
-          [[subject.field]]
-          name = "name"
-          authority = "gongan"
-          sources = ["GA-RK-0001.name", "ZJ-FW-0001.owner_name"]
-
-          [[subject.field]]
-          name = "birth_date"
-          authority = "gongan"
-          sources = ["GA-RK-0001.birth_date"]
-
-          [[subject.field]]
-          name = "marital_status"
-          authority = "minzheng"
-          sources = ["MZ-HY-0003.marital_status", "ZJ-FW-0001.marital_status"]
-        """
+    static let catalog = ThreeDepartments.catalog(share: "conditional")
     static let keys = ["gongan": VectorKeys.gongan, "minzheng": VectorKeys.ed25519(seed: Array(repeating: 21, count: 32)),
                        "zhujian": VectorKeys.ed25519(seed: Array(repeating: 22, count: 32))]
     static let a = "11010519491231002X", b = "440306199003072315"
