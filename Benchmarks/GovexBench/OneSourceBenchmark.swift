@@ -110,7 +110,7 @@ struct OneSourceBenchmark: AsyncParsableCommand {
             return ContinuousClock.now - start
         }
         let counts = try await PostgresConnection.with(database.conninfo) { sql in
-            try await sql.query("SELECT (SELECT count(*) FROM govex.golden_records)::text, (SELECT count(*) FROM govex.discrepancies WHERE status = 'open')::text").rows[0]
+            try await sql.query("SELECT (SELECT count(*) FROM govex_golden.person)::text, (SELECT count(*) FROM govex.discrepancies WHERE status = 'open')::text").rows[0]
         }
         let floor = try await Self.floor(rows: floorRows, table: "golden_floor", key: "id_number", columns: columns, phases: 1, conninfo: database.conninfo)
         return Result(govex: merged, floor: floor, detail: "\(counts[0] ?? "?") golden records, \(counts[1] ?? "?") open discrepancies")

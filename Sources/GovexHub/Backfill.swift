@@ -57,10 +57,9 @@ extension HubStore {
         try await sql.query("""
             SELECT 1 FROM govex.nodes WHERE node_id = (SELECT provider FROM govex.catalog_resources WHERE code = $1) FOR UPDATE
             """, [resource])
-        try await sql.query("""
-            SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden:' || $1, 0))
-            WHERE EXISTS (SELECT 1 FROM govex.catalog_subjects WHERE code = $1)
-            """, [resource])
+        if try await sql.query("SELECT 1 FROM govex.catalog_subjects WHERE code = $1", [resource]).rows.isEmpty == false {
+            try await lockSubject(resource, on: sql)
+        }
     }
 
     /// Appends the backfill of `subscription` to its stream, inside the caller's transaction

@@ -110,6 +110,10 @@ public struct Catalog: Sendable, Equatable {
                 guard name != Subject.keyColumn, !fields.contains(where: { $0.name == name }) else {
                     throw reader.error("name", section: fieldSection, "subject \(code) has field \(name) twice, or names one \(Subject.keyColumn) (its key column)")
                 }
+                // A field names its golden table's columns: `name`, and `name@node` for reports.
+                guard !name.contains("@"), !name.hasPrefix("govex_"), name.utf8.count <= 40 else {
+                    throw reader.error("name", section: fieldSection, "field \(name) of subject \(code): a field name has at most 40 bytes, no '@' and does not start with 'govex_' (it names golden table columns)")
+                }
                 let sources = try reader.strings(field, "sources", section: fieldSection)
                 for source in sources {
                     let parts = source.split(separator: ".", maxSplits: 1).map(String.init)

@@ -60,6 +60,8 @@ extension Catalog {
                     """, [subject.code, subject.name, subject.keyKind, fields])
             }
             try await sql.query("DELETE FROM govex.catalog_subjects WHERE NOT (code = ANY($1::text[]))", [store.textArray(subjects.map(\.code))])
+            let providers = Dictionary(resources.map { ($0.code, $0.provider) }, uniquingKeysWith: { first, _ in first })
+            for subject in subjects { _ = try await HubStore.goldenTable(subject, providers: providers, on: sql) }
             try await HubStore.audit("catalog_applied", subject: "catalog", actor: SubscriptionRules.hubAdministrator,
                                      details: [("changes", BatchJSON.stringArray(plan))], on: sql)
             return plan

@@ -15,19 +15,19 @@ public enum GoldenDeliveries {
     /// `before` had one (so the subscriber held it), otherwise nothing — not even the key goes
     /// to a subscriber that may see none of a record's values: which people or organisations
     /// exist is itself information. `columns` are the subscription's.
-    public static func records(for golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record] = [:], subject: Catalog.Subject,
+    public static func records(for golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record] = [:], subject: GoldenMerge.Subject,
                                columns: [String], entitlement: DiscrepancyFeedback.Entitlement,
                                operation: ChangeOperation = .update) -> [ChangeRecord] {
-        let fields = subject.fields.filter { columns.contains($0.name) }
+        let fields = subject.fields.indices.filter { columns.contains(subject.fields[$0].name) }
         func shown(_ record: GoldenMerge.Record) -> [Column]? {
             var values: [Column] = []
             var known = false
-            for field in fields {
-                let stored: String? = record.values[field.name] ?? nil
-                guard let visible = DiscrepancyFeedback.visible(stored, owner: field.authority, subject: subject.code, field: field.name,
+            for index in fields {
+                let field = subject.fields[index], slot = record.slots[subject.authoritySlot[index]]
+                guard let visible = DiscrepancyFeedback.visible(slot ?? nil, owner: field.authority, subject: subject.code, field: field.name,
                                                                 entitlement: entitlement) else { continue }
                 values.append(Column(field.name, visible.map(Value.text) ?? .null))
-                known = known || record.values[field.name] != nil
+                known = known || slot != nil
             }
             return known ? values : nil
         }
@@ -51,8 +51,8 @@ extension HubStore {
     /// a hub-signed delivery shaped by its subscriber's entitlement. The caller holds the
     /// subject's merge lock to commit, so batches of different providers feeding one subject
     /// number its streams in commit order.
-    static func routeGolden(_ golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record], subject: Catalog.Subject, hubKey: SigningKey,
-                            on sql: PostgresConnection) async throws {
+    static func routeGolden(_ golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record], subject: Catalog.Subject, table: GoldenTable,
+                            hubKey: SigningKey, on sql: PostgresConnection) async throws {
         guard !golden.isEmpty else { return }
         let subscriptions = try await Self.subscriptions(where: "resource = $1 AND status = 'active'", [subject.code], on: sql)
         var entitlements: [String: DiscrepancyFeedback.Entitlement] = [:]  // read once per subscriber, not per subscription
@@ -64,7 +64,7 @@ extension HubStore {
                 entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
                 entitlements[subscription.subscriber] = entitlement
             }
-            let records = GoldenDeliveries.records(for: golden, before: before, subject: subject, columns: subscription.columns, entitlement: entitlement)
+            let records = GoldenDeliveries.records(for: golden, before: before, subject: table.subject, columns: subscription.columns, entitlement: entitlement)
             guard !records.isEmpty else { continue }
             let delivery = UInt64(try await sql.query("""
                 UPDATE govex.subscriptions SET next_delivery = next_delivery + 1 WHERE subscription_id = $1 RETURNING (next_delivery - 1)::text
@@ -81,15 +81,11 @@ extension HubStore {
     /// A golden subscription's backfill: every golden record of the subject as its subscriber
     /// may see it, after a truncate. The caller holds the subject's lock exclusively.
     func backfillGolden(_ subscription: Subscription, subject: Catalog.Subject, on sql: PostgresConnection) async throws -> Int {
-        let golden = try await sql.query("""
-            SELECT key, row_values::text FROM govex.golden_records WHERE subject = $1 ORDER BY key
-            """, [subject.code]).rows.map { row in
-            GoldenMerge.Record(key: row[0] ?? "", values: (try? JSONDecoder().decode([String: String?].self, from: Data((row[1] ?? "{}").utf8))) ?? [:],
-                               reports: [:])
-        }
+        let table = try await Self.goldenTable(subject, on: sql)
+        let golden = try await table.allRecords(on: sql)
         let entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
         let records = [ChangeRecord(operation: .truncate, resource: subject.code, position: SourcePosition(commit: 0, ordinal: 0))]
-            + GoldenDeliveries.records(for: golden, subject: subject, columns: subscription.columns, entitlement: entitlement, operation: .insert)
+            + GoldenDeliveries.records(for: golden, subject: table.subject, columns: subscription.columns, entitlement: entitlement, operation: .insert)
         // Hub-made pages number their records by ordinal, from 0 in each page.
         let pages = stride(from: 0, to: records.count, by: Backfill.pageRows).map { start in
             records[start..<min(start + Backfill.pageRows, records.count)].enumerated().map { index, record in

@@ -6,100 +6,82 @@ import GovexWire
 /// The golden subject records and their discrepancies in the hub's database, written in
 /// the ingest transaction of every accepted batch that feeds a subject.
 extension HubStore {
-    /// The merge rules' view of a catalog subject (`RESOURCE.column` sources split).
-    static func mergeSubject(_ subject: Catalog.Subject) -> GoldenMerge.Subject {
+    /// The merge rules' view of a catalog subject (`RESOURCE.column` sources split, each with
+    /// the node that provides the resource).
+    public static func mergeSubject(_ subject: Catalog.Subject, providers: [String: String]) -> GoldenMerge.Subject {
         GoldenMerge.Subject(
             code: subject.code, keyKind: IdentifierCheck.Kind(rawValue: subject.keyKind) ?? .text,
             fields: subject.fields.map { field in
                 GoldenMerge.Subject.Field(name: field.name, authority: field.authority, sources: field.sources.compactMap { source in
                     let parts = source.split(separator: ".", maxSplits: 1).map(String.init)
-                    return parts.count == 2 ? (parts[0], parts[1]) : nil
+                    guard parts.count == 2, let provider = providers[parts[0]] else { return nil }
+                    return GoldenMerge.Subject.Source(resource: parts[0], column: parts[1], node: provider)
                 })
             })
     }
 
+    /// The providers of the resources feeding `subjects`.
+    static func sourceProviders(of subjects: [Catalog.Subject], on sql: PostgresConnection) async throws -> [String: String] {
+        let resources = Set(subjects.flatMap { $0.fields.flatMap { $0.sources.map { String($0.prefix { $0 != "." }) } } })
+        guard !resources.isEmpty else { return [:] }
+        var providers: [String: String] = [:]
+        for row in try await sql.query("SELECT code, provider FROM govex.catalog_resources WHERE code = ANY($1::text[])",
+                                       [textArray(resources.sorted())]).rows {
+            providers[row[0] ?? ""] = row[1] ?? ""
+        }
+        return providers
+    }
+
+    /// The golden table of a catalog subject, created or widened to its current layout.
+    static func goldenTable(_ subject: Catalog.Subject, providers: [String: String]? = nil, on sql: PostgresConnection) async throws -> GoldenTable {
+        let known = if let providers { providers } else { try await sourceProviders(of: [subject], on: sql) }
+        let table = GoldenTable(mergeSubject(subject, providers: known))
+        try await table.ensure(on: sql)
+        return table
+    }
+
     /// Merges a batch's records into every subject its resources feed: the touched golden
     /// records fetched in one query per subject, merged by the pure rules, written back with
-    /// one statement, and each discrepancy event applied set-based.
+    /// one `COPY` and one upsert, and each kind of discrepancy event applied set-based.
     public static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
-        for catalogSubject in try await Catalog.subjects(fedBy: resources, on: sql) {
-            let subject = mergeSubject(catalogSubject)
-            guard records.contains(where: { record in subject.fields.contains { $0.sources.contains { $0.resource == record.resource } } }) else { continue }
+        let catalogSubjects = try await Catalog.subjects(fedBy: resources, on: sql)
+        guard !catalogSubjects.isEmpty else { return }
+        let providers = try await sourceProviders(of: catalogSubjects, on: sql)
+        for catalogSubject in catalogSubjects {
+            let subject = mergeSubject(catalogSubject, providers: providers)
+            let fed = GoldenMerge.sourceResources(subject)
+            guard records.contains(where: { fed.contains($0.resource) }) else { continue }
+            let table = try await goldenTable(catalogSubject, providers: providers, on: sql)
             // One merge of a subject at a time: batches from several departments touching the
             // same keys would otherwise each write back what they read, dropping what the other
             // merged. A lock per key would be finer, but thousands of them per batch would fill
             // PostgreSQL's shared lock table; row locks need rows that may not exist yet. Ingests
             // hold the audit trail's head to commit anyway, so little parallelism is lost.
             // A golden subscription's backfill takes the same lock, so no merge is half-way as it reads.
-            try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden:' || $1, 0))",
-                                [subject.code])
+            try await lockSubject(subject.code, on: sql)
             var records = records
             if GoldenMerge.truncatesSource(records, subject: subject) {
-                let held = try await sql.query("SELECT key FROM govex.golden_records WHERE subject = $1", [subject.code]).rows.compactMap { $0[0] }
-                records = GoldenMerge.expandingTruncates(records, subject: subject, keys: held)
+                records = GoldenMerge.expandingTruncates(records, subject: subject, keys: try await table.allKeys(on: sql))
             }
             let keys = GoldenMerge.touchedKeys(records, subject: subject)
             guard !keys.isEmpty else { continue }
-            let current = try await goldenRecords(subject: subject.code, keys: Array(keys), on: sql)
+            let current = try await table.records(keys: Array(keys), on: sql)
             let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
-            try await writeGolden(result, subject: subject.code, on: sql)
-            try await routeGolden(result.records.values.sorted { $0.key < $1.key }, before: current, subject: catalogSubject, hubKey: hubKey, on: sql)
+            try await table.write(result.records, before: current, on: sql)
+            try await writeDiscrepancyEvents(result.events, subject: subject.code, on: sql)
+            try await routeGolden(result.records, before: current, subject: catalogSubject, table: table, hubKey: hubKey, on: sql)
         }
     }
 
-    /// The golden records of `keys`, read as (key, field, node, value) rows that PostgreSQL
-    /// takes apart, rather than as JSON documents decoded here.
-    static func goldenRecords(subject: String, keys: [String], on sql: PostgresConnection) async throws -> [String: GoldenMerge.Record] {
-        var records: [String: GoldenMerge.Record] = [:]
-        for row in try await sql.query("""
-            SELECT g.key, v.key, NULL, v.value
-            FROM govex.golden_records g CROSS JOIN LATERAL jsonb_each_text(g.row_values) v
-            WHERE g.subject = $1 AND g.key = ANY($2::text[])
-            UNION ALL
-            SELECT g.key, r.key, n.key, n.value
-            FROM govex.golden_records g CROSS JOIN LATERAL jsonb_each(g.reports) r CROSS JOIN LATERAL jsonb_each_text(r.value) n
-            WHERE g.subject = $1 AND g.key = ANY($2::text[])
-            """, [subject, textArray(keys)]).rows {
-            let key = row[0] ?? "", field = row[1] ?? ""
-            if let node = row[2] {
-                records[key, default: GoldenMerge.Record(key: key)].reports[field, default: [:]].updateValue(row[3], forKey: node)
-            } else {
-                records[key, default: GoldenMerge.Record(key: key)].values.updateValue(row[3], forKey: field)
-            }
-        }
-        return records
+    static func lockSubject(_ code: String, on sql: PostgresConnection) async throws {
+        try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('govex.golden:' || $1, 0))", [code])
     }
 
-    /// Writes a merge's golden records set-based: `COPY` into the session's staging table,
-    /// then one upsert.
-    static func writeGolden(_ result: GoldenMerge.Result, subject: String, on sql: PostgresConnection) async throws {
+    /// Applies a merge's discrepancy events: one statement over all of them.
+    static func writeDiscrepancyEvents(_ events: [GoldenMerge.Event], subject: String, on sql: PostgresConnection) async throws {
         func optional(_ value: String?) -> String { value.map(BatchJSON.string) ?? "null" }
-        var copy: [UInt8] = []
-        copy.reserveCapacity(result.records.count * 256)
-        for record in result.records.values {
-            CopyText.appendField(record.key, to: &copy)
-            copy.append(9)
-            CopyText.appendField(BatchJSON.object(record.values.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }), to: &copy)
-            copy.append(9)
-            CopyText.appendField(BatchJSON.object(record.reports.sorted { $0.key < $1.key }.map { field, nodes in
-                (field, BatchJSON.object(nodes.sorted { $0.key < $1.key }.map { ($0.key, optional($0.value)) }))
-            }), to: &copy)
-            copy.append(10)
-        }
-        try await sql.query("""
-            CREATE TEMPORARY TABLE IF NOT EXISTS govex_golden_stage (key text NOT NULL, row_values jsonb NOT NULL, reports jsonb NOT NULL)
-            ON COMMIT DELETE ROWS
-            """)
-        try await sql.query("DELETE FROM pg_temp.govex_golden_stage")  // a second subject in the same transaction
-        let bytes = copy
-        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage (key, row_values, reports) FROM STDIN") { try $0.write(bytes) }
-        try await sql.query("""
-            INSERT INTO govex.golden_records (subject, key, row_values, reports, updated_at)
-            SELECT $1, key, row_values, reports, now() FROM pg_temp.govex_golden_stage
-            ON CONFLICT (subject, key) DO UPDATE SET row_values = EXCLUDED.row_values, reports = EXCLUDED.reports, updated_at = now()
-            """, [subject])
-        guard !result.events.isEmpty else { return }
-        let events = "[" + result.events.map { event in
+        guard !events.isEmpty else { return }
+        let json = "[" + events.map { event in
             let (state, discrepancy): (String, GoldenMerge.Discrepancy) = switch event {
             case .opened(let d): ("opened", d)
             case .updated(let d): ("updated", d)
@@ -134,7 +116,7 @@ extension HubStore {
             FROM e WHERE e.event = 'opened'
             ON CONFLICT (identity) WHERE status = 'open' DO UPDATE SET authority_value = EXCLUDED.authority_value,
                 reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now(), change = EXCLUDED.change
-            """, [subject, events])
+            """, [subject, json])
     }
 
     public struct DiscrepancyRow: Sendable, Equatable {

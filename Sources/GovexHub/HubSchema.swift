@@ -243,6 +243,11 @@ public enum HubSchema {
             ALTER TABLE govex.discrepancies ALTER COLUMN change SET NOT NULL;
             CREATE INDEX discrepancies_by_change ON govex.discrepancies (change);
             """),
+        Migration(version: 9, description: "golden tables: one per subject, one column per field and reporting node", sql: """
+            -- govex_golden.<subject> tables are made from the catalog (GoldenTable.ensure); the jsonb
+            -- records of version 7 move into them when each is first made.
+            CREATE SCHEMA IF NOT EXISTS govex_golden;
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

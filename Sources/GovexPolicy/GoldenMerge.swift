@@ -6,50 +6,145 @@ import GovexWire
 /// discrepancy events out.
 public enum GoldenMerge {
     /// A subject as the catalog declares it: its key kind and, per field, the one
-    /// authoritative node and the resource columns that feed the field.
+    /// authoritative node and the resource columns (and their providers) that feed the field.
+    ///
+    /// A golden record is a row of slots: per field, the authority's value, then what each
+    /// other providing node reported. The layout is fixed by the subject, so records are
+    /// arrays, not maps, and the hub stores each slot as a column.
     public struct Subject: Sendable, Equatable {
+        public struct Source: Sendable, Equatable {
+            public var resource: String
+            public var column: String
+            /// The node that provides `resource`.
+            public var node: String
+
+            public init(resource: String, column: String, node: String) {
+                self.resource = resource
+                self.column = column
+                self.node = node
+            }
+        }
+
         public struct Field: Sendable, Equatable {
             public var name: String
             public var authority: String
-            /// `(resource, column)` pairs, from the catalog's `RESOURCE.column`.
-            public var sources: [(resource: String, column: String)]
+            public var sources: [Source]
 
-            public init(name: String, authority: String, sources: [(resource: String, column: String)]) {
+            public init(name: String, authority: String, sources: [Source]) {
                 self.name = name
                 self.authority = authority
                 self.sources = sources
             }
 
-            public static func == (lhs: Field, rhs: Field) -> Bool {
-                lhs.name == rhs.name && lhs.authority == rhs.authority
-                    && lhs.sources.map(\.resource) == rhs.sources.map(\.resource) && lhs.sources.map(\.column) == rhs.sources.map(\.column)
+            /// The nodes other than the authority that feed this field, in source order.
+            public var reporters: [String] {
+                var nodes: [String] = []
+                for source in sources where source.node != authority && !nodes.contains(source.node) { nodes.append(source.node) }
+                return nodes
             }
+        }
+
+        /// One value of a golden record: a field's authoritative value (`node` nil) or one node's report.
+        public struct Slot: Sendable, Equatable {
+            public var field: Int
+            public var node: String?
         }
 
         public var code: String
         public var keyKind: IdentifierCheck.Kind
-        public var fields: [Field]
+        public var fields: [Field] { didSet { layOut() } }
+        public private(set) var slots: [Slot] = []
+        /// Per field: its authoritative slot, and its reporters' slots by node.
+        public private(set) var authoritySlot: [Int] = []
+        public private(set) var reportSlots: [[(node: String, slot: Int)]] = []
 
         public init(code: String, keyKind: IdentifierCheck.Kind, fields: [Field]) {
             self.code = code
             self.keyKind = keyKind
             self.fields = fields
+            layOut()
+        }
+
+        private mutating func layOut() {
+            slots = []
+            authoritySlot = []
+            reportSlots = []
+            for (index, field) in fields.enumerated() {
+                authoritySlot.append(slots.count)
+                slots.append(Slot(field: index, node: nil))
+                reportSlots.append(field.reporters.map { node in
+                    slots.append(Slot(field: index, node: node))
+                    return (node, slots.count - 1)
+                })
+            }
+        }
+
+        public static func == (lhs: Subject, rhs: Subject) -> Bool {
+            lhs.code == rhs.code && lhs.keyKind == rhs.keyKind && lhs.fields == rhs.fields
+        }
+
+        /// The slot `node`'s values of field `field` go to, if it feeds the field.
+        public func slot(field: Int, node: String) -> Int? {
+            node == fields[field].authority ? authoritySlot[field] : reportSlots[field].first { $0.node == node }?.slot
+        }
+
+        /// A slot's column in the hub's golden table: the field's name, or `field@node` for a report.
+        public func columnName(_ slot: Int) -> String {
+            let name = fields[slots[slot].field].name
+            return slots[slot].node.map { name + "@" + $0 } ?? name
+        }
+
+        /// The authoritative values a record holds, by field name.
+        public func values(of record: Record) -> [String: String?] {
+            var values: [String: String?] = [:]
+            for (index, field) in fields.enumerated() {
+                if let value = record.slots[authoritySlot[index]] { values.updateValue(value, forKey: field.name) }
+            }
+            return values
+        }
+
+        /// What other nodes reported, by field name and node.
+        public func reports(of record: Record) -> [String: [String: String?]] {
+            var reports: [String: [String: String?]] = [:]
+            for (index, field) in fields.enumerated() {
+                for (node, slot) in reportSlots[index] {
+                    if let value = record.slots[slot] { reports[field.name, default: [:]].updateValue(value, forKey: node) }
+                }
+            }
+            return reports
+        }
+
+        /// A record of this subject from values and reports by name (names it lacks are dropped).
+        public func record(key: String, values: [String: String?] = [:], reports: [String: [String: String?]] = [:]) -> Record {
+            var record = Record(key: key, slotCount: slots.count)
+            for (index, field) in fields.enumerated() {
+                if let value = values[field.name] { record.slots[authoritySlot[index]] = .some(value) }
+                for (node, slot) in reportSlots[index] {
+                    if let value = reports[field.name]?[node] { record.slots[slot] = .some(value) }
+                }
+            }
+            return record
         }
     }
 
-    /// What the hub knows of one subject: the authoritative value of each field it has
-    /// received (a present nil is NULL), and what every other node reported for it.
+    /// What the hub knows of one subject key: one entry per slot of the subject's layout,
+    /// nil when nothing was received for it, `.some(nil)` for a NULL.
     public struct Record: Sendable, Equatable {
         public var key: String
-        public var values: [String: String?] = [:]
-        /// field → node → reported value.
-        public var reports: [String: [String: String?]] = [:]
+        public var slots: [String??]
 
-        public init(key: String, values: [String: String?] = [:], reports: [String: [String: String?]] = [:]) {
+        public init(key: String, slotCount: Int) {
             self.key = key
-            self.values = values
-            self.reports = reports
+            self.slots = Array(repeating: nil, count: slotCount)
         }
+
+        public init(key: String, slots: [String??]) {
+            self.key = key
+            self.slots = slots
+        }
+
+        /// Nothing received in any slot: the hub holds no row for it.
+        public var isEmpty: Bool { !slots.contains { $0 != nil } }
     }
 
     public struct Discrepancy: Sendable, Hashable {
@@ -78,8 +173,8 @@ public enum GoldenMerge {
     }
 
     public struct Result: Sendable, Equatable {
-        /// The touched records, after the batch.
-        public var records: [String: Record] = [:]
+        /// The touched records after the batch, in the order the batch first touched them.
+        public var records: [Record] = []
         public var events: [Event] = []
         /// Reports that agreed with the authoritative value.
         public var confirmations = 0
@@ -87,12 +182,17 @@ public enum GoldenMerge {
 
     /// The canonical key of a record: its key columns' text forms (one column: that text).
     public static func keyText(_ key: [Column]) -> String {
-        key.map { $0.value.postgresText ?? "" }.joined(separator: "|")
+        if key.count == 1 { return key[0].value.postgresText ?? "" }
+        return key.map { $0.value.postgresText ?? "" }.joined(separator: "|")
+    }
+
+    public static func sourceResources(_ subject: Subject) -> Set<String> {
+        Set(subject.fields.flatMap { $0.sources.map(\.resource) })
     }
 
     /// Whether a batch truncates a resource that feeds `subject`.
     public static func truncatesSource(_ records: [ChangeRecord], subject: Subject) -> Bool {
-        let resources = Set(subject.fields.flatMap { $0.sources.map(\.resource) })
+        let resources = sourceResources(subject)
         return records.contains { $0.operation == .truncate && resources.contains($0.resource) }
     }
 
@@ -101,7 +201,7 @@ public enum GoldenMerge {
     /// every value and report the department gave through that resource, as those deletes
     /// would, and records after it in the batch apply on top.
     public static func expandingTruncates(_ records: [ChangeRecord], subject: Subject, keys: [String]) -> [ChangeRecord] {
-        let resources = Set(subject.fields.flatMap { $0.sources.map(\.resource) })
+        let resources = sourceResources(subject)
         var expanded: [ChangeRecord] = []
         expanded.reserveCapacity(records.count + keys.count)
         for record in records {
@@ -120,7 +220,7 @@ public enum GoldenMerge {
     /// The keys a batch touches (old keys of key changes too): the golden records to fetch
     /// before `merge`, in one query.
     public static func touchedKeys(_ records: [ChangeRecord], subject: Subject) -> Set<String> {
-        let resources = Set(subject.fields.flatMap { $0.sources.map(\.resource) })
+        let resources = sourceResources(subject)
         var keys = Set<String>()
         for record in records where resources.contains(record.resource) && record.operation != .truncate {
             keys.insert(keyText(record.key))
@@ -129,79 +229,125 @@ public enum GoldenMerge {
         return keys
     }
 
+    /// Where one resource's records write: for each field it feeds, the column read and the
+    /// slot written for the sending node.
+    struct Feed {
+        var column: String
+        var slot: Int
+        /// The field's authoritative slot, when `slot` is a report (to count confirmations).
+        var authority: Int?
+        /// Where the column was in the last record: records of one resource share a shape.
+        var hint = 0
+    }
+
+    static func feeds(of resource: String, from node: String, subject: Subject) -> [Feed] {
+        var feeds: [Feed] = []
+        for (index, field) in subject.fields.enumerated() {
+            guard let source = field.sources.first(where: { $0.resource == resource }), let slot = subject.slot(field: index, node: node) else { continue }
+            let authority = subject.authoritySlot[index]
+            feeds.append(Feed(column: source.column, slot: slot, authority: slot == authority ? nil : authority))
+        }
+        return feeds
+    }
+
+    /// The value of `column` in a record (key columns included); `hint` is where to look first.
+    static func value(of column: String, in record: ChangeRecord, hint: inout Int) -> Value? {
+        let count = record.values.count
+        if hint < count, record.values[hint].name == column { return record.values[hint].value }
+        if let index = record.values.firstIndex(where: { $0.name == column }) {
+            hint = index
+            return record.values[index].value
+        }
+        return record.key.first { $0.name == column }?.value
+    }
+
     /// Applies a batch from `node`: the authority's values set the golden record; another
     /// node's values are reports, compared with it, never written into it. Records of
     /// resources that feed no field of `subject` are ignored. A key that fails the subject's
     /// identifier check opens an `invalid_identifier` discrepancy and is not merged.
     public static func merge(_ records: [ChangeRecord], from node: String, subject: Subject, current: [String: Record]) -> Result {
         var result = Result()
-        var touched = [String: Record]()
+        var position: [String: Int] = [:]  // key → index in result.records
+        position.reserveCapacity(records.count)
+        var feedsByResource: [String: [Feed]] = [:]
+        var resource = "", feeds: [Feed] = []
         var invalid = Set<String>()
-        for record in records {
-            let fed = subject.fields.compactMap { field in
-                field.sources.first { $0.resource == record.resource }.map { (field, $0.column) }
+        var validKeys = Set<String>()
+        for record in records where record.operation != .truncate {
+            if record.resource != resource || feedsByResource.isEmpty {
+                feedsByResource[resource] = feeds
+                resource = record.resource
+                feeds = feedsByResource[resource] ?? Self.feeds(of: resource, from: node, subject: subject)
             }
-            guard !fed.isEmpty, record.operation != .truncate else { continue }
-            var keys = [(keyText(record.key), record.operation == .delete)]
-            if let oldKey = record.oldKey, keyText(oldKey) != keys[0].0 { keys.insert((keyText(oldKey), true), at: 0) }
+            guard !feeds.isEmpty else { continue }
+            let newKey = keyText(record.key)
+            var keys = [(newKey, record.operation == .delete)]
+            if let oldKey = record.oldKey.map(keyText), oldKey != newKey { keys.insert((oldKey, true), at: 0) }
             for (key, removes) in keys {
-                if let problem = IdentifierCheck.problem(key, kind: subject.keyKind) {
-                    let discrepancy = Discrepancy(kind: .invalidIdentifier, subject: subject.code, key: key, reportingNode: node, reason: problem)
-                    if !removes, invalid.insert(discrepancy.identity).inserted { result.events.append(.opened(discrepancy)) }
-                    continue
-                }
-                var golden = touched[key] ?? current[key] ?? Record(key: key)
-                for (field, column) in fed {
-                    let value: String??
-                    if removes {
-                        value = .none
-                    } else {
-                        guard let sent = (record.key + record.values).first(where: { $0.name == column })?.value else { continue }
-                        if case .unchanged = sent { continue }  // the stored value stands
-                        value = .some(sent.postgresText)
+                if !validKeys.contains(key) {
+                    if let problem = IdentifierCheck.problem(key, kind: subject.keyKind) {
+                        let discrepancy = Discrepancy(kind: .invalidIdentifier, subject: subject.code, key: key, reportingNode: node, reason: problem)
+                        if !removes, invalid.insert(discrepancy.identity).inserted { result.events.append(.opened(discrepancy)) }
+                        continue
                     }
-                    // updateValue, not subscript assignment: a NULL value is a value, not a removal.
-                    if node == field.authority {
-                        if let value { golden.values.updateValue(value, forKey: field.name) } else { golden.values.removeValue(forKey: field.name) }
-                    } else if let value {
-                        golden.reports[field.name, default: [:]].updateValue(value, forKey: node)
-                        if let authoritative = golden.values[field.name], authoritative == value { result.confirmations += 1 }
-                    } else {
-                        golden.reports[field.name]?.removeValue(forKey: node)
-                    }
+                    validKeys.insert(key)
                 }
-                touched[key] = golden
-            }
-        }
-        for (key, after) in touched.sorted(by: { $0.key < $1.key }) {
-            let before = open(in: current[key] ?? Record(key: key), subject: subject)
-            let now = open(in: after, subject: subject)
-            for (identity, discrepancy) in now.sorted(by: { $0.key < $1.key }) {
-                if let earlier = before[identity] {
-                    if earlier != discrepancy { result.events.append(.updated(discrepancy)) }
+                let index: Int
+                if let known = position[key] {
+                    index = known
                 } else {
-                    result.events.append(.opened(discrepancy))
+                    index = result.records.count
+                    position[key] = index
+                    result.records.append(current[key] ?? Record(key: key, slotCount: subject.slots.count))
+                }
+                for f in feeds.indices {
+                    let slot = feeds[f].slot
+                    if removes {
+                        result.records[index].slots[slot] = nil
+                        continue
+                    }
+                    guard let sent = value(of: feeds[f].column, in: record, hint: &feeds[f].hint) else { continue }
+                    if case .unchanged = sent { continue }  // the stored value stands
+                    let text = sent.postgresText
+                    result.records[index].slots[slot] = .some(text)
+                    if let authority = feeds[f].authority, let authoritative = result.records[index].slots[authority], authoritative == text {
+                        result.confirmations += 1
+                    }
                 }
             }
-            for (identity, discrepancy) in before.sorted(by: { $0.key < $1.key }) where now[identity] == nil {
-                result.events.append(.resolved(discrepancy))
-            }
         }
-        result.records = touched
+        for record in result.records {
+            discrepancyEvents(from: current[record.key], to: record, subject: subject, into: &result.events)
+        }
         return result
     }
 
-    /// The mismatches a record holds: every report that differs from a known authoritative value.
-    public static func open(in record: Record, subject: Subject) -> [String: Discrepancy] {
-        var found: [String: Discrepancy] = [:]
-        for field in subject.fields {
-            guard let authoritative = record.values[field.name] else { continue }
-            for (node, reported) in record.reports[field.name] ?? [:] where node != field.authority && reported != authoritative {
-                let discrepancy = Discrepancy(kind: .mismatch, subject: subject.code, key: record.key, field: field.name, authority: field.authority,
-                                              authorityValue: authoritative, reportingNode: node, reportedValue: reported)
-                found[discrepancy.identity] = discrepancy
+    /// The discrepancy events between a record's state before and after a batch: for each
+    /// report, a mismatch with a known authoritative value opens, changes or resolves.
+    static func discrepancyEvents(from before: Record?, to after: Record, subject: Subject, into events: inout [Event]) {
+        for (index, field) in subject.fields.enumerated() {
+            let authorityBefore = before?.slots[subject.authoritySlot[index]], authorityAfter = after.slots[subject.authoritySlot[index]]
+            for (node, slot) in subject.reportSlots[index] {
+                let reportBefore = before?.slots[slot], reportAfter = after.slots[slot]
+                let wasOpen = mismatch(authorityBefore, reportBefore), isOpen = mismatch(authorityAfter, reportAfter)
+                guard wasOpen || isOpen else { continue }
+                func discrepancy(_ authoritative: String??, _ reported: String??) -> Discrepancy {
+                    Discrepancy(kind: .mismatch, subject: subject.code, key: after.key, field: field.name, authority: field.authority,
+                                authorityValue: authoritative ?? nil, reportingNode: node, reportedValue: reported ?? nil)
+                }
+                if isOpen && !wasOpen {
+                    events.append(.opened(discrepancy(authorityAfter, reportAfter)))
+                } else if isOpen {
+                    if authorityBefore != authorityAfter || reportBefore != reportAfter { events.append(.updated(discrepancy(authorityAfter, reportAfter))) }
+                } else {
+                    events.append(.resolved(discrepancy(authorityBefore, reportBefore)))
+                }
             }
         }
-        return found
+    }
+
+    static func mismatch(_ authoritative: String??, _ reported: String??) -> Bool {
+        guard let authoritative, let reported else { return false }
+        return authoritative != reported
     }
 }

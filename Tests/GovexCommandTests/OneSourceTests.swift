@@ -143,11 +143,12 @@ struct OneSourceTests {
                             let hubLog = (try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? ""
                             #expect(arrived, "feedback reaches all three: \(logs.map { $0.suffix(1500) })\nhub: \(hubLog.suffix(3000))")
 
-                            let golden = try await hubSQL.query("SELECT row_values::text FROM govex.golden_records WHERE key = $1", [Self.idWithX]).rows.first?[0]
-                            #expect(golden == #"{"name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"}"#, "each field from its authority")
+                            let golden = try await hubSQL.query("SELECT name, birth_date, marital_status FROM govex_golden.person WHERE subject_key = $1",
+                                                                [Self.idWithX]).rows.first
+                            #expect(golden == ["张秀英", "1949-12-31", "已婚"], "each field from its authority")
                             #expect(try await hubSQL.query("SELECT count(*) FROM govex.discrepancies WHERE status = 'open'").rows.first?[0] == "3",
                                     "each planted mismatch once, and the invalid ID")
-                            #expect(try await hubSQL.query("SELECT count(*) FROM govex.golden_records WHERE key = $1", [Self.invalidID]).rows.first?[0] == "0")
+                            #expect(try await hubSQL.query("SELECT count(*) FROM govex_golden.person WHERE subject_key = $1", [Self.invalidID]).rows.first?[0] == "0")
 
                             // zhujian subscribes to nothing: it learns its values differ, never the authorities' values.
                             let zhujianFeedback = try await localFeedback(zhujian)
@@ -172,7 +173,7 @@ struct OneSourceTests {
                                 return statuses.count == 4 && statuses.allSatisfy { $0 == "resolved" }
                             }
                             #expect(resolved, "both sides of both discrepancies hear of the resolution")
-                            let after = try await hubSQL.query("SELECT row_values->>'marital_status' FROM govex.golden_records WHERE key = $1", [Self.idWithX])
+                            let after = try await hubSQL.query("SELECT marital_status FROM govex_golden.person WHERE subject_key = $1", [Self.idWithX])
                             #expect(after.rows.first?[0] == "未婚")
 
                             // Golden subscriptions: minzheng sees gongan's names (its GA-RK-0001 subscription) and its own

@@ -17,18 +17,18 @@ struct GoldenDeliveriesTests {
         DiscrepancyFeedback.Entitlement(viewer: viewer, providers: Self.providers, grants: grants, subjects: ["person": Self.subject])
     }
 
-    static let record = GoldenMerge.Record(key: "11010519491231002X", values: ["name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"],
-                                           reports: [:])
+    static let merged = HubStore.mergeSubject(subject, providers: providers)
+    static let record = merged.record(key: "11010519491231002X", values: ["name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"])
 
     @Test("fields only through the subscriber's own subscriptions to their authorities' resources, masked as those mask them")
     func entitledFields() throws {
         let grants = [DiscrepancyFeedback.Grant(resource: "GA-RK-0001", columns: ["id_number", "name"], masks: ["name": try ColumnMask(spec: "keep(1,0)")])]
-        let records = GoldenDeliveries.records(for: [Self.record], subject: Self.subject, columns: ["subject_key", "name", "birth_date", "marital_status"],
+        let records = GoldenDeliveries.records(for: [Self.record], subject: Self.merged, columns: ["subject_key", "name", "birth_date", "marital_status"],
                                                entitlement: entitlement("zhujian", grants))
         #expect(records.count == 1)
         #expect(records[0].key == [Column("subject_key", .text("11010519491231002X"))])
         #expect(records[0].values == [Column("name", .text("张**"))], "no birth date (column not granted), no marital status (no grant)")
-        let own = GoldenDeliveries.records(for: [Self.record], subject: Self.subject, columns: ["subject_key", "marital_status"],
+        let own = GoldenDeliveries.records(for: [Self.record], subject: Self.merged, columns: ["subject_key", "marital_status"],
                                            entitlement: entitlement("minzheng", []))
         #expect(own.first?.values == [Column("marital_status", .text("已婚"))], "an authority sees its own fields; the subscription's columns narrow")
     }
@@ -36,10 +36,10 @@ struct GoldenDeliveriesTests {
     @Test("a subscriber entitled to nothing gets not even the key; one that was entitled before gets a delete")
     func nothingVisible() {
         let nobody = entitlement("zhujian", [])
-        #expect(GoldenDeliveries.records(for: [Self.record], subject: Self.subject, columns: ["name"], entitlement: nobody).isEmpty)
+        #expect(GoldenDeliveries.records(for: [Self.record], subject: Self.merged, columns: ["name"], entitlement: nobody).isEmpty)
         let grants = [DiscrepancyFeedback.Grant(resource: "GA-RK-0001", columns: ["name"])]
-        let emptied = GoldenMerge.Record(key: Self.record.key, values: ["marital_status": "已婚"], reports: [:])
-        let records = GoldenDeliveries.records(for: [emptied], before: [Self.record.key: Self.record], subject: Self.subject, columns: ["name"],
+        let emptied = Self.merged.record(key: Self.record.key, values: ["marital_status": "已婚"])
+        let records = GoldenDeliveries.records(for: [emptied], before: [Self.record.key: Self.record], subject: Self.merged, columns: ["name"],
                                                entitlement: entitlement("zhujian", grants))
         #expect(records.map(\.operation) == [.delete], "the name it held is gone")
     }

@@ -51,14 +51,20 @@ struct GoldenStoreTests {
         try await HubStoreTests.withHub { _, sql in
             try await Self.plantThreeDepartments(on: sql)
 
-            let golden = try await sql.query("SELECT row_values::text FROM govex.golden_records WHERE subject = 'person' AND key = $1", [Self.a]).rows[0][0]
-            #expect(golden == #"{"name": "张秀英", "birth_date": "1949-12-31", "marital_status": "已婚"}"#)
+            let golden = try await sql.query("""
+                SELECT name, birth_date, marital_status, "name@zhujian", "marital_status@zhujian", govex_nulls::text
+                FROM govex_golden.person WHERE subject_key = $1
+                """, [Self.a]).rows[0]
+            #expect(golden == ["张秀英", "1949-12-31", "已婚", "张秀英", "未婚", "{}"], "one column per field and per reporting node")
+            let nullReport = try await sql.query(#"SELECT "marital_status@zhujian", govex_nulls::text FROM govex_golden.person WHERE subject_key = $1"#,
+                                                 [Self.b]).rows[0]
+            #expect(nullReport == [nil, #"{marital_status@zhujian}"#], "a received NULL is told from nothing received")
             let open = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: "open", node: nil), on: sql)
             #expect(open.count == 3, "\(open)")
             #expect(open.contains { $0.key == Self.a && $0.field == "marital_status" && $0.authorityValue == "已婚" && $0.reportedValue == "未婚" && $0.reportingNode == "zhujian" })
             #expect(open.contains { $0.key == Self.b && $0.field == "name" && $0.authority == "gongan" && $0.reportedValue == "李建" })
             #expect(open.contains { $0.kind == "invalid_identifier" && $0.key == "440306199003072316" && $0.reason?.contains("GB 11643") == true })
-            #expect(try await sql.query("SELECT count(*) FROM govex.golden_records WHERE key = '440306199003072316'").rows[0][0] == "0")
+            #expect(try await sql.query("SELECT count(*) FROM govex_golden.person WHERE subject_key = '440306199003072316'").rows[0][0] == "0")
             #expect(try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: nil, status: "open", node: "minzheng"), on: sql).count == 1, "minzheng is involved in one")
 
             try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])], on: sql)
