@@ -119,54 +119,64 @@ struct GoldenTable {
         return record
     }
 
-    /// Writes the records a merge changed (compared with `before`): `COPY` into a staging
-    /// table, one upsert; records left with nothing are deleted.
+    /// Writes the records a merge changed (compared with `before`): `COPY` of the columns any
+    /// of them changed into a staging table, one upsert of those columns; records left with
+    /// nothing are deleted. A batch from one department changes only its own slots.
     func write(_ records: [GoldenMerge.Record], before: [String: GoldenMerge.Record], on sql: PostgresConnection) async throws {
-        var copy: [UInt8] = []
-        copy.reserveCapacity(records.count * (columns.count + 2) * 16)
+        var changedSlots = Array(repeating: false, count: columns.count)
+        var changed: [GoldenMerge.Record] = []
         var emptied: [String] = []
-        var staged = 0
-        for record in records where before[record.key]?.slots != record.slots {
-            if record.isEmpty {
-                if before[record.key] != nil { emptied.append(record.key) }
+        for record in records {
+            guard let earlier = before[record.key] else {
+                if record.isEmpty { continue }
+                for slot in record.slots.indices where record.slots[slot] != nil { changedSlots[slot] = true }
+                changed.append(record)
                 continue
             }
-            staged += 1
-            CopyText.appendField(record.key, to: &copy)
-            var nulls: [UInt8] = [UInt8(ascii: "{")]
-            for (slot, value) in record.slots.enumerated() {
-                copy.append(9)
-                switch value {
-                case .none: copy.append(contentsOf: [0x5C, 0x4E])  // \N
-                case .some(.none):
-                    copy.append(contentsOf: [0x5C, 0x4E])
-                    if nulls.count > 1 { nulls.append(UInt8(ascii: ",")) }
-                    Self.appendArrayElement(columns[slot], to: &nulls)
-                case .some(.some(let text)): CopyText.appendField(text, to: &copy)
-                }
+            guard earlier.slots != record.slots else { continue }
+            if record.isEmpty {
+                emptied.append(record.key)
+                continue
             }
-            nulls.append(UInt8(ascii: "}"))
-            copy.append(9)
-            CopyText.appendField(String(decoding: nulls, as: UTF8.self), to: &copy)
-            copy.append(10)
+            for slot in record.slots.indices where record.slots[slot] != earlier.slots[slot] { changedSlots[slot] = true }
+            changed.append(record)
         }
         if !emptied.isEmpty {
             try await sql.query("DELETE FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])", [HubStore.textArray(emptied)])
         }
-        guard staged > 0 else { return }
+        guard !changed.isEmpty else { return }
+        let written = columns.indices.filter { changedSlots[$0] }
+        var copy: [UInt8] = []
+        copy.reserveCapacity(changed.count * (written.count + 2) * 20)
+        for record in changed {
+            CopyText.appendField(record.key, to: &copy)
+            for slot in written {
+                copy.append(9)
+                if case .some(.some(let text)) = record.slots[slot] { CopyText.appendField(text, to: &copy) } else { copy.append(contentsOf: [0x5C, 0x4E]) }
+            }
+            copy.append(9)
+            var nulls: [UInt8] = [UInt8(ascii: "{")]
+            for slot in record.slots.indices {
+                guard case .some(.none) = record.slots[slot] else { continue }
+                if nulls.count > 1 { nulls.append(UInt8(ascii: ",")) }
+                Self.appendArrayElement(columns[slot], to: &nulls)
+            }
+            nulls.append(UInt8(ascii: "}"))
+            CopyText.appendField(String(decoding: nulls, as: UTF8.self), to: &copy)
+            copy.append(10)
+        }
+        let list = ([Catalog.Subject.keyColumn] + written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).joined(separator: ", ")
         // Dropped at commit: a layout change between transactions must not meet an old copy.
-        try await sql.query("""
-            CREATE TEMPORARY TABLE IF NOT EXISTS govex_golden_stage ON COMMIT DROP AS SELECT \(selectList) FROM \(name) WITH NO DATA
-            """)
-        try await sql.query("TRUNCATE pg_temp.govex_golden_stage")
+        try await sql.query("CREATE TEMPORARY TABLE govex_golden_stage ON COMMIT DROP AS SELECT \(list) FROM \(name) WITH NO DATA")
         let bytes = copy
-        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage (\(selectList)) FROM STDIN") { try $0.write(bytes) }
+        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage FROM STDIN") { try $0.write(bytes) }
         try await sql.query("""
-            INSERT INTO \(name) (\(selectList)) SELECT \(selectList) FROM pg_temp.govex_golden_stage
+            INSERT INTO \(name) (\(list)) SELECT \(list) FROM pg_temp.govex_golden_stage
             ON CONFLICT (\(Catalog.Subject.keyColumn)) DO UPDATE SET
-                \((columns + [Self.nullsColumn]).map { "\(SQLQuoting.identifier($0)) = EXCLUDED.\(SQLQuoting.identifier($0))" }.joined(separator: ", ")),
+                \((written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")),
                 \(Self.updatedColumn) = now()
             """)
+        try await sql.query("DROP TABLE pg_temp.govex_golden_stage")
     }
 
     /// An element of a PostgreSQL array literal, quoted.

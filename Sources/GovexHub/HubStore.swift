@@ -43,8 +43,14 @@ public struct HubStore: Sendable {
     }
 
     static func textArray(_ items: [String]) -> String {
-        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
+        var literal: [UInt8] = [UInt8(ascii: "{")]
+        literal.reserveCapacity(items.reduce(2) { $0 + $1.utf8.count + 3 })
+        for (index, item) in items.enumerated() {
+            if index > 0 { literal.append(UInt8(ascii: ",")) }
+            GoldenTable.appendArrayElement(item, to: &literal)
+        }
+        literal.append(UInt8(ascii: "}"))
+        return String(decoding: literal, as: UTF8.self)
     }
 
     /// Revokes a node (idempotent); false when there is no such node.

@@ -272,7 +272,6 @@ public enum GoldenMerge {
         var feedsByResource: [String: [Feed]] = [:]
         var resource = "", feeds: [Feed] = []
         var invalid = Set<String>()
-        var validKeys = Set<String>()
         for record in records where record.operation != .truncate {
             if record.resource != resource || feedsByResource.isEmpty {
                 feedsByResource[resource] = feeds
@@ -284,18 +283,15 @@ public enum GoldenMerge {
             var keys = [(newKey, record.operation == .delete)]
             if let oldKey = record.oldKey.map(keyText), oldKey != newKey { keys.insert((oldKey, true), at: 0) }
             for (key, removes) in keys {
-                if !validKeys.contains(key) {
+                let index: Int
+                if let known = position[key] {
+                    index = known
+                } else {
                     if let problem = IdentifierCheck.problem(key, kind: subject.keyKind) {
                         let discrepancy = Discrepancy(kind: .invalidIdentifier, subject: subject.code, key: key, reportingNode: node, reason: problem)
                         if !removes, invalid.insert(discrepancy.identity).inserted { result.events.append(.opened(discrepancy)) }
                         continue
                     }
-                    validKeys.insert(key)
-                }
-                let index: Int
-                if let known = position[key] {
-                    index = known
-                } else {
                     index = result.records.count
                     position[key] = index
                     result.records.append(current[key] ?? Record(key: key, slotCount: subject.slots.count))
