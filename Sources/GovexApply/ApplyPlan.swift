@@ -215,32 +215,39 @@ public enum ApplyPlan {
         mutating func upsert(_ key: [String?], names: [String], values: [(String, String?)], replacing: Bool,
                              at record: ChangeRecord) throws(ApplyPlanError) {
             try checkKey(names, at: record)
-            var row: StagedChanges.Row
-            if let index = rowIndex[key] {
-                row = rows[index]
-                if replacing || row.action == .delete {
-                    row = StagedChanges.Row(action: .upsert, replaces: true, key: key, values: [], present: [])
+            let index: Int
+            if let known = rowIndex[key] {
+                index = known
+                if replacing || rows[index].action == .delete {
+                    rows[index] = StagedChanges.Row(action: .upsert, replaces: true, key: key, values: [], present: [])
                 }
             } else {
-                row = StagedChanges.Row(action: .upsert, replaces: replacing, key: key, values: [], present: [])
+                index = rows.count
+                rowIndex[key] = index
+                rows.append(StagedChanges.Row(action: .upsert, replaces: replacing, key: key, values: [], present: []))
             }
-            for (name, value) in values {
+            // Modified in place (`rows[index]`), not copied out and back: a copy would
+            // duplicate the row's arrays on every record.
+            for (position, (name, value)) in values.enumerated() {
+                // Records of one table nearly always carry their columns in the same order.
                 let column: Int
-                if let known = columnIndex[name] {
+                if position < columns.count, columns[position] == name {
+                    column = position
+                } else if let known = columnIndex[name] {
                     column = known
                 } else {
                     column = columns.count
                     columnIndex[name] = column
                     columns.append(name)
                 }
-                if row.values.count <= column {
-                    row.values.append(contentsOf: repeatElement(nil, count: column + 1 - row.values.count))
-                    row.present.append(contentsOf: repeatElement(false, count: column + 1 - row.present.count))
+                if rows[index].values.count <= column {
+                    let missing = column + 1 - rows[index].values.count
+                    rows[index].values.append(contentsOf: repeatElement(nil, count: missing))
+                    rows[index].present.append(contentsOf: repeatElement(false, count: missing))
                 }
-                row.values[column] = value
-                row.present[column] = true
+                rows[index].values[column] = value
+                rows[index].present[column] = true
             }
-            if let index = rowIndex[key] { rows[index] = row } else { rowIndex[key] = rows.count; rows.append(row) }
         }
 
         func finish() -> StagedChanges? {

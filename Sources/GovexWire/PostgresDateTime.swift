@@ -4,21 +4,33 @@ enum PostgresDateTime {
     static func formatDate(_ days: Int32) -> String {
         if days == Value.dateInfinity { return "infinity" }
         if days == Value.dateMinusInfinity { return "-infinity" }
-        return formatDay(Int64(days)) + (isBC(Int64(days)) ? " BC" : "")
+        var text: [UInt8] = []
+        text.reserveCapacity(13)
+        appendDay(Int64(days), to: &text)
+        if isBC(Int64(days)) { text.append(contentsOf: " BC".utf8) }
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func formatTime(_ microseconds: Int64) -> String {
-        formatTimeOfDay(microseconds)
+        var text: [UInt8] = []
+        text.reserveCapacity(15)
+        appendTimeOfDay(microseconds, to: &text)
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func formatTimestamp(_ microseconds: Int64, withZone: Bool) -> String {
         if microseconds == Value.timestampInfinity { return "infinity" }
         if microseconds == Value.timestampMinusInfinity { return "-infinity" }
         let (days, timeOfDay) = CivilCalendar.split(microseconds: microseconds)
-        var text = formatDay(days) + " " + formatTimeOfDay(timeOfDay)
-        if withZone { text += "+00" }
-        if isBC(days) { text += " BC" }
-        return text
+        // Built as bytes: this runs for every timestamp a delivery applies or a batch shows.
+        var text: [UInt8] = []
+        text.reserveCapacity(32)
+        appendDay(days, to: &text)
+        text.append(UInt8(ascii: " "))
+        appendTimeOfDay(timeOfDay, to: &text)
+        if withZone { text.append(contentsOf: "+00".utf8) }
+        if isBC(days) { text.append(contentsOf: " BC".utf8) }
+        return String(decoding: text, as: UTF8.self)
     }
 
     static func parseDate(_ text: String) throws(ValueError) -> Int32 {
@@ -70,30 +82,49 @@ enum PostgresDateTime {
 
     private static func isBC(_ days: Int64) -> Bool { CivilCalendar.date(days: days).year <= 0 }
 
-    private static func formatDay(_ days: Int64) -> String {
+    private static func appendDay(_ days: Int64, to text: inout [UInt8]) {
         let (year, month, day) = CivilCalendar.date(days: days)
-        let shownYear = year <= 0 ? 1 - year : year
-        return pad(shownYear, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        appendPadded(year <= 0 ? 1 - year : year, width: 4, to: &text)
+        text.append(UInt8(ascii: "-"))
+        appendPadded(month, width: 2, to: &text)
+        text.append(UInt8(ascii: "-"))
+        appendPadded(day, width: 2, to: &text)
     }
 
-    private static func formatTimeOfDay(_ microseconds: Int64) -> String {
+    private static func appendTimeOfDay(_ microseconds: Int64, to text: inout [UInt8]) {
         let seconds = microseconds / 1_000_000
         var fraction = microseconds % 1_000_000
-        var text = pad(seconds / 3600, 2) + ":" + pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
+        appendPadded(seconds / 3600, width: 2, to: &text)
+        text.append(UInt8(ascii: ":"))
+        appendPadded(seconds / 60 % 60, width: 2, to: &text)
+        text.append(UInt8(ascii: ":"))
+        appendPadded(seconds % 60, width: 2, to: &text)
         if fraction != 0 {
             var digits = 6
             while fraction % 10 == 0 {
                 fraction /= 10
                 digits -= 1
             }
-            text += "." + pad(fraction, digits)
+            text.append(UInt8(ascii: "."))
+            appendPadded(fraction, width: digits, to: &text)
         }
-        return text
     }
 
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    /// A non-negative number in decimal, zero-padded to at least `width` digits.
+    private static func appendPadded(_ value: Int64, width: Int, to text: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            for _ in count..<max(width, count) { text.append(UInt8(ascii: "0")) }
+            for index in stride(from: count - 1, through: 0, by: -1) { text.append(buffer[index]) }
+        }
     }
 
     /// Reads the pieces of an ISO date/time text left to right.
