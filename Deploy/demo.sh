@@ -18,48 +18,28 @@ fi
 wait_at_end="${DEMO_WAIT:-}"
 [[ -n "$wait_at_end" ]] || { [[ -t 0 ]] && wait_at_end=1 || wait_at_end=0; }
 
-pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
-[[ -x "$pg_bin/initdb" ]] || { echo "demo: no PostgreSQL server binaries under /usr/lib/postgresql (run bash Deploy/setup.sh)" >&2; exit 2; }
-
 work="$(mktemp -d /tmp/govex-demo-XXXXXX)"
-pids=()
-run_as=()
+source Deploy/lib.sh
 cleanup() {
     trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    [[ -d "$work/pg" ]] && "${run_as[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
-    rm -rf "$work"
+    govex_cleanup
     echo "demo: stopped and cleaned up"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '\n\033[1m== %s\033[0m  (%s)\n' "$*" "$(date +%T)"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() {  # wait_for FILE TEXT SECONDS
-    for _ in $(seq 1 $(( $3 * 10 ))); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-    echo "demo: timed out waiting for '$2' in $1:" >&2; tail -20 "$1" >&2; return 1
-}
 
 say "PostgreSQL: a temporary cluster on 127.0.0.1 (wal_level=logical)"
-mkdir -p "$work/pg" "$work/socket"
-if [[ $(id -u) -eq 0 ]]; then
-    chown postgres "$work/pg" "$work/socket"   # initdb refuses to run as root
-    chmod 711 "$work"                          # postgres may pass through, not list
-    run_as=(runuser -u postgres --)
-fi
 pg_port="$(free_port)"
-"${run_as[@]}" "$pg_bin/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-"${run_as[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w start \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $work/socket -c wal_level=logical -c fsync=off" >/dev/null
-psql() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
-for db in hub gongan minzheng; do psql -d postgres -c "CREATE DATABASE $db"; done
-conninfo() { echo "host=127.0.0.1 port=$pg_port user=postgres dbname=$1"; }
+start_cluster pg "$pg_port"
+psql() { psql_at "$pg_port" "$@"; }
+for db in hub gongan minzheng; do psql postgres -c "CREATE DATABASE $db"; done
+conninfo() { conninfo_at "$pg_port" "$1"; }
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port: databases hub, gongan, minzheng"
 
 say "公安 (gongan): the residents table it shares"
-psql -d gongan <<'SQL'
+psql gongan <<'SQL'
 CREATE TABLE residents (
     id_number   text PRIMARY KEY,
     name        text NOT NULL,
@@ -75,18 +55,9 @@ INSERT INTO residents (id_number, name, gender, birth_date, address, officer_not
     ('110102199207150023', '王芳',   '女', '1992-07-15', '北京市西城区金融街 7 号', 'internal');
 CREATE PUBLICATION govex FOR TABLE residents;
 SQL
-psql -d minzheng -c "CREATE SCHEMA shared" -c "CREATE TABLE shared.residents (id_number text PRIMARY KEY, name text, gender text, birth_date date, address text)"
+psql minzheng -c "CREATE SCHEMA shared" -c "CREATE TABLE shared.residents (id_number text PRIMARY KEY, name text, gender text, birth_date date, address text)"
 
 say "Hub: CA, signing key, TLS certificate, schema; catalog; HTTPS on 127.0.0.1"
-hub_port="$(free_port)"
-cat > "$work/hub.toml" <<EOF
-[hub]
-data_dir = "$work/hub"
-listen = "127.0.0.1:$hub_port"
-database = "$(conninfo hub)"
-hostnames = ["localhost"]
-addresses = ["127.0.0.1"]
-EOF
 cat > "$work/catalog.toml" <<'EOF'
 [[resource]]
 code = "GA-RK-0001"
@@ -97,69 +68,32 @@ key = ["id_number"]
 columns = ["id_number", "name", "gender", "birth_date", "address"]
 update_frequency = "realtime"
 EOF
-"$GOVEX_BIN" hub init --config "$work/hub.toml"
-"$GOVEX_BIN" hub catalog apply "$work/catalog.toml" --config "$work/hub.toml"
-"$GOVEX_BIN" hub --config "$work/hub.toml" 2> "$work/hub.log" & pids+=($!)
-wait_for "$work/hub.log" "listening on" 30
-hub_url="https://127.0.0.1:$hub_port"
+start_hub "$(conninfo hub)" "$work/catalog.toml"
 
-agent_config() {  # agent_config NODE SECTION
-    cat <<EOF
-[node]
-id = "$1"
-data_dir = "$work/$1"
-
-[hub]
-url = "$hub_url"
-
-[signing]
-algorithm = "ed25519"
-key = "$work/$1/keys/signing.key"
-
-[source]
-conninfo = "$(conninfo "$1")"
-slot = "govex_$1"
-publication = "govex"
-
-[batch]
-max_age = "200ms"
-
-[metrics]
-listen = ""
-
-$2
-EOF
-}
-agent_config gongan '[[publish]]
+agent_config gongan "$(conninfo gongan)" '[[publish]]
 resource = "GA-RK-0001"
 share = "unconditional"
 table = "public.residents"
 key = ["id_number"]
 exclude = ["officer_note", "updated_at"]' > "$work/gongan.toml"
-agent_config minzheng '[[subscribe]]
+agent_config minzheng "$(conninfo minzheng)" '[[subscribe]]
 resource = "GA-RK-0001"
 table = "shared.residents"
 purpose = "verify residence for marriage registration (婚姻登记核验)"' > "$work/minzheng.toml"
 
 say "Enrollment: one-time tokens, keys, certificates"
-for node in gongan minzheng; do
-    "$GOVEX_BIN" keygen --out "$work/$node/keys" >/dev/null
-    enroll="$("$GOVEX_BIN" hub node add "$node" --config "$work/hub.toml" 2>&1 | grep 'govex enroll')"
-    token="$(sed -E 's/.*--token ([^ ]+).*/\1/' <<<"$enroll")"
-    ca_hash="$(sed -E 's/.*--ca-sha256 ([^ ]+).*/\1/' <<<"$enroll")"
-    "$GOVEX_BIN" enroll --hub "$hub_url" --token "$token" --ca-sha256 "$ca_hash" --config "$work/$node.toml"
-done
+for node in gongan minzheng; do enroll "$node"; done
 
 say "民政 (minzheng) subscribes to GA-RK-0001"
 "$GOVEX_BIN" check --config "$work/minzheng.toml" | tail -3
 "$GOVEX_BIN" subscribe --resource GA-RK-0001 --config "$work/minzheng.toml"
 
 say "Agents running (logs in $work/*.log)"
-"$GOVEX_BIN" agent --config "$work/gongan.toml" 2> "$work/gongan.log" & pids+=($!)
-"$GOVEX_BIN" agent --config "$work/minzheng.toml" 2> "$work/minzheng.log" & pids+=($!)
+start_agent gongan
+start_agent minzheng
 
-show_minzheng() { psql -d minzheng -c "SELECT id_number, name, gender, birth_date, address FROM shared.residents ORDER BY id_number"; }
-fingerprint() { psql -d "$1" -At -c "SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', id_number, name, gender, birth_date, address), ',' ORDER BY id_number)), '') FROM $2"; }
+show_minzheng() { psql minzheng -c "SELECT id_number, name, gender, birth_date, address FROM shared.residents ORDER BY id_number"; }
+fingerprint() { psql "$1" -At -c "SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws('|', id_number, name, gender, birth_date, address), ',' ORDER BY id_number)), '') FROM $2"; }
 wait_until_equal() {
     for _ in $(seq 1 300); do
         [[ "$(fingerprint gongan residents)" == "$(fingerprint minzheng shared.residents)" ]] && return 0
@@ -172,7 +106,7 @@ say "The initial snapshot arrived at minzheng (officer_note stayed at gongan)"
 show_minzheng
 
 say "gongan commits changes: a newborn, a move, a correction, a deregistration"
-psql -d gongan <<'SQL'
+psql gongan <<'SQL'
 INSERT INTO residents (id_number, name, gender, birth_date, address) VALUES ('110105202406180017', '张小明', '男', '2024-06-18', '北京市朝阳区建国路 88 号');
 UPDATE residents SET address = '上海市浦东新区世纪大道 100 号', updated_at = now() WHERE id_number = '110101198001010034';
 UPDATE residents SET name = '王 芳' WHERE id_number = '110102199207150023';

@@ -193,18 +193,44 @@ public struct HubStore: Sendable {
             try await sql.query("DELETE FROM govex.resource_rows WHERE resource = ANY($1::text[])", [textArray(changes.truncated)])
         }
         guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
-        let upserts = "[" + changes.upserts.map { upsert in
-            BatchJSON.object([
-                ("resource", BatchJSON.string(upsert.resource)), ("key", BatchJSON.string(upsert.key)),
-                ("base_key", upsert.baseKey.map(BatchJSON.string) ?? "null"),
-                ("row_values", BatchJSON.object(upsert.values.map { ($0.0, $0.1.map(BatchJSON.string) ?? "null") })),
-                ("row_types", BatchJSON.object(upsert.types.map { ($0.0, BatchJSON.string($0.1)) })),
-                ("commit_position", String(upsert.position.commit)), ("ordinal", String(upsert.position.ordinal)),
-            ])
-        }.joined(separator: ",") + "]"
-        let deletes = "[" + changes.deletes.map {
-            BatchJSON.object([("resource", BatchJSON.string($0.resource)), ("key", BatchJSON.string($0.key))])
-        }.joined(separator: ",") + "]"
+        // Built as bytes: this is every row of every batch the hub accepts.
+        var upserts: [UInt8] = [UInt8(ascii: "[")]
+        upserts.reserveCapacity(changes.upserts.count * 256)
+        for (index, upsert) in changes.upserts.enumerated() {
+            if index > 0 { upserts.append(UInt8(ascii: ",")) }
+            upserts.append(contentsOf: #"{"resource":"#.utf8)
+            BatchJSON.appendString(upsert.resource, to: &upserts)
+            upserts.append(contentsOf: #","key":"#.utf8)
+            BatchJSON.appendString(upsert.key, to: &upserts)
+            upserts.append(contentsOf: #","base_key":"#.utf8)
+            if let baseKey = upsert.baseKey { BatchJSON.appendString(baseKey, to: &upserts) } else { upserts.append(contentsOf: "null".utf8) }
+            upserts.append(contentsOf: #","row_values":{"#.utf8)
+            for (position, (name, value)) in upsert.values.enumerated() {
+                if position > 0 { upserts.append(UInt8(ascii: ",")) }
+                BatchJSON.appendString(name, to: &upserts)
+                upserts.append(UInt8(ascii: ":"))
+                if let value { BatchJSON.appendString(value, to: &upserts) } else { upserts.append(contentsOf: "null".utf8) }
+            }
+            upserts.append(contentsOf: #"},"row_types":{"#.utf8)
+            for (position, (name, type)) in upsert.types.enumerated() {
+                if position > 0 { upserts.append(UInt8(ascii: ",")) }
+                BatchJSON.appendString(name, to: &upserts)
+                upserts.append(UInt8(ascii: ":"))
+                BatchJSON.appendString(type, to: &upserts)
+            }
+            upserts.append(contentsOf: #"},"commit_position":\#(upsert.position.commit),"ordinal":\#(upsert.position.ordinal)}"#.utf8)
+        }
+        upserts.append(UInt8(ascii: "]"))
+        var deletes: [UInt8] = [UInt8(ascii: "[")]
+        for (index, delete) in changes.deletes.enumerated() {
+            if index > 0 { deletes.append(UInt8(ascii: ",")) }
+            deletes.append(contentsOf: #"{"resource":"#.utf8)
+            BatchJSON.appendString(delete.resource, to: &deletes)
+            deletes.append(contentsOf: #","key":"#.utf8)
+            BatchJSON.appendString(delete.key, to: &deletes)
+            deletes.append(UInt8(ascii: "}"))
+        }
+        deletes.append(UInt8(ascii: "]"))
         try await sql.query("""
             WITH input AS (
                 SELECT * FROM jsonb_to_recordset($1::jsonb)
@@ -232,7 +258,8 @@ public struct HubStore: Sendable {
                 row_types = govex.resource_rows.row_types || EXCLUDED.row_types,
                 commit_position = EXCLUDED.commit_position,
                 ordinal = EXCLUDED.ordinal, node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
-            """, [upserts, deletes, node, String(header.nodeEpoch), String(header.sequence)])
+            """, [String(decoding: upserts, as: UTF8.self), String(decoding: deletes, as: UTF8.self), node, String(header.nodeEpoch),
+                  String(header.sequence)])
     }
 
     /// A bytea column in text form (`\x…`) as bytes.
