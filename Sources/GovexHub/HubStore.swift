@@ -204,21 +204,11 @@ public struct HubStore: Sendable {
             BatchJSON.appendString(upsert.key, to: &upserts)
             upserts.append(contentsOf: #","base_key":"#.utf8)
             if let baseKey = upsert.baseKey { BatchJSON.appendString(baseKey, to: &upserts) } else { upserts.append(contentsOf: "null".utf8) }
-            upserts.append(contentsOf: #","row_values":{"#.utf8)
-            for (position, (name, value)) in upsert.values.enumerated() {
-                if position > 0 { upserts.append(UInt8(ascii: ",")) }
-                BatchJSON.appendString(name, to: &upserts)
-                upserts.append(UInt8(ascii: ":"))
-                if let value { BatchJSON.appendString(value, to: &upserts) } else { upserts.append(contentsOf: "null".utf8) }
-            }
-            upserts.append(contentsOf: #"},"row_types":{"#.utf8)
-            for (position, (name, type)) in upsert.types.enumerated() {
-                if position > 0 { upserts.append(UInt8(ascii: ",")) }
-                BatchJSON.appendString(name, to: &upserts)
-                upserts.append(UInt8(ascii: ":"))
-                BatchJSON.appendString(type, to: &upserts)
-            }
-            upserts.append(contentsOf: #"},"commit_position":\#(upsert.position.commit),"ordinal":\#(upsert.position.ordinal)}"#.utf8)
+            upserts.append(contentsOf: #","row_values":"#.utf8)
+            BatchJSON.appendStringObject(upsert.values, to: &upserts)
+            upserts.append(contentsOf: #","row_types":"#.utf8)
+            BatchJSON.appendStringObject(upsert.types.map { ($0.0, $0.1) }, to: &upserts)
+            upserts.append(contentsOf: #","commit_position":\#(upsert.position.commit),"ordinal":\#(upsert.position.ordinal)}"#.utf8)
         }
         upserts.append(UInt8(ascii: "]"))
         var deletes: [UInt8] = [UInt8(ascii: "[")]

@@ -47,6 +47,18 @@ public enum BatchJSON {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends an object whose members are strings or null.
+    public static func appendStringObject(_ members: [(String, String?)], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (index, (name, value)) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            if let value { appendString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// An object of members whose values are JSON already.
     public static func object(_ members: [(String, String)]) -> String {
         var out: [UInt8] = [UInt8(ascii: "{")]
