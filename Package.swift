@@ -95,6 +95,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexDiff",
+            dependencies: ["GovexWire"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexTableDiff",
+            dependencies: ["GovexDiff", "GovexWire", "GovexPostgres"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexApply",
             dependencies: ["GovexWire", "GovexPostgres"],
             swiftSettings: strictSettings
@@ -125,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "govex",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity", "GovexDiff", "GovexTableDiff",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -176,3 +176,33 @@ extension ByteReader {
         }
     }
 }
+
+extension Value {
+    /// Values in the batch body's value encoding, one after another: a canonical byte form
+    /// of a row (type tags included), for hashing and comparing rows.
+    public static func canonicalEncoding(_ values: [Value]) -> [UInt8] {
+        let bound = values.reduce(0) { $0 + $1.encodedSizeBound }
+        return [UInt8](unsafeUninitializedCapacity: max(bound, 1)) { buffer, count in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            var cursor = RawCursor(base)
+            for value in values { cursor.put(value: value) }
+            count = cursor.pointer - base
+        }
+    }
+}
+
+extension ByteReader {
+    /// `count` values in the canonical encoding (`Value.canonicalEncoding`).
+    public mutating func readCanonicalValues(count: Int) throws -> [Value] {
+        var values: [Value] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count {
+            do {
+                values.append(try readValue())
+            } catch {
+                throw BatchError.corruptBody("canonical value \(values.count) of \(count) at byte \(offset): \(error)")
+            }
+        }
+        return values
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import GovexDiff
+import GovexPostgres
+import GovexWire
+
+/// Rows of one side's `COPY … TO STDOUT`, handed from the connection's thread to the diff's
+/// thread in chunks through a bounded queue: the two sides stream in parallel, and memory
+/// stays at a few chunks however big the tables are.
+final class RowStream: @unchecked Sendable, IteratorProtocol {
+    // Guarded by `condition`.
+    private var chunks: [[DiffRow]] = []
+    private var finished = false
+    private var failure: (any Error)?
+    private var cancelled = false
+    private let condition = NSCondition()
+    private let capacity = 8
+
+    // Only the consumer's thread touches these.
+    private var current: [DiffRow] = []
+    private var position = 0
+
+    func push(_ chunk: [DiffRow]) {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.count >= capacity && !cancelled { condition.wait() }
+        chunks.append(chunk)
+        condition.broadcast()
+    }
+
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        defer { condition.unlock() }
+        finished = true
+        failure = failure ?? error
+        condition.broadcast()
+    }
+
+    /// The consumer gave up: the producer's pushes return at once.
+    func cancel() {
+        condition.lock()
+        defer { condition.unlock() }
+        cancelled = true
+        chunks = []
+        condition.broadcast()
+    }
+
+    var error: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    func next() -> DiffRow? {
+        if position < current.count {
+            position += 1
+            return current[position - 1]
+        }
+        condition.lock()
+        while chunks.isEmpty && !finished { condition.wait() }
+        guard !chunks.isEmpty else {
+            condition.unlock()
+            return nil
+        }
+        current = chunks.removeFirst()
+        condition.broadcast()
+        condition.unlock()
+        position = 1
+        return current.first
+    }
+}
+
+/// Turns COPY text rows into diff rows, parsing every value as the left side's type (so
+/// that equal text forms give equal values and hashes on both sides, whatever the right
+/// side's declared types).
+final class CopyRowParser: @unchecked Sendable {
+    let types: [ValueType]
+    let keyCount: Int
+    let stream: RowStream
+    let counters: DiffCounters
+    // Only the connection's thread touches these.
+    private var pending: [DiffRow] = []
+
+    init(types: [ValueType], keyCount: Int, stream: RowStream, counters: DiffCounters) {
+        self.types = types
+        self.keyCount = keyCount
+        self.stream = stream
+        self.counters = counters
+        pending.reserveCapacity(1024)
+    }
+
+    func consume(_ line: UnsafeRawBufferPointer) throws {
+        let fields = try CopyText.fields(line, expected: types.count)
+        var values: [Value] = []
+        values.reserveCapacity(types.count)
+        for (field, type) in zip(fields, types) {
+            guard let field else {
+                values.append(.null)
+                continue
+            }
+            let text = String(decoding: field, as: UTF8.self)
+            values.append((try? Value(postgresText: text, type: type)) ?? .other(typeName: "text", text: text))
+        }
+        pending.append(DiffRow(key: Array(values[..<keyCount]), values: Array(values[keyCount...])))
+        counters.add(rows: 1, bytes: line.count)
+        if pending.count >= 1024 { flush() }
+    }
+
+    func flush() {
+        guard !pending.isEmpty else { return }
+        stream.push(pending)
+        pending = []
+        pending.reserveCapacity(1024)
+    }
+}
+
+/// What the progress display shows.
+public final class DiffCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rows = 0, bytes = 0, segments = 0, differences = 0
+
+    public init() {}
+
+    func add(rows: Int = 0, bytes: Int = 0, segments: Int = 0, differences: Int = 0) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.rows += rows
+        self.bytes += bytes
+        self.segments += segments
+        self.differences += differences
+    }
+
+    public var snapshot: (rowsScanned: Int, bytesMoved: Int, segmentsCompared: Int, differences: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (rows, bytes, segments, differences)
+    }
+}
+
+/// Runs blocking work on a thread of its own, off Swift's cooperative pool (which has as
+/// many threads as cores: a blocked one there could stall the COPY it waits for).
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}

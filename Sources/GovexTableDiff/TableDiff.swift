@@ -1,0 +1,204 @@
+import Foundation
+import GovexDiff
+import GovexPostgres
+import GovexWire
+
+/// Finds exactly what differs between two tables in two databases, reading as little as it
+/// can: one count-and-hash-sum per side first (equal tables stop there); then range-hash
+/// bisection over key segments cut at sampled keys, every side's segments summarised by
+/// one query per level; then only the rows of small differing segments are fetched, both
+/// sides in key order, and merge-diffed. When differences are dense it streams both tables
+/// whole instead, which is never slower than copying them.
+public enum TableDiff {
+    public struct Options: Sendable {
+        /// A differing segment with at most this many rows is fetched, not split.
+        public var fetchBelow = 1_000
+        /// Segments a differing segment is split into at each level below the first.
+        public var splitInto = 16
+        /// At most this many segments on the first level.
+        public var maxFirstLevel = 8_192
+        /// When differing segments hold more than this share of the rows, stream them.
+        public var denseShare = 0.5
+        /// Tables smaller than this are streamed at once.
+        public var streamBelow = 20_000
+        /// For the hash diff of keys the client cannot order, and its spill files.
+        public var memoryBudget = 256 << 20
+        public var spillDirectory = NSTemporaryDirectory()
+
+        public init() {}
+    }
+
+    public struct Report: Sendable {
+        public var shape: TableShape
+        public var differences: [Difference]
+        public var leftRows = 0
+        public var rightRows = 0
+        /// How the differences were found: "hash sums equal", "bisection, N levels", "streamed".
+        public var method = ""
+        public var levels = 0
+        public var rowsScanned = 0
+        public var bytesMoved = 0
+        public var segmentsCompared = 0
+        public var spilledBytes = 0
+    }
+
+    public static func run(left: PostgresConnection, right: PostgresConnection, shape: TableShape, options: Options = Options(),
+                           counters: DiffCounters = DiffCounters()) async throws -> Report {
+        var report = Report(shape: shape, differences: [])
+        func finish(_ method: String) -> Report {
+            let seen = counters.snapshot
+            report.method = method
+            (report.rowsScanned, report.bytesMoved, report.segmentsCompared) = (seen.rowsScanned, seen.bytesMoved, seen.segmentsCompared)
+            return report
+        }
+        // Level 0: the whole table on each side, in parallel.
+        let totals = try await both(left, right) { sql, table in
+            try await summaries(on: sql, table: table, shape: shape, segmentExpression: "0", condition: "true")[0] ?? .empty
+        }
+        counters.add(segments: 1)
+        (report.leftRows, report.rightRows) = (totals.0.rows, totals.1.rows)
+        if totals.0 == totals.1 { return finish("hash sums equal") }
+        let total = max(totals.0.rows, totals.1.rows)
+        if total < options.streamBelow {
+            try await stream(left, right, shape: shape, condition: "true", options: options, counters: counters, into: &report)
+            return finish("streamed (small table)")
+        }
+
+        // Cut points: keys sampled from the side with rows, in PostgreSQL's order.
+        let firstLevel = min(options.maxFirstLevel, max(options.splitInto, total / options.fetchBelow))
+        let sampled = try await sample(on: totals.0.rows > 0 ? left : right, table: totals.0.rows > 0 ? shape.leftTable : shape.rightTable,
+                                       shape: shape, rows: totals.0.rows > 0 ? totals.0.rows : totals.1.rows, wanted: firstLevel * 4)
+        var segments = Bisection.split(Bisection.Segment(lower: nil, upper: nil), sampleCount: sampled.count, parts: firstLevel)
+        var fetch: [Bisection.Segment] = []
+        while !segments.isEmpty {
+            report.levels += 1
+            let cuts = Bisection.cuts(of: segments)
+            let expression = shape.cutsBelow(cuts, sample: sampled), condition = shape.anyOf(segments, sample: sampled)
+            let found = try await both(left, right) { sql, table in
+                try await summaries(on: sql, table: table, shape: shape, segmentExpression: expression, condition: condition)
+            }
+            counters.add(segments: segments.count)
+            func listed(_ byCuts: [Int: Bisection.Summary]) -> [Bisection.Summary] {
+                var list = Array(repeating: Bisection.Summary.empty, count: segments.count)
+                for (below, summary) in byCuts {
+                    if let index = Bisection.segmentIndex(cutsBelow: below, cuts: cuts, segments: segments) { list[index] = summary }
+                }
+                return list
+            }
+            let step = Bisection.step(segments, left: listed(found.0), right: listed(found.1), sampleCount: sampled.count,
+                                      fetchBelow: options.fetchBelow)
+            if Double(step.differingRows) > options.denseShare * Double(total) {
+                // Dense: narrowing further would read these rows again; read them once.
+                fetch += step.fetch + step.refine
+                break
+            }
+            fetch += step.fetch
+            segments = step.refine.flatMap { Bisection.split($0, sampleCount: sampled.count, parts: options.splitInto) }
+        }
+        if !fetch.isEmpty {
+            try await stream(left, right, shape: shape, condition: shape.anyOf(fetch, sample: sampled), options: options, counters: counters,
+                             into: &report)
+        }
+        return finish("bisection, \(report.levels) level\(report.levels == 1 ? "" : "s"), \(fetch.count) segment\(fetch.count == 1 ? "" : "s") fetched")
+    }
+
+    /// The same work on both sides at once.
+    static func both<T: Sendable>(_ left: PostgresConnection, _ right: PostgresConnection,
+                                  _ body: @escaping @Sendable (PostgresConnection, Bool) async throws -> T) async throws -> (T, T) {
+        async let l = body(left, true)
+        async let r = body(right, false)
+        return try await (l, r)
+    }
+
+    /// Per segment (the value of `segmentExpression`), its rows and hash sum.
+    static func summaries(on sql: PostgresConnection, table isLeft: Bool, shape: TableShape, segmentExpression: String,
+                          condition: String) async throws -> [Int: Bisection.Summary] {
+        let table = isLeft ? shape.leftTable : shape.rightTable
+        var found: [Int: Bisection.Summary] = [:]
+        for row in try await sql.query("""
+            SELECT \(segmentExpression), count(*)::text, coalesce(sum(\(shape.rowHash)), 0)::text
+            FROM \(table) WHERE \(shape.filterCondition) AND (\(condition)) GROUP BY 1
+            """).rows {
+            found[Int(row[0] ?? "") ?? 0] = Bisection.Summary(rows: Int(row[1] ?? "") ?? 0, hashSum: row[2] ?? "0")
+        }
+        return found
+    }
+
+    /// About `wanted` keys in key order (PostgreSQL's, under `COLLATE "C"`): one key from
+    /// each of about `wanted` pages chosen at random. Whole sampled pages would give runs of
+    /// neighbouring keys, and segments cut at evenly spaced sample keys would be anything but even.
+    static func sample(on sql: PostgresConnection, table: String, shape: TableShape, rows: Int, wanted: Int) async throws -> [[String?]] {
+        let pages = Int(try await sql.query("SELECT greatest(pg_catalog.pg_relation_size(to_regclass($1)) / 8192, 1)::text", [table])
+            .rows.first?[0] ?? "1") ?? 1
+        let percent = min(100, 100 * Double(wanted) / Double(pages))
+        let keys = shape.keys.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")
+        let method = percent >= 100 ? "" : "TABLESAMPLE SYSTEM (\(String(format: "%.6f", percent)))"
+        let perPage = "DISTINCT ON ((ctid::text::point)[0])"
+        var sampled = try await sql.query("""
+            SELECT \(keys) FROM (SELECT \(perPage) \(keys) FROM \(table) \(method) WHERE \(shape.filterCondition)) s ORDER BY \(shape.orderBy)
+            """).rows
+        if sampled.count < min(wanted, rows) / 4 {
+            // Few pages, or unlucky: rows at random instead (reads every page).
+            let rowPercent = min(100, 100 * Double(wanted) / Double(max(rows, 1)))
+            sampled = try await sql.query("""
+                SELECT \(keys) FROM \(table) TABLESAMPLE BERNOULLI (\(String(format: "%.6f", rowPercent))) WHERE \(shape.filterCondition)
+                ORDER BY \(shape.orderBy)
+                """).rows
+        }
+        return sampled
+    }
+
+    /// Both sides' rows matching `condition`, streamed in key order and diffed as they come.
+    static func stream(_ left: PostgresConnection, _ right: PostgresConnection, shape: TableShape, condition: String, options: Options,
+                       counters: DiffCounters, into report: inout Report) async throws {
+        let types = try await left.valueTypes(of: try await left.query("SELECT \(shape.selectList) FROM \(shape.leftTable) WHERE false"))
+        let ordered = zip(shape.keys, types).allSatisfy { KeyOrder.supports($0.1) }
+        let streams = (RowStream(), RowStream())
+        let parsers = (CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.0, counters: counters),
+                       CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.1, counters: counters))
+        func copy(_ table: String) -> String {
+            "COPY (SELECT \(shape.selectList) FROM \(table) WHERE \(shape.filterCondition) AND (\(condition))\(ordered ? " ORDER BY \(shape.orderBy)" : "")) TO STDOUT"
+        }
+        @Sendable func produce(_ sql: PostgresConnection, _ statement: String, _ parser: CopyRowParser) async {
+            do {
+                try await sql.copyOut(statement) { try parser.consume($0) }
+                parser.flush()
+                parser.stream.finish(nil)
+            } catch {
+                parser.stream.finish(error)
+            }
+        }
+        let budget = options.memoryBudget, spillDirectory = options.spillDirectory
+        async let leftDone: Void = produce(left, copy(shape.leftTable), parsers.0)
+        async let rightDone: Void = produce(right, copy(shape.rightTable), parsers.1)
+        let outcome = try await onOwnThread { () -> ([Difference], Int) in
+            var found: [Difference] = []
+            var spilled = 0
+            defer {
+                streams.0.cancel()
+                streams.1.cancel()
+            }
+            if ordered {
+                var walk = MergeDiff()
+                var l = streams.0, r = streams.1
+                try walk.run(left: &l, right: &r) { difference in
+                    found.append(difference)
+                    counters.add(differences: 1)
+                }
+            } else {
+                var join = HashDiff(budget: budget, directory: spillDirectory)
+                try join.run(left: IteratorSequence(streams.0), right: IteratorSequence(streams.1)) { difference in
+                    found.append(difference)
+                    counters.add(differences: 1)
+                }
+                spilled = join.spilledBytes
+                found.sort { KeyOrder.compare($0.key, $1.key) < 0 }
+            }
+            return (found, spilled)
+        }
+        _ = await (leftDone, rightDone)
+        if let error = streams.0.error ?? streams.1.error { throw error }
+        report.differences += outcome.0
+        report.spilledBytes += outcome.1
+    }
+}

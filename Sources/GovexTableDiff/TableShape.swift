@@ -1,0 +1,118 @@
+import GovexDiff
+import GovexPostgres
+import GovexWire
+
+/// What is compared, and the SQL that reads it: the key and compared columns, resolved
+/// against both tables, every identifier quoted.
+public struct TableShape: Sendable {
+    public struct Column: Sendable, Equatable {
+        public var name: String
+        /// `format_type` on the left side: what boundary literals are cast to.
+        public var typeName: String
+        /// Text-like: compared and ordered under `COLLATE "C"`.
+        public var collatable: Bool
+    }
+
+    public var leftTable: String
+    public var rightTable: String
+    public var keys: [Column]
+    public var compared: [Column]
+    public var filter: String?
+
+    public var all: [Column] { keys + compared }
+
+    /// A table name as `schema.table` or `table` (search path), quoted.
+    public static func quotedTable(_ name: String) throws(TableDiffError) -> String {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
+            throw TableDiffError("'\(name)' is not a table name: write TABLE or SCHEMA.TABLE")
+        }
+        return parts.map(SQLQuoting.identifier).joined(separator: ".")
+    }
+
+    /// Reads both tables' columns and checks the request against them.
+    public static func resolve(left: PostgresConnection, right: PostgresConnection, leftTable: String, rightTable: String, keys: [String],
+                               columns: [String]?, filter: String?) async throws -> TableShape {
+        let quotedLeft = try quotedTable(leftTable), quotedRight = try quotedTable(rightTable)
+        async let leftColumns = describe(quotedLeft, named: leftTable, side: "left", on: left)
+        async let rightColumns = describe(quotedRight, named: rightTable, side: "right", on: right)
+        let (l, r) = try await (leftColumns, rightColumns)
+        guard !keys.isEmpty else { throw TableDiffError("--key names no column: give the key columns, e.g. --key id or --key region,id") }
+        func find(_ name: String) throws(TableDiffError) -> Column {
+            guard let column = l.first(where: { $0.name == name }) else {
+                throw TableDiffError("left table \(leftTable) has no column \(name) (it has \(l.map(\.name).joined(separator: ", ")))")
+            }
+            guard r.contains(where: { $0.name == name }) else {
+                throw TableDiffError("right table \(rightTable) has no column \(name) (it has \(r.map(\.name).joined(separator: ", ")))")
+            }
+            return column
+        }
+        let keyColumns = try keys.map(find)
+        let comparedNames = columns ?? l.map(\.name).filter { !keys.contains($0) }
+        let compared = try comparedNames.filter { !keys.contains($0) }.map(find)
+        return TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
+    }
+
+    static func describe(_ quoted: String, named name: String, side: String, on sql: PostgresConnection) async throws -> [Column] {
+        let rows = try await sql.query("""
+            SELECT attname, pg_catalog.format_type(atttypid, atttypmod), attcollation <> 0
+            FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+            """, [quoted]).rows
+        guard !rows.isEmpty else { throw TableDiffError("the \(side) database has no table \(name) (or no columns in it)") }
+        return rows.map { Column(name: $0[0] ?? "", typeName: $0[1] ?? "text", collatable: $0[2] == "t") }
+    }
+
+    func ordered(_ column: Column) -> String {
+        SQLQuoting.identifier(column.name) + (column.collatable ? " COLLATE \"C\"" : "")
+    }
+
+    var keyRow: String {
+        keys.count == 1 ? ordered(keys[0]) : "(" + keys.map(ordered).joined(separator: ", ") + ")"
+    }
+
+    var orderBy: String { keys.map(ordered).joined(separator: ", ") }
+
+    var selectList: String { all.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ") }
+
+    /// A row's 64-bit hash, from its columns' text forms (sessions pin the settings that
+    /// shape them, so both sides agree); summed as numeric, it does not overflow.
+    var rowHash: String { "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
+
+    var filterCondition: String { filter.map { "(\($0))" } ?? "true" }
+
+    /// A key as a row of typed literals (its columns' text forms).
+    func literal(_ key: [String?]) -> String {
+        let parts = zip(keys, key).map { column, text in
+            text.map { "\(SQLQuoting.literal($0))::\(column.typeName)" } ?? "NULL::\(column.typeName)"
+        }
+        return parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
+    }
+
+    /// The condition selecting one segment's keys.
+    func condition(_ segment: Bisection.Segment, sample: [[String?]]) -> String {
+        var parts: [String] = []
+        if let lower = segment.lower { parts.append("\(keyRow) >= \(literal(sample[lower]))") }
+        if let upper = segment.upper { parts.append("\(keyRow) < \(literal(sample[upper]))") }
+        return parts.isEmpty ? "true" : parts.joined(separator: " AND ")
+    }
+
+    func anyOf(_ segments: [Bisection.Segment], sample: [[String?]]) -> String {
+        segments.isEmpty ? "false" : segments.map { "(\(condition($0, sample: sample)))" }.joined(separator: " OR ")
+    }
+
+    /// How many of `cuts` are at or below the row's key: a binary search written as nested
+    /// CASEs, so each row costs log₂(cuts) comparisons.
+    func cutsBelow(_ cuts: [Int], sample: [[String?]]) -> String {
+        func tree(_ low: Int, _ high: Int) -> String {
+            guard low < high else { return String(low) }
+            let middle = (low + high + 1) / 2
+            return "CASE WHEN \(keyRow) >= \(literal(sample[cuts[middle - 1]])) THEN \(tree(middle, high)) ELSE \(tree(low, middle - 1)) END"
+        }
+        return tree(0, cuts.count)
+    }
+}
+
+public struct TableDiffError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
