@@ -197,6 +197,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "GovexDiffTests",
+            dependencies: ["GovexDiff", "GovexWire", "GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GovexTableDiffTests",
+            dependencies: ["GovexTableDiff", "GovexDiff", "GovexWire", "GovexPostgres", "GovexTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "GovexPolicyTests",
             dependencies: ["GovexPolicy", "GovexWire"],
             swiftSettings: strictSettings

@@ -130,22 +130,22 @@ public enum TableDiff {
     static func sample(on sql: PostgresConnection, table: String, shape: TableShape, rows: Int, wanted: Int) async throws -> [[String?]] {
         let pages = Int(try await sql.query("SELECT greatest(pg_catalog.pg_relation_size(to_regclass($1)) / 8192, 1)::text", [table])
             .rows.first?[0] ?? "1") ?? 1
-        let percent = min(100, 100 * Double(wanted) / Double(pages))
         let keys = shape.keys.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")
-        let method = percent >= 100 ? "" : "TABLESAMPLE SYSTEM (\(String(format: "%.6f", percent)))"
-        let perPage = "DISTINCT ON ((ctid::text::point)[0])"
-        var sampled = try await sql.query("""
-            SELECT \(keys) FROM (SELECT \(perPage) \(keys) FROM \(table) \(method) WHERE \(shape.filterCondition)) s ORDER BY \(shape.orderBy)
-            """).rows
-        if sampled.count < min(wanted, rows) / 4 {
-            // Few pages, or unlucky: rows at random instead (reads every page).
-            let rowPercent = min(100, 100 * Double(wanted) / Double(max(rows, 1)))
-            sampled = try await sql.query("""
-                SELECT \(keys) FROM \(table) TABLESAMPLE BERNOULLI (\(String(format: "%.6f", rowPercent))) WHERE \(shape.filterCondition)
-                ORDER BY \(shape.orderBy)
-                """).rows
+        func byRow() async throws -> [[String?]] {
+            let percent = min(100, 100 * Double(wanted) / Double(max(rows, 1)))
+            let method = percent >= 100 ? "" : "TABLESAMPLE BERNOULLI (\(String(format: "%.6f", percent)))"
+            return try await sql.query("SELECT \(keys) FROM \(table) \(method) WHERE \(shape.filterCondition) ORDER BY \(shape.orderBy)").rows
         }
-        return sampled
+        // Fewer pages than keys wanted: reading them all is cheap.
+        guard pages > wanted else { return try await byRow() }
+        let percent = 100 * Double(wanted) / Double(pages)
+        let sampled = try await sql.query("""
+            SELECT \(keys) FROM (SELECT DISTINCT ON ((ctid::text::point)[0]) \(keys) FROM \(table) TABLESAMPLE SYSTEM (\(String(format: "%.6f", percent)))
+                                  WHERE \(shape.filterCondition)) s
+            ORDER BY \(shape.orderBy)
+            """).rows
+        // Unlucky (or a filter that keeps few rows): rows at random instead.
+        return sampled.count >= min(wanted, rows) / 4 ? sampled : try await byRow()
     }
 
     /// Both sides' rows matching `condition`, streamed in key order and diffed as they come.
