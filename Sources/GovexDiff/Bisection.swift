@@ -88,12 +88,4 @@ public enum Bisection {
     public static func cuts(of segments: [Segment]) -> [Int] {
         Array(Set(segments.flatMap { [$0.lower, $0.upper].compactMap { $0 } })).sorted()
     }
-
-    /// Which segment a row lands in, given the index (in `cuts`) of the first cut above it:
-    /// the segment whose lower cut is the cut below and upper cut the cut above.
-    public static func segmentIndex(cutsBelow count: Int, cuts: [Int], segments: [Segment]) -> Int? {
-        let lower = count > 0 ? cuts[count - 1] : nil
-        let upper = count < cuts.count ? cuts[count] : nil
-        return segments.firstIndex { $0.lower == lower && $0.upper == upper }
-    }
 }

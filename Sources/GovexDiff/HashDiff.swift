@@ -21,7 +21,7 @@ public struct HashDiff {
 
     /// Approximate bytes a held row takes: its values' encoded sizes and the table's overhead.
     static func footprint(_ row: DiffRow) -> Int {
-        Value.canonicalEncoding(row.key).count + Value.canonicalEncoding(row.values).count + 160
+        Value.canonicalEncoding(row.key).count + Value.canonicalEncoding(row.values).count + row.text.count + 160
     }
 
     public mutating func run<L: Sequence<DiffRow>, R: Sequence<DiffRow>>(left: L, right: R, emit: (Difference) throws -> Void) throws {
@@ -74,8 +74,8 @@ public struct HashDiff {
     }
 }
 
-/// One side's partition files: rows as `u32 key count, u32 value count, canonical key,
-/// canonical values`, each prefixed by its length.
+/// One side's partition files: rows as `u32 length, u32 key count, u32 value count (or
+/// 0xFFFFFFFF for `COPY` text), canonical key, canonical values or the text`.
 struct SpillFiles {
     let paths: [String]
     private var handles: [FileHandle]
@@ -96,11 +96,11 @@ struct SpillFiles {
     }
 
     mutating func write(_ row: DiffRow) throws {
-        let key = Value.canonicalEncoding(row.key), values = Value.canonicalEncoding(row.values)
+        let key = Value.canonicalEncoding(row.key), values = row.text.isEmpty ? Value.canonicalEncoding(row.values) : row.text
         let partition = Int(key.withUnsafeBytes { RowHash.hash($0, seed: seed) }.low % UInt64(paths.count))
         var record: [UInt8] = []
         record.reserveCapacity(12 + key.count + values.count)
-        for field in [UInt32(8 + key.count + values.count), UInt32(row.key.count), UInt32(row.values.count)] {
+        for field in [UInt32(8 + key.count + values.count), UInt32(row.key.count), row.text.isEmpty ? UInt32(row.values.count) : UInt32.max] {
             withUnsafeBytes(of: field.bigEndian) { record.append(contentsOf: $0) }
         }
         record += key
@@ -134,6 +134,14 @@ struct SpillFiles {
                 let keyCount = Int(try reader.read(UInt32.self)), valueCount = Int(try reader.read(UInt32.self))
                 let start = reader.offset
                 let key = try reader.readCanonicalValues(count: keyCount)
+                if valueCount == Int(UInt32.max) {
+                    let textLength = length - 8 - (reader.offset - start)
+                    guard textLength >= 0 else {
+                        throw BatchError.corruptBody("diff spill file \(path): a row's length does not match")
+                    }
+                    rows.append(DiffRow(key: key, copyText: try reader.readArray(textLength)))
+                    continue
+                }
                 let values = try reader.readCanonicalValues(count: valueCount)
                 guard reader.offset - start == length - 8 else { throw BatchError.corruptBody("diff spill file \(path): a row's length does not match") }
                 rows.append(DiffRow(key: key, values: values))

@@ -69,9 +69,8 @@ final class RowStream: @unchecked Sendable, IteratorProtocol {
     }
 }
 
-/// Turns COPY text rows into diff rows, parsing every value as the left side's type (so
-/// that equal text forms give equal values and hashes on both sides, whatever the right
-/// side's declared types).
+/// Turns COPY text rows into diff rows. Keys are parsed as the left side's types (so equal
+/// text forms give equal keys on both sides, whatever the right side's declared types).
 final class CopyRowParser: @unchecked Sendable {
     let types: [ValueType]
     let keyCount: Int
@@ -79,6 +78,7 @@ final class CopyRowParser: @unchecked Sendable {
     let counters: DiffCounters
     // Only the connection's thread touches these.
     private var pending: [DiffRow] = []
+    private var pendingBytes = 0
 
     init(types: [ValueType], keyCount: Int, stream: RowStream, counters: DiffCounters) {
         self.types = types
@@ -88,25 +88,43 @@ final class CopyRowParser: @unchecked Sendable {
         pending.reserveCapacity(1024)
     }
 
+    /// One `COPY` text row: the key fields parsed into values (the merge walk orders by
+    /// them, the report shows them), the compared fields kept as their text.
     func consume(_ line: UnsafeRawBufferPointer) throws {
-        let fields = try CopyText.fields(line, expected: types.count)
-        var values: [Value] = []
-        values.reserveCapacity(types.count)
+        var bytes = line.bindMemory(to: UInt8.self)
+        if bytes.last == 0x0A { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
+        var keyEnd = bytes.startIndex, tabs = 0
+        while keyEnd < bytes.endIndex {
+            if bytes[keyEnd] == 0x09 {
+                tabs += 1
+                if tabs == keyCount { break }
+            }
+            keyEnd += 1
+        }
+        guard tabs == keyCount || (keyCount == types.count && keyEnd == bytes.endIndex) else {
+            throw CopyText.Failure.badEscape(row: String(decoding: bytes, as: UTF8.self))
+        }
+        let fields = try CopyText.fields(UnsafeRawBufferPointer(rebasing: line[..<keyEnd]), expected: keyCount)
+        var key: [Value] = []
+        key.reserveCapacity(keyCount)
         for (field, type) in zip(fields, types) {
             guard let field else {
-                values.append(.null)
+                key.append(.null)
                 continue
             }
             let text = String(decoding: field, as: UTF8.self)
-            values.append((try? Value(postgresText: text, type: type)) ?? .other(typeName: "text", text: text))
+            key.append((try? Value(postgresText: text, type: type)) ?? .other(typeName: "text", text: text))
         }
-        pending.append(DiffRow(key: Array(values[..<keyCount]), values: Array(values[keyCount...])))
-        counters.add(rows: 1, bytes: line.count)
+        let text = keyEnd < bytes.endIndex ? Array(UnsafeBufferPointer(rebasing: bytes[(keyEnd + 1)...])) : []
+        pending.append(DiffRow(key: key, copyText: text))
+        pendingBytes += line.count
         if pending.count >= 1024 { flush() }
     }
 
     func flush() {
         guard !pending.isEmpty else { return }
+        counters.add(rows: pending.count, bytes: pendingBytes)
+        pendingBytes = 0
         stream.push(pending)
         pending = []
         pending.reserveCapacity(1024)

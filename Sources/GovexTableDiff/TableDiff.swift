@@ -51,16 +51,20 @@ public enum TableDiff {
             (report.rowsScanned, report.bytesMoved, report.segmentsCompared) = (seen.rowsScanned, seen.bytesMoved, seen.segmentsCompared)
             return report
         }
+        // The level queries carry a binary search over up to thousands of cut keys: compiling
+        // that with LLVM takes seconds, evaluating it takes microseconds per row.
+        _ = try await both(left, right) { sql, _ in try await sql.query("SET jit = off") }
         // Level 0: the whole table on each side, in parallel.
         let totals = try await both(left, right) { sql, table in
-            try await summaries(on: sql, table: table, shape: shape, segmentExpression: "0", condition: "true")[0] ?? .empty
+            try await summaries(on: sql, table: table, shape: shape, segments: [Bisection.Segment(lower: nil, upper: nil)], sample: [])[0] ?? .empty
         }
         counters.add(segments: 1)
         (report.leftRows, report.rightRows) = (totals.0.rows, totals.1.rows)
         if totals.0 == totals.1 { return finish("hash sums equal") }
         let total = max(totals.0.rows, totals.1.rows)
         if total < options.streamBelow {
-            try await stream(left, right, shape: shape, condition: "true", options: options, counters: counters, into: &report)
+            try await stream(left, right, shape: shape, segments: [Bisection.Segment(lower: nil, upper: nil)], sample: [], options: options,
+                             counters: counters, into: &report)
             return finish("streamed (small table)")
         }
 
@@ -72,18 +76,13 @@ public enum TableDiff {
         var fetch: [Bisection.Segment] = []
         while !segments.isEmpty {
             report.levels += 1
-            let cuts = Bisection.cuts(of: segments)
-            let expression = shape.cutsBelow(cuts, sample: sampled), condition = shape.anyOf(segments, sample: sampled)
+            let level = segments
             let found = try await both(left, right) { sql, table in
-                try await summaries(on: sql, table: table, shape: shape, segmentExpression: expression, condition: condition)
+                try await summaries(on: sql, table: table, shape: shape, segments: level, sample: sampled)
             }
             counters.add(segments: segments.count)
-            func listed(_ byCuts: [Int: Bisection.Summary]) -> [Bisection.Summary] {
-                var list = Array(repeating: Bisection.Summary.empty, count: segments.count)
-                for (below, summary) in byCuts {
-                    if let index = Bisection.segmentIndex(cutsBelow: below, cuts: cuts, segments: segments) { list[index] = summary }
-                }
-                return list
+            func listed(_ bySegment: [Int: Bisection.Summary]) -> [Bisection.Summary] {
+                segments.indices.map { bySegment[$0] ?? .empty }
             }
             let step = Bisection.step(segments, left: listed(found.0), right: listed(found.1), sampleCount: sampled.count,
                                       fetchBelow: options.fetchBelow)
@@ -96,10 +95,25 @@ public enum TableDiff {
             segments = step.refine.flatMap { Bisection.split($0, sampleCount: sampled.count, parts: options.splitInto) }
         }
         if !fetch.isEmpty {
-            try await stream(left, right, shape: shape, condition: shape.anyOf(fetch, sample: sampled), options: options, counters: counters,
+            // In key order: a run of neighbouring segments (all of them, when dense) reads as one.
+            let ordered = fetch.sorted { ($0.lower ?? -1) < ($1.lower ?? -1) }
+            try await stream(left, right, shape: shape, segments: Self.merged(ordered), sample: sampled, options: options, counters: counters,
                              into: &report)
         }
         return finish("bisection, \(report.levels) level\(report.levels == 1 ? "" : "s"), \(fetch.count) segment\(fetch.count == 1 ? "" : "s") fetched")
+    }
+
+    /// Neighbouring segments (in key order) as one.
+    static func merged(_ segments: [Bisection.Segment]) -> [Bisection.Segment] {
+        var runs: [Bisection.Segment] = []
+        for segment in segments {
+            if let last = runs.last, last.upper != nil, last.upper == segment.lower {
+                runs[runs.count - 1].upper = segment.upper
+            } else {
+                runs.append(segment)
+            }
+        }
+        return runs
     }
 
     /// The same work on both sides at once.
@@ -111,13 +125,13 @@ public enum TableDiff {
     }
 
     /// Per segment (the value of `segmentExpression`), its rows and hash sum.
-    static func summaries(on sql: PostgresConnection, table isLeft: Bool, shape: TableShape, segmentExpression: String,
-                          condition: String) async throws -> [Int: Bisection.Summary] {
-        let table = isLeft ? shape.leftTable : shape.rightTable
+    static func summaries(on sql: PostgresConnection, table isLeft: Bool, shape: TableShape, segments: [Bisection.Segment],
+                          sample: [[String?]]) async throws -> [Int: Bisection.Summary] {
+        let rows = shape.rows(in: segments, sample: sample, table: isLeft ? shape.leftTable : shape.rightTable,
+                              columns: "\(shape.rowHash) AS govex_hash")
         var found: [Int: Bisection.Summary] = [:]
         for row in try await sql.query("""
-            SELECT \(segmentExpression), count(*)::text, coalesce(sum(\(shape.rowHash)), 0)::text
-            FROM \(table) WHERE \(shape.filterCondition) AND (\(condition)) GROUP BY 1
+            SELECT govex_segment, count(*)::text, coalesce(sum(govex_hash), 0)::text FROM (\(rows)) govex_rows GROUP BY 1
             """).rows {
             found[Int(row[0] ?? "") ?? 0] = Bisection.Summary(rows: Int(row[1] ?? "") ?? 0, hashSum: row[2] ?? "0")
         }
@@ -149,15 +163,16 @@ public enum TableDiff {
     }
 
     /// Both sides' rows matching `condition`, streamed in key order and diffed as they come.
-    static func stream(_ left: PostgresConnection, _ right: PostgresConnection, shape: TableShape, condition: String, options: Options,
-                       counters: DiffCounters, into report: inout Report) async throws {
+    static func stream(_ left: PostgresConnection, _ right: PostgresConnection, shape: TableShape, segments: [Bisection.Segment],
+                       sample: [[String?]], options: Options, counters: DiffCounters, into report: inout Report) async throws {
         let types = try await left.valueTypes(of: try await left.query("SELECT \(shape.selectList) FROM \(shape.leftTable) WHERE false"))
         let ordered = zip(shape.keys, types).allSatisfy { KeyOrder.supports($0.1) }
         let streams = (RowStream(), RowStream())
         let parsers = (CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.0, counters: counters),
                        CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.1, counters: counters))
         func copy(_ table: String) -> String {
-            "COPY (SELECT \(shape.selectList) FROM \(table) WHERE \(shape.filterCondition) AND (\(condition))\(ordered ? " ORDER BY \(shape.orderBy)" : "")) TO STDOUT"
+            let rows = shape.rows(in: segments, sample: sample, table: table, columns: shape.selectList)
+            return "COPY (SELECT \(shape.selectList) FROM (\(rows)) govex_rows\(ordered ? " ORDER BY \(shape.orderBy)" : "")) TO STDOUT"
         }
         @Sendable func produce(_ sql: PostgresConnection, _ statement: String, _ parser: CopyRowParser) async {
             do {

