@@ -79,6 +79,8 @@ final class CopyRowParser: @unchecked Sendable {
     // Only the connection's thread touches these.
     private var pending: [DiffRow] = []
     private var pendingBytes = 0
+    /// Rows read (read after the stream finished).
+    private(set) var rows = 0
 
     init(types: [ValueType], keyCount: Int, stream: RowStream, counters: DiffCounters) {
         self.types = types
@@ -124,6 +126,7 @@ final class CopyRowParser: @unchecked Sendable {
     func flush() {
         guard !pending.isEmpty else { return }
         counters.add(rows: pending.count, bytes: pendingBytes)
+        rows += pending.count
         pendingBytes = 0
         stream.push(pending)
         pending = []

@@ -16,11 +16,13 @@ public enum TableDiff {
         /// Segments a differing segment is split into at each level below the first.
         public var splitInto = 16
         /// At most this many segments on the first level.
-        public var maxFirstLevel = 8_192
+        public var maxFirstLevel = 16_384
         /// When differing segments hold more than this share of the rows, stream them.
         public var denseShare = 0.5
         /// Tables smaller than this are streamed at once.
         public var streamBelow = 20_000
+        /// Segments probed before anything else, to tell dense differences early.
+        public var probeSegments = 32
         /// For the hash diff of keys the client cannot order, and its spill files.
         public var memoryBudget = 256 << 20
         public var spillDirectory = NSTemporaryDirectory()
@@ -54,25 +56,56 @@ public enum TableDiff {
         // The level queries carry a binary search over up to thousands of cut keys: compiling
         // that with LLVM takes seconds, evaluating it takes microseconds per row.
         _ = try await both(left, right) { sql, _ in try await sql.query("SET jit = off") }
-        // Level 0: the whole table on each side, in parallel.
-        let totals = try await both(left, right) { sql, table in
-            try await summaries(on: sql, table: table, shape: shape, segments: [Bisection.Segment(lower: nil, upper: nil)], sample: [])[0] ?? .empty
+        let whole = [Bisection.Segment(lower: nil, upper: nil)]
+        func level0() async throws -> (Bisection.Summary, Bisection.Summary) {
+            let totals = try await both(left, right) { sql, table in
+                try await summaries(on: sql, table: table, shape: shape, segments: whole, sample: [])[0] ?? .empty
+            }
+            counters.add(segments: 1)
+            (report.leftRows, report.rightRows) = (totals.0.rows, totals.1.rows)
+            return totals
         }
-        counters.add(segments: 1)
-        (report.leftRows, report.rightRows) = (totals.0.rows, totals.1.rows)
-        if totals.0 == totals.1 { return finish("hash sums equal") }
-        let total = max(totals.0.rows, totals.1.rows)
+        // Sizes from the statistics; tables never analysed are counted exactly first.
+        let estimates = try await both(left, right) { sql, table in try await estimatedRows(on: sql, table: table ? shape.leftTable : shape.rightTable) }
+        var totals: (Bisection.Summary, Bisection.Summary)?
+        var total = max(estimates.0, estimates.1)
+        if min(estimates.0, estimates.1) < 0 || total < options.streamBelow {
+            let counted = try await level0()
+            if counted.0 == counted.1 { return finish("hash sums equal") }
+            totals = counted
+            total = max(counted.0.rows, counted.1.rows)
+        }
         if total < options.streamBelow {
-            try await stream(left, right, shape: shape, segments: [Bisection.Segment(lower: nil, upper: nil)], sample: [], options: options,
-                             counters: counters, into: &report)
+            try await stream(left, right, shape: shape, segments: whole, sample: [], options: options, counters: counters, into: &report)
             return finish("streamed (small table)")
         }
 
         // Cut points: keys sampled from the side with rows, in PostgreSQL's order.
+        let leftHasRows = totals.map { $0.0.rows > 0 } ?? (estimates.0 > 0)
         let firstLevel = min(options.maxFirstLevel, max(options.splitInto, total / options.fetchBelow))
-        let sampled = try await sample(on: totals.0.rows > 0 ? left : right, table: totals.0.rows > 0 ? shape.leftTable : shape.rightTable,
-                                       shape: shape, rows: totals.0.rows > 0 ? totals.0.rows : totals.1.rows, wanted: firstLevel * 4)
+        let sampled = try await sample(on: leftHasRows ? left : right, table: leftHasRows ? shape.leftTable : shape.rightTable,
+                                       shape: shape, rows: total, wanted: firstLevel * 3)
         var segments = Bisection.split(Bisection.Segment(lower: nil, upper: nil), sampleCount: sampled.count, parts: firstLevel)
+
+        // A probe of a few segments spread over the table: differences everywhere mean
+        // streaming both tables at once (any narrowing would read them again); differences
+        // anywhere mean the tables differ (no need for level 0); none, that level 0 decides.
+        if totals == nil && segments.count > options.probeSegments * 2 {
+            let probed = stride(from: 0, to: segments.count, by: segments.count / options.probeSegments).map { segments[$0] }
+            let found = try await both(left, right) { sql, table in
+                try await summaries(on: sql, table: table, shape: shape, segments: probed, sample: sampled)
+            }
+            counters.add(segments: probed.count)
+            let differing = probed.indices.filter { (found.0[$0] ?? .empty) != (found.1[$0] ?? .empty) }.count
+            if Double(differing) > options.denseShare * Double(probed.count) {
+                try await stream(left, right, shape: shape, segments: whole, sample: [], options: options, counters: counters, into: &report)
+                return finish("streamed (\(differing) of \(probed.count) probed segments differ)")
+            }
+            if differing == 0 {
+                let counted = try await level0()
+                if counted.0 == counted.1 { return finish("hash sums equal") }
+            }
+        }
         var fetch: [Bisection.Segment] = []
         while !segments.isEmpty {
             report.levels += 1
@@ -81,6 +114,9 @@ public enum TableDiff {
                 try await summaries(on: sql, table: table, shape: shape, segments: level, sample: sampled)
             }
             counters.add(segments: segments.count)
+            if report.levels == 1 && totals == nil && report.leftRows == 0 && report.rightRows == 0 {
+                (report.leftRows, report.rightRows) = (found.0.values.reduce(0) { $0 + $1.rows }, found.1.values.reduce(0) { $0 + $1.rows })
+            }
             func listed(_ bySegment: [Int: Bisection.Summary]) -> [Bisection.Summary] {
                 segments.indices.map { bySegment[$0] ?? .empty }
             }
@@ -101,6 +137,12 @@ public enum TableDiff {
                              into: &report)
         }
         return finish("bisection, \(report.levels) level\(report.levels == 1 ? "" : "s"), \(fetch.count) segment\(fetch.count == 1 ? "" : "s") fetched")
+    }
+
+    /// The planner's row estimate (-1 for a table never vacuumed or analysed).
+    static func estimatedRows(on sql: PostgresConnection, table: String) async throws -> Int {
+        Int(try await sql.query("SELECT reltuples::bigint::text FROM pg_catalog.pg_class WHERE oid = to_regclass($1)", [table])
+            .rows.first?[0] ?? "-1") ?? -1
     }
 
     /// Neighbouring segments (in key order) as one.
@@ -215,5 +257,6 @@ public enum TableDiff {
         if let error = streams.0.error ?? streams.1.error { throw error }
         report.differences += outcome.0
         report.spilledBytes += outcome.1
+        if segments == [Bisection.Segment(lower: nil, upper: nil)] { (report.leftRows, report.rightRows) = (parsers.0.rows, parsers.1.rows) }
     }
 }

@@ -133,6 +133,8 @@ struct TableDiffPropertyTests {
                         try await leftSQL.script("DROP TABLE IF EXISTS l, r; \(Self.ddl(kind, "l")); \(Self.ddl(kind, "r"))")
                         try await Self.insert(left, into: "l", kind: kind, on: leftSQL)
                         try await Self.insert(right, into: "r", kind: kind, on: leftSQL)
+                        // Analysed tables take the probe first (their sizes come from the statistics).
+                        if random.next() % 2 == 0 { try await leftSQL.query("ANALYZE l, r") }
 
                         var options = TableDiff.Options()
                         options.fetchBelow = 1 + Int(random.next() % 6)
@@ -140,6 +142,7 @@ struct TableDiffPropertyTests {
                         options.maxFirstLevel = 2 + Int(random.next() % 8)
                         options.streamBelow = random.next() % 5 == 0 ? 1_000 : 0
                         options.denseShare = random.next() % 4 == 0 ? 0.2 : 1.0
+                        options.probeSegments = 1 + Int(random.next() % 3)
                         let shape = try await TableShape.resolve(left: leftSQL, right: rightSQL, leftTable: "l", rightTable: "r",
                                                                  keys: Self.keyColumns(kind), columns: nil, filter: nil)
                         let report = try await TableDiff.run(left: leftSQL, right: rightSQL, shape: shape, options: options)
@@ -152,9 +155,9 @@ struct TableDiffPropertyTests {
                         if found != expected { return }
                         methods[String(report.method.prefix { $0 != "," }), default: 0] += 1
                     }
-                    // Every path was taken: equal sums, small-table streaming, bisection.
-                    #expect(methods.keys.contains("hash sums equal") && methods.keys.contains("bisection")
-                            && methods.keys.contains("streamed (small table)"), "\(methods)")
+                    // Every path was taken: equal sums, small-table streaming, a dense probe, bisection.
+                    #expect(["hash sums equal", "bisection", "streamed (small table)"].allSatisfy(methods.keys.contains)
+                            && methods.keys.contains { $0.hasSuffix("probed segments differ)") }, "\(methods)")
                 }
             }
         }
