@@ -79,7 +79,9 @@ SQL
 run_govex() {
     local start
     start="$(now)"
-    "$GOVEX_BIN" diff --left "$(conninfo_at "$port" leftdb)" --right "$(conninfo_at "$port" rightdb)" --table bench --key "$key" --json --quiet \
+    local timer=()
+    [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f "%M" -o "$work/govex.rss") || echo 0 > "$work/govex.rss"  # peak RSS needs apt-get install time
+    "${timer[@]}" "$GOVEX_BIN" diff --left "$(conninfo_at "$port" leftdb)" --right "$(conninfo_at "$port" rightdb)" --table bench --key "$key" --json --quiet \
         > "$work/govex.json" || [[ $? == 1 ]]
     govex_s="$(elapsed "$start")"
     python3 - "$work/govex.json" > "$work/govex.keys" <<'PY'
@@ -89,6 +91,7 @@ for line in open(sys.argv[1]):
         for d in json.loads(line)["differences"]:
             print(list(d["key"].values())[0], d["kind"])
 PY
+    govex_rss="$(tail -1 "$work/govex.rss")"
     govex_bytes="$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][0]["bytes_moved"])' "$work/govex.json")"
 }
 
@@ -141,11 +144,13 @@ for rows in "${sizes[@]}"; do
     for kind in integer text; do
         progress "$rows rows, $kind key: making both tables"
         make_tables "$kind" "$rows"
+        done_fraction=0
         for fraction in 0 0.0001 0.01; do
             if [[ "$fraction" != 0 ]]; then
+                # Changes add up: the 1 % case is the 0.01 % one and 0.99 % more.
                 progress "$rows rows, $kind key: changing $fraction of the rows on the right"
-                make_tables "$kind" "$rows"  # from equal tables again
-                mutate "$fraction"
+                mutate "$(awk -v f="$fraction" -v d="$done_fraction" 'BEGIN { print f - d }')"
+                done_fraction="$fraction"
             fi
             progress "$rows rows, $kind key, $fraction changed: govex, data-diff, naive, limit"
             run_govex; run_data_diff; run_naive; run_limit
@@ -153,19 +158,19 @@ for rows in "${sizes[@]}"; do
             if [[ -z "${SKIP_DATA_DIFF:-}" ]]; then
                 if diff <(sort "$work/govex.keys") <(sort "$work/data-diff.keys") > "$work/keys.diff"; then same=yes; else same="NO ($(wc -l < "$work/keys.diff") lines differ)"; fi
             fi
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rows" "$kind" "$fraction" "$(wc -l < "$work/govex.keys")" "$govex_s" "$data_diff_s" \
-                "$naive_s" "$limit_s" "$govex_bytes" "$same" >> "$results"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rows" "$kind" "$fraction" "$(wc -l < "$work/govex.keys")" "$govex_s" "$data_diff_s" \
+                "$naive_s" "$limit_s" "$govex_bytes" "$same" "$govex_rss" >> "$results"
         done
     done
 done
 
 echo
 echo "govex diff vs data-diff 0.11.2, naive \\copy + diff, and the hash-sum limit — $(nproc) cores, PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'), both databases in one cluster"
-printf '%-9s %-7s %-7s %6s %8s %9s %8s %8s %10s %10s %10s %10s  %s\n' rows key changed diffs "govex s" "data-diff" "naive s" "limit s" \
-    "dd/govex" "naive/gvx" "gvx/limit" "MB moved" "same keys as data-diff"
-while IFS=$'\t' read -r rows kind fraction diffs g d n l bytes same; do
-    awk -v r="$rows" -v k="$kind" -v f="$fraction" -v c="$diffs" -v g="$g" -v d="$d" -v n="$n" -v l="$l" -v b="$bytes" -v s="$same" 'BEGIN {
-        printf "%-9s %-7s %-7s %6d %8.2f %9s %8.2f %8.2f %10s %9.2f× %9.2f× %10.1f  %s\n", r, k, f * 100 "%", c, g,
-            (d == "nan" ? "-" : sprintf("%.2f", d)), n, l, (d == "nan" ? "-" : sprintf("%.1f×", d / g)), n / g, g / l, b / 1e6, s }'
+printf '%-9s %-7s %-7s %6s %8s %9s %8s %8s %10s %10s %10s %10s %8s  %s\n' rows key changed diffs "govex s" "data-diff" "naive s" "limit s" \
+    "dd/govex" "naive/gvx" "gvx/limit" "MB moved" "RSS MB" "same keys as data-diff"
+while IFS=$'\t' read -r rows kind fraction diffs g d n l bytes same rss; do
+    awk -v r="$rows" -v k="$kind" -v f="$fraction" -v c="$diffs" -v g="$g" -v d="$d" -v n="$n" -v l="$l" -v b="$bytes" -v s="$same" -v m="$rss" 'BEGIN {
+        printf "%-9s %-7s %-7s %6d %8.2f %9s %8.2f %8.2f %10s %9.2f× %9.2f× %10.1f %8.0f  %s\n", r, k, f * 100 "%", c, g,
+            (d == "nan" ? "-" : sprintf("%.2f", d)), n, l, (d == "nan" ? "-" : sprintf("%.1f×", d / g)), n / g, g / l, b / 1e6, m / 1024, s }'
 done < "$results"
 echo "(dd/govex: how many times faster than data-diff — target ≥ 5; naive/gvx ≥ 1 at 1 %; gvx/limit ≤ 1.5 with no differences)"
