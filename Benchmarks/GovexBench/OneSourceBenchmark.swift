@@ -153,8 +153,17 @@ struct OneSourceBenchmark: AsyncParsableCommand {
         let applied: Duration = try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 1, resource: "R", schema: "public",
                                                                 table: "apply_target") { applier in
             let start = ContinuousClock.now
-            for (index, delivery) in deliveries.enumerated() {
-                _ = try await applier.apply(delivery, sequence: UInt64(index + 1), origin: DeliveryOrigin(node: "bench", epoch: 1, sequence: UInt64(index + 1)))
+            // As the agent's puller does: the next delivery is planned while this one is applied.
+            func prepare(_ index: Int) -> Task<DeliveryApplier.Prepared, any Error> {
+                Task { [delivery = deliveries[index]] in
+                    try applier.prepare(delivery, sequence: UInt64(index + 1), origin: DeliveryOrigin(node: "bench", epoch: 1, sequence: UInt64(index + 1)))
+                }
+            }
+            var next = prepare(0)
+            for index in deliveries.indices {
+                let prepared = try await next.value
+                if index + 1 < deliveries.count { next = prepare(index + 1) }
+                _ = try await applier.apply(prepared)
             }
             return ContinuousClock.now - start
         }

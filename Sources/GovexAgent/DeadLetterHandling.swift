@@ -12,13 +12,13 @@ import Metrics
 extension DeliveryPuller {
     static let decisionPoll = Duration.milliseconds(500)
 
-    func applyPatiently(_ file: [UInt8], _ verified: Delivery.Verified, applier: DeliveryApplier,
-                        shouldStop: @escaping @Sendable () -> Bool) async throws -> DeliveryApplier.Outcome {
+    func applyPatiently(_ file: [UInt8], _ verified: Delivery.Verified, _ prepared: Result<DeliveryApplier.Prepared, ApplyError>,
+                        applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> DeliveryApplier.Outcome {
         let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
         var attempts = 0
         while true {
             do {
-                return try await applier.apply(applicable(verified.records), sequence: verified.sequence, origin: origin)
+                return try await applier.apply(try prepared.get())
             } catch let error as ApplyError where error.permanent {
                 attempts += 1
                 if attempts < retry.attempts {

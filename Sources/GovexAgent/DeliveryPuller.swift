@@ -109,9 +109,15 @@ final class DeliveryPuller: Sendable {
         }
         guard response.status == 200 else { throw HubUnreachable(description: "the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
         var cursor = cursor
-        for file in try Delivery.unframe(response.body) {
-            let verified = try await verify(file)
-            switch try await applyPatiently(file, verified, applier: applier, shouldStop: shouldStop) {
+        let files = try Delivery.unframe(response.body)
+        // The next delivery is verified and planned while this one is applied: the first
+        // work is CPU, the second mostly the database's.
+        var next = files.first.map { file in Task { try await self.ready(file, applier: applier) } }
+        defer { next?.cancel() }
+        for (index, file) in files.enumerated() {
+            guard let (verified, prepared) = try await next?.value else { break }
+            next = index + 1 < files.count ? Task { [file = files[index + 1]] in try await self.ready(file, applier: applier) } : nil
+            switch try await applyPatiently(file, verified, prepared, applier: applier, shouldStop: shouldStop) {
             case .applied where verified.originNode == Delivery.hubNodeID && verified.records.first?.operation != .truncate
                     && verified.records.first?.operation != .insert:
                 log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) golden records from the hub)")
@@ -127,6 +133,18 @@ final class DeliveryPuller: Sendable {
             cursor = max(cursor, verified.sequence)
         }
         return cursor
+    }
+
+    /// A delivery checked and planned; a plan that fails is kept, to fail (and be retried,
+    /// then dead-lettered) where applying it would.
+    func ready(_ file: [UInt8], applier: DeliveryApplier) async throws -> (Delivery.Verified, Result<DeliveryApplier.Prepared, ApplyError>) {
+        let verified = try await verify(file)
+        let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
+        return (verified, Result { () throws(ApplyError) in
+            do { return try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin) } catch let error as ApplyError { throw error } catch {
+                throw ApplyError(description: "\(error)")
+            }
+        })
     }
 
     /// What of a delivery is applied: all of it, except truncates into a table the agent

@@ -65,7 +65,7 @@ public struct StagedChanges: Sendable, Equatable {
     /// The rows in COPY text form, in chunks of about `chunkSize` bytes.
     public func copyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
         var buffer: [UInt8] = []
-        buffer.reserveCapacity(chunkSize + 4096)
+        buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
         for row in rows {
             CopyText.appendField(row.action.rawValue, to: &buffer)
             buffer.append(UInt8(ascii: "\t"))

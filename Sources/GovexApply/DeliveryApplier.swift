@@ -125,10 +125,20 @@ public final class DeliveryApplier: Sendable {
                                    [String(subscription)]).rows.first?[0] ?? "0") ?? 0
     }
 
-    /// Applies delivery number `sequence` of this subscription, unless it already was: each
-    /// staged run copied into the session's staging table and applied set-based, in one
-    /// transaction with the cursor.
-    public func apply(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) async throws -> Outcome {
+    /// A delivery made ready to apply: its steps, with each staged run's `COPY` text built.
+    /// Pure work, apart from the database: a puller prepares the next delivery while the
+    /// current one is being applied.
+    public struct Prepared: Sendable {
+        let steps: [ApplyStep]
+        let copyText: [[UInt8]]
+        let columns: Set<String>
+        let context: String
+        public let sequence: UInt64
+        public let origin: DeliveryOrigin
+    }
+
+    /// Plans delivery `sequence` (its records of this applier's resource) for `table`.
+    public func prepare(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) throws -> Prepared {
         let context = "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
         let steps: [ApplyStep]
         do {
@@ -136,9 +146,27 @@ public final class DeliveryApplier: Sendable {
         } catch {
             throw ApplyError(description: "\(context): \(error.description)")
         }
-        var needed = Set<String>()
-        for case .staged(let changes) in steps { needed.formUnion(changes.keyNames + changes.columns) }
-        try await prepareStage(columns: needed, context: context)
+        var columns = Set<String>()
+        var copyText: [[UInt8]] = []
+        for case .staged(let changes) in steps {
+            columns.formUnion(changes.keyNames + changes.columns)
+            var text: [UInt8] = []
+            changes.copyData { text += $0 }
+            copyText.append(text)
+        }
+        return Prepared(steps: steps, copyText: copyText, columns: columns, context: context, sequence: sequence, origin: origin)
+    }
+
+    /// Applies delivery number `sequence` of this subscription, unless it already was: each
+    /// staged run copied into the session's staging table and applied set-based, in one
+    /// transaction with the cursor.
+    public func apply(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) async throws -> Outcome {
+        try await apply(try prepare(records, sequence: sequence, origin: origin))
+    }
+
+    public func apply(_ prepared: Prepared) async throws -> Outcome {
+        let (context, sequence, origin) = (prepared.context, prepared.sequence, prepared.origin)
+        try await prepareStage(columns: prepared.columns, context: context)
         let target = SQLQuoting.qualified(schema: schema, name: table)
         do {
             return try await sql.transaction {
@@ -149,20 +177,19 @@ public final class DeliveryApplier: Sendable {
                                      permanent: false)
                 }
                 var statements = 0
-                var stageUsed = false
-                for step in steps {
+                var staged = 0
+                for step in prepared.steps {
                     switch step {
                     case .statement(let statement):
                         try await sql.query(statement.sql, statement.parameters)
                         statements += 1
                     case .staged(let changes):
-                        if stageUsed { try await sql.query("TRUNCATE \(Self.stage)") }
-                        _ = try await sql.copyIn(changes.copyStatement(stage: Self.stage)) { writer in
-                            try changes.copyData { try writer.write($0) }
-                        }
+                        if staged > 0 { try await sql.query("TRUNCATE \(Self.stage)") }
+                        let text = prepared.copyText[staged]
+                        _ = try await sql.copyIn(changes.copyStatement(stage: Self.stage)) { writer in try writer.write(text) }
                         for statement in changes.statements(target: target, stage: Self.stage) { try await sql.query(statement) }
                         statements += 1
-                        stageUsed = true
+                        staged += 1
                     }
                 }
                 try await advanceCursor(to: sequence, origin: origin)
