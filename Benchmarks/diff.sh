@@ -58,20 +58,20 @@ make_tables() {
     wait
 }
 
-# mutate FRACTION ROWS: on the right side, a third of FRACTION·ROWS rows updated, a third deleted, a third inserted.
+# mutate FRACTION SEED: on the right side, a third of FRACTION·ROWS rows updated, a third deleted, a third inserted.
 mutate() {
     psql_at "$port" rightdb <<SQL
-UPDATE bench SET $change_column = $change_column + 1 WHERE ctid IN (SELECT ctid FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE (1));
-DELETE FROM bench WHERE ctid IN (SELECT ctid FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE (2));
-INSERT INTO bench SELECT * FROM (SELECT * FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE (3)) s
-    ON CONFLICT DO NOTHING;
+UPDATE bench SET $change_column = $change_column + 1 WHERE ctid IN (SELECT ctid FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE ($2));
+DELETE FROM bench WHERE ctid IN (SELECT ctid FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE ($(( $2 + 1 ))));
 VACUUM ANALYZE bench;
 SQL
-    # Inserted keys must be new: shift the copies' keys out of the existing range.
+    # Inserts: copies of sampled rows under keys out of the existing range.
     if [[ "$kind" == integer ]]; then
-        psql_at "$port" rightdb -c "INSERT INTO bench SELECT aid + 2000000000, bid, abalance, filler FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE (4)"
+        psql_at "$port" rightdb -c "INSERT INTO bench SELECT aid + 2000000000, bid, abalance, filler FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE ($2)
+                                    WHERE aid < 100000000 ON CONFLICT DO NOTHING"
     else
-        psql_at "$port" rightdb -c "INSERT INTO bench SELECT 'N' || substr(id_number, 2), name, amount, birth, filler FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE (4)"
+        psql_at "$port" rightdb -c "INSERT INTO bench SELECT 'N' || substr(id_number, 2), name, amount, birth, filler FROM bench TABLESAMPLE BERNOULLI ($(awk -v f="$1" 'BEGIN { print f * 100 / 3 }')) REPEATABLE ($2)
+                                    WHERE id_number NOT LIKE 'N%' ON CONFLICT DO NOTHING"
     fi
     psql_at "$port" rightdb -c "VACUUM ANALYZE bench"
 }
@@ -149,7 +149,7 @@ for rows in "${sizes[@]}"; do
             if [[ "$fraction" != 0 ]]; then
                 # Changes add up: the 1 % case is the 0.01 % one and 0.99 % more.
                 progress "$rows rows, $kind key: changing $fraction of the rows on the right"
-                mutate "$(awk -v f="$fraction" -v d="$done_fraction" 'BEGIN { print f - d }')"
+                mutate "$(awk -v f="$fraction" -v d="$done_fraction" 'BEGIN { print f - d }')" "$(( ${#done_fraction} * 10 ))"
                 done_fraction="$fraction"
             fi
             progress "$rows rows, $kind key, $fraction changed: govex, data-diff, naive, limit"
@@ -160,6 +160,7 @@ for rows in "${sizes[@]}"; do
             fi
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rows" "$kind" "$fraction" "$(wc -l < "$work/govex.keys")" "$govex_s" "$data_diff_s" \
                 "$naive_s" "$limit_s" "$govex_bytes" "$same" "$govex_rss" >> "$results"
+            progress "result: $(tail -1 "$results" | tr '\t' ' ')"
         done
     done
 done
