@@ -139,6 +139,22 @@ public enum TableDiff {
         return finish("bisection, \(report.levels) level\(report.levels == 1 ? "" : "s"), \(fetch.count) segment\(fetch.count == 1 ? "" : "s") fetched")
     }
 
+    /// Runs `body` with sequential scans discouraged when it reads ranges of the key: each
+    /// range is a parameterised scan whose size the planner cannot know, and a sequential scan
+    /// chosen for one would be repeated for every range (minutes on 10M rows).
+    static func rangeScans<T>(_ ranges: Bool, on sql: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        guard ranges else { return try await body() }
+        try await sql.query("SET enable_seqscan = off")
+        do {
+            let result = try await body()
+            try await sql.query("RESET enable_seqscan")
+            return result
+        } catch {
+            _ = try? await sql.query("RESET enable_seqscan")
+            throw error
+        }
+    }
+
     /// The planner's row estimate (-1 for a table never vacuumed or analysed).
     static func estimatedRows(on sql: PostgresConnection, table: String) async throws -> Int {
         Int(try await sql.query("SELECT reltuples::bigint::text FROM pg_catalog.pg_class WHERE oid = to_regclass($1)", [table])
@@ -172,9 +188,9 @@ public enum TableDiff {
         let rows = shape.rows(in: segments, sample: sample, table: isLeft ? shape.leftTable : shape.rightTable,
                               columns: "\(shape.rowHash) AS govex_hash")
         var found: [Int: Bisection.Summary] = [:]
-        for row in try await sql.query("""
+        for row in try await rangeScans(shape.scansRanges(segments), on: sql, { try await sql.query("""
             SELECT govex_segment, count(*)::text, coalesce(sum(govex_hash), 0)::text FROM (\(rows)) govex_rows GROUP BY 1
-            """).rows {
+            """) }).rows {
             found[Int(row[0] ?? "") ?? 0] = Bisection.Summary(rows: Int(row[1] ?? "") ?? 0, hashSum: row[2] ?? "0")
         }
         return found
@@ -216,9 +232,10 @@ public enum TableDiff {
             let rows = shape.rows(in: segments, sample: sample, table: table, columns: shape.selectList)
             return "COPY (SELECT \(shape.selectList) FROM (\(rows)) govex_rows\(ordered ? " ORDER BY \(shape.orderBy)" : "")) TO STDOUT"
         }
+        let ranges = shape.scansRanges(segments)
         @Sendable func produce(_ sql: PostgresConnection, _ statement: String, _ parser: CopyRowParser) async {
             do {
-                try await sql.copyOut(statement) { try parser.consume($0) }
+                try await rangeScans(ranges, on: sql) { try await sql.copyOut(statement) { try parser.consume($0) } }
                 parser.flush()
                 parser.stream.finish(nil)
             } catch {

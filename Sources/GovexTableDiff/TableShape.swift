@@ -96,6 +96,12 @@ public struct TableShape: Sendable {
         return parts.isEmpty ? "true" : parts.joined(separator: " AND ")
     }
 
+    /// Whether `rows(in:)` reads `segments` as ranges (not one scan of the whole table).
+    func scansRanges(_ segments: [Bisection.Segment]) -> Bool {
+        !(segments.first?.lower == nil && segments.last?.upper == nil
+          && zip(segments, segments.dropFirst()).allSatisfy { $0.upper != nil && $0.upper == $1.lower })
+    }
+
     /// A query of the rows (of `table`, within the filter) in `segments`, each with its
     /// segment's index in `segments` as `govex_segment`, then `columns`.
     ///
@@ -104,9 +110,7 @@ public struct TableShape: Sendable {
     /// that each range is an index range scan and each row is tested against its own range
     /// only — an `OR` of a thousand ranges would test every row against all of them.
     func rows(in segments: [Bisection.Segment], sample: [[String?]], table: String, columns: String) -> String {
-        let contiguous = segments.first?.lower == nil && segments.last?.upper == nil
-            && zip(segments, segments.dropFirst()).allSatisfy { $0.upper != nil && $0.upper == $1.lower }
-        if contiguous {
+        if !scansRanges(segments) {
             return "SELECT \(cutsBelow(Bisection.cuts(of: segments), sample: sample)) AS govex_segment, \(columns) FROM \(table) WHERE \(filterCondition)"
         }
         var parts: [String] = []
