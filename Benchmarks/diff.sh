@@ -11,6 +11,7 @@
 #   GOVEX_BIN=/path/to/govex   use this binary (default: swift build -c release)
 #   DATA_DIFF=/path/to/data-diff  use this data-diff (default: a venv under $TMPDIR, made once)
 #   SKIP_DATA_DIFF=1           leave data-diff out (it takes minutes on 10,000,000 rows)
+#   KINDS="integer text"       which key kinds to run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-1000000}")
@@ -141,7 +142,7 @@ run_limit() {
 results="$work/results"
 : > "$results"
 for rows in "${sizes[@]}"; do
-    for kind in integer text; do
+    for kind in ${KINDS:-integer text}; do
         progress "$rows rows, $kind key: making both tables"
         make_tables "$kind" "$rows"
         done_fraction=0
