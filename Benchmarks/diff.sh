@@ -15,10 +15,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-1000000}")
-if [[ -z "${GOVEX_BIN:-}" ]]; then
-    swift build -c release --product govex >&2
-    GOVEX_BIN="$(swift build -c release --show-bin-path)/govex"
-fi
 if [[ -z "${SKIP_DATA_DIFF:-}" && -z "${DATA_DIFF:-}" ]]; then
     venv="${TMPDIR:-/tmp}/govex-data-diff-venv"
     if [[ ! -x "$venv/bin/data-diff" ]]; then
@@ -32,6 +28,7 @@ work="$(mktemp -d /tmp/govex-diffbench-XXXXXX)"
 source Deploy/lib.sh
 trap govex_cleanup EXIT
 trap 'exit 130' INT TERM
+release_govex
 progress() { printf '… %s\n' "$*" >&2; }
 
 port="$(free_port)"

@@ -12,14 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows="${1:-1000000}"
 [[ "$rows" =~ ^[0-9]+$ && "$rows" -gt 0 ]] || { echo "usage: bash Benchmarks/end-to-end.sh [ROWS]" >&2; exit 2; }
-if [[ -z "${GOVEX_BIN:-}" ]]; then
-    swift build -c release --product govex >&2
-    GOVEX_BIN="$(swift build -c release --show-bin-path)/govex"
-fi
 work="$(mktemp -d /tmp/govex-e2e-XXXXXX)"
 source Deploy/lib.sh
 trap govex_cleanup EXIT
 trap 'exit 130' INT TERM
+release_govex
 progress() { printf '… %s\n' "$*" >&2; }
 
 a_port="$(free_port)"

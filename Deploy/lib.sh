@@ -16,6 +16,14 @@ govex_cleanup() {
     rm -rf "$work"
 }
 
+# GOVEX_BIN, or a release build of govex made now (benchmarks).
+release_govex() {
+    if [[ -z "${GOVEX_BIN:-}" ]]; then
+        swift build -c release --product govex >&2
+        GOVEX_BIN="$(swift build -c release --show-bin-path)/govex"
+    fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 wait_for() {  # wait_for FILE TEXT SECONDS

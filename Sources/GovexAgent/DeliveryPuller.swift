@@ -141,9 +141,7 @@ final class DeliveryPuller: Sendable {
         let verified = try await verify(file)
         let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
         return (verified, Result { () throws(ApplyError) in
-            do { return try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin) } catch let error as ApplyError { throw error } catch {
-                throw ApplyError(description: "\(error)")
-            }
+            try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin)
         })
     }
 

@@ -138,7 +138,7 @@ public final class DeliveryApplier: Sendable {
     }
 
     /// Plans delivery `sequence` (its records of this applier's resource) for `table`.
-    public func prepare(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) throws -> Prepared {
+    public func prepare(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) throws(ApplyError) -> Prepared {
         let context = "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
         let steps: [ApplyStep]
         do {

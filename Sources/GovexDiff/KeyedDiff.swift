@@ -77,9 +77,6 @@ public struct Difference: Sendable, Equatable {
 /// The merge walk: both sides in key order (`KeyOrder`), one pass, memory for one row of
 /// each side. Keys must be unique on each side (a primary key or unique index).
 public struct MergeDiff {
-    public private(set) var rowsLeft = 0
-    public private(set) var rowsRight = 0
-
     public init() {}
 
     public mutating func run<L: IteratorProtocol<DiffRow>, R: IteratorProtocol<DiffRow>>(
@@ -91,26 +88,20 @@ public struct MergeDiff {
             case (nil, nil):
                 return
             case let (row?, nil):
-                rowsLeft += 1
                 try emit(Difference(key: row.key, kind: .onlyLeft))
                 l = left.next()
             case let (nil, row?):
-                rowsRight += 1
                 try emit(Difference(key: row.key, kind: .onlyRight))
                 r = right.next()
             case let (a?, b?):
                 let order = KeyOrder.compare(a.key, b.key)
                 if order < 0 {
-                    rowsLeft += 1
                     try emit(Difference(key: a.key, kind: .onlyLeft))
                     l = left.next()
                 } else if order > 0 {
-                    rowsRight += 1
                     try emit(Difference(key: b.key, kind: .onlyRight))
                     r = right.next()
                 } else {
-                    rowsLeft += 1
-                    rowsRight += 1
                     if let difference = Difference.compare(a, b) { try emit(difference) }
                     l = left.next()
                     r = right.next()

@@ -1,5 +1,6 @@
 import Foundation
 import GovexDiff
+import Synchronization
 import GovexPostgres
 import GovexWire
 
@@ -135,26 +136,21 @@ final class CopyRowParser: @unchecked Sendable {
 }
 
 /// What the progress display shows.
-public final class DiffCounters: @unchecked Sendable {
-    private let lock = NSLock()
-    private var rows = 0, bytes = 0, segments = 0, differences = 0
+public final class DiffCounters: Sendable {
+    private let counts = Mutex((rowsScanned: 0, bytesMoved: 0, segmentsCompared: 0, differences: 0))
 
     public init() {}
 
     func add(rows: Int = 0, bytes: Int = 0, segments: Int = 0, differences: Int = 0) {
-        lock.lock()
-        defer { lock.unlock() }
-        self.rows += rows
-        self.bytes += bytes
-        self.segments += segments
-        self.differences += differences
+        counts.withLock { counts in
+            counts.rowsScanned += rows
+            counts.bytesMoved += bytes
+            counts.segmentsCompared += segments
+            counts.differences += differences
+        }
     }
 
-    public var snapshot: (rowsScanned: Int, bytesMoved: Int, segmentsCompared: Int, differences: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (rows, bytes, segments, differences)
-    }
+    public var snapshot: (rowsScanned: Int, bytesMoved: Int, segmentsCompared: Int, differences: Int) { counts.withLock { $0 } }
 }
 
 /// Runs blocking work on a thread of its own, off Swift's cooperative pool (which has as

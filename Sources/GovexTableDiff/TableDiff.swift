@@ -41,7 +41,6 @@ public enum TableDiff {
         public var rowsScanned = 0
         public var bytesMoved = 0
         public var segmentsCompared = 0
-        public var spilledBytes = 0
     }
 
     public static func run(left: PostgresConnection, right: PostgresConnection, shape: TableShape, options: Options = Options(),
@@ -245,9 +244,8 @@ public enum TableDiff {
         let budget = options.memoryBudget, spillDirectory = options.spillDirectory
         async let leftDone: Void = produce(left, copy(shape.leftTable), parsers.0)
         async let rightDone: Void = produce(right, copy(shape.rightTable), parsers.1)
-        let outcome = try await onOwnThread { () -> ([Difference], Int) in
+        let found = try await onOwnThread { () -> [Difference] in
             var found: [Difference] = []
-            var spilled = 0
             defer {
                 streams.0.cancel()
                 streams.1.cancel()
@@ -265,15 +263,13 @@ public enum TableDiff {
                     found.append(difference)
                     counters.add(differences: 1)
                 }
-                spilled = join.spilledBytes
                 found.sort { KeyOrder.compare($0.key, $1.key) < 0 }
             }
-            return (found, spilled)
+            return found
         }
         _ = await (leftDone, rightDone)
         if let error = streams.0.error ?? streams.1.error { throw error }
-        report.differences += outcome.0
-        report.spilledBytes += outcome.1
+        report.differences += found
         if segments == [Bisection.Segment(lower: nil, upper: nil)] { (report.leftRows, report.rightRows) = (parsers.0.rows, parsers.1.rows) }
     }
 }

@@ -48,8 +48,7 @@ public struct TableShape: Sendable {
             return column
         }
         let keyColumns = try keys.map(find)
-        let comparedNames = columns ?? l.map(\.name).filter { !keys.contains($0) }
-        let compared = try comparedNames.filter { !keys.contains($0) }.map(find)
+        let compared = try (columns ?? l.map(\.name)).filter { !keys.contains($0) }.map(find)
         return TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
     }
 
@@ -82,10 +81,7 @@ public struct TableShape: Sendable {
 
     /// A key as a row of typed literals (its columns' text forms).
     func literal(_ key: [String?]) -> String {
-        let parts = zip(keys, key).map { column, text in
-            text.map { "\(SQLQuoting.literal($0))::\(column.typeName)" } ?? "NULL::\(column.typeName)"
-        }
-        return parts.count == 1 ? parts[0] : "(" + parts.joined(separator: ", ") + ")"
+        keys.count == 1 ? literals(key) : "(" + literals(key) + ")"
     }
 
     /// The condition selecting one segment's keys.

@@ -90,7 +90,7 @@ struct Diff: AsyncParsableCommand {
             throw ExitStatus.failure
         }
         progress?.cancel()
-        let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
         if json {
             print(Self.json(report, seconds: seconds))
         } else {
