@@ -26,11 +26,6 @@ public struct DiffRow: Sendable, Equatable {
         self.text = text
         self.hash = text.withUnsafeBytes { RowHash.hash($0, seed: 0x636f_7079) }
     }
-
-    /// The compared columns' fields of `COPY` text (a tab inside a value is escaped as `\t`).
-    static func fields(_ text: [UInt8]) -> [ArraySlice<UInt8>] {
-        text.split(separator: 0x09, omittingEmptySubsequences: false)
-    }
 }
 
 /// One difference between the two sides.
@@ -66,9 +61,7 @@ public struct Difference: Sendable, Equatable {
     static func compare(_ left: DiffRow, _ right: DiffRow) -> Difference? {
         guard left.hash != right.hash else { return nil }
         if !left.text.isEmpty || !right.text.isEmpty {
-            let l = DiffRow.fields(left.text), r = DiffRow.fields(right.text)
-            return Difference(key: left.key, kind: .changed,
-                              columns: (0..<max(l.count, r.count)).filter { $0 >= l.count || $0 >= r.count || l[$0] != r[$0] })
+            return Difference(key: left.key, kind: .changed, columns: CopyRowLayout.changedFields(left.text, right.text))
         }
         return Difference(key: left.key, kind: .changed, columns: changedColumns(left.values, right.values))
     }

@@ -4,27 +4,23 @@ import Synchronization
 import GovexPostgres
 import GovexWire
 
-/// Rows of one side's `COPY … TO STDOUT`, handed from the connection's thread to the diff's
+/// One side's `COPY … TO STDOUT` rows, handed from the connection's thread to the diff's
 /// thread in chunks through a bounded queue: the two sides stream in parallel, and memory
 /// stays at a few chunks however big the tables are.
-final class RowStream: @unchecked Sendable, IteratorProtocol {
+final class ChunkQueue: @unchecked Sendable, IteratorProtocol {
     // Guarded by `condition`.
-    private var chunks: [[DiffRow]] = []
+    private var chunks: [CopyChunk] = []
     private var finished = false
     private var failure: (any Error)?
     private var cancelled = false
     private let condition = NSCondition()
     private let capacity = 8
 
-    // Only the consumer's thread touches these.
-    private var current: [DiffRow] = []
-    private var position = 0
-
-    func push(_ chunk: [DiffRow]) {
+    func push(_ chunk: CopyChunk) {
         condition.lock()
         defer { condition.unlock() }
         while chunks.count >= capacity && !cancelled { condition.wait() }
-        chunks.append(chunk)
+        if !cancelled { chunks.append(chunk) }
         condition.broadcast()
     }
 
@@ -51,87 +47,100 @@ final class RowStream: @unchecked Sendable, IteratorProtocol {
         return failure
     }
 
-    func next() -> DiffRow? {
-        if position < current.count {
-            position += 1
-            return current[position - 1]
-        }
+    func next() -> CopyChunk? {
         condition.lock()
+        defer { condition.unlock() }
         while chunks.isEmpty && !finished { condition.wait() }
-        guard !chunks.isEmpty else {
-            condition.unlock()
-            return nil
-        }
-        current = chunks.removeFirst()
+        guard !chunks.isEmpty else { return nil }
         condition.broadcast()
-        condition.unlock()
-        position = 1
-        return current.first
+        return chunks.removeFirst()
     }
 }
 
-/// Turns COPY text rows into diff rows. Keys are parsed as the left side's types (so equal
-/// text forms give equal keys on both sides, whatever the right side's declared types).
-final class CopyRowParser: @unchecked Sendable {
-    let types: [ValueType]
-    let keyCount: Int
-    let stream: RowStream
+/// Gathers one side's `COPY` rows into chunks for its queue; it reads nothing in them, so
+/// the connection's thread does little more than libpq's own work.
+final class CopyChunker: @unchecked Sendable {
+    let queue: ChunkQueue
     let counters: DiffCounters
+    private static let chunkBytes = 256 << 10
     // Only the connection's thread touches these.
-    private var pending: [DiffRow] = []
+    private var pending = CopyChunk(capacity: chunkBytes + 4096)
     private var pendingBytes = 0
     /// Rows read (read after the stream finished).
     private(set) var rows = 0
 
-    init(types: [ValueType], keyCount: Int, stream: RowStream, counters: DiffCounters) {
-        self.types = types
-        self.keyCount = keyCount
-        self.stream = stream
+    init(queue: ChunkQueue, counters: DiffCounters) {
+        self.queue = queue
         self.counters = counters
-        pending.reserveCapacity(1024)
     }
 
-    /// One `COPY` text row: the key fields parsed into values (the merge walk orders by
-    /// them, the report shows them), the compared fields kept as their text.
-    func consume(_ line: UnsafeRawBufferPointer) throws {
-        var bytes = line.bindMemory(to: UInt8.self)
-        if bytes.last == 0x0A { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
-        var keyEnd = bytes.startIndex, tabs = 0
-        while keyEnd < bytes.endIndex {
-            if bytes[keyEnd] == 0x09 {
-                tabs += 1
-                if tabs == keyCount { break }
-            }
-            keyEnd += 1
-        }
-        guard tabs == keyCount || (keyCount == types.count && keyEnd == bytes.endIndex) else {
-            throw CopyText.Failure.badEscape(row: String(decoding: bytes, as: UTF8.self))
-        }
-        let fields = try CopyText.fields(UnsafeRawBufferPointer(rebasing: line[..<keyEnd]), expected: keyCount)
-        var key: [Value] = []
-        key.reserveCapacity(keyCount)
-        for (field, type) in zip(fields, types) {
-            guard let field else {
-                key.append(.null)
-                continue
-            }
-            let text = String(decoding: field, as: UTF8.self)
-            key.append((try? Value(postgresText: text, type: type)) ?? .other(typeName: "text", text: text))
-        }
-        let text = keyEnd < bytes.endIndex ? Array(UnsafeBufferPointer(rebasing: bytes[(keyEnd + 1)...])) : []
-        pending.append(DiffRow(key: key, copyText: text))
-        pendingBytes += line.count
-        if pending.count >= 1024 { flush() }
+    func consume(_ row: UnsafeRawBufferPointer) {
+        pending.append(row)
+        pendingBytes += row.count
+        if pending.bytes.count >= Self.chunkBytes { flush() }
     }
 
     func flush() {
-        guard !pending.isEmpty else { return }
+        guard pending.count > 0 else { return }
         counters.add(rows: pending.count, bytes: pendingBytes)
         rows += pending.count
         pendingBytes = 0
-        stream.push(pending)
-        pending = []
-        pending.reserveCapacity(1024)
+        queue.push(pending)
+        pending = CopyChunk(capacity: Self.chunkBytes + 4096)
+    }
+}
+
+/// A key read from its `COPY` text fields, as the left side's types (so equal text forms
+/// give equal keys on both sides, whatever the right side's declared types).
+struct CopyKeyParser: Sendable {
+    let types: [ValueType]
+    let keyCount: Int
+
+    func key(_ fields: UnsafeBufferPointer<UInt8>) throws -> [Value] {
+        try CopyText.fields(UnsafeRawBufferPointer(fields), expected: keyCount).enumerated().map { index, field in
+            guard let field else { return .null }
+            let text = String(decoding: field, as: UTF8.self)
+            return (try? Value(postgresText: text, type: types[index])) ?? .other(typeName: "text", text: text)
+        }
+    }
+
+    /// A row as the hash diff takes it: its key parsed, its compared columns' text kept.
+    func diffRow(_ row: UnsafeBufferPointer<UInt8>) throws -> DiffRow {
+        let keyEnd = try CopyRowLayout.keyEnd(row, keyCount: keyCount, fieldCount: types.count)
+        return DiffRow(key: try key(UnsafeBufferPointer(rebasing: row[..<keyEnd])),
+                       copyText: keyEnd < row.endIndex ? Array(row[(keyEnd + 1)...]) : [])
+    }
+}
+
+/// The rows of a side's chunks as `DiffRow`s, for the hash diff; a row it cannot read ends
+/// the sequence and is kept in `failure` (a class: the hash diff iterates a copy).
+final class DiffRowsOfChunks: IteratorProtocol {
+    let queue: ChunkQueue
+    let parser: CopyKeyParser
+    private var rows: [DiffRow] = []
+    private var index = 0
+    private(set) var failure: (any Error)?
+
+    init(queue: ChunkQueue, parser: CopyKeyParser) {
+        self.queue = queue
+        self.parser = parser
+    }
+
+    func next() -> DiffRow? {
+        while index >= rows.count {
+            guard failure == nil, let chunk = queue.next() else { return nil }
+            do {
+                rows = try chunk.bytes.withUnsafeBufferPointer { bytes in
+                    try (0..<chunk.count).map { try parser.diffRow(UnsafeBufferPointer(rebasing: bytes[chunk.row($0)])) }
+                }
+                index = 0
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+        index += 1
+        return rows[index - 1]
     }
 }
 

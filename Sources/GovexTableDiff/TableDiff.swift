@@ -224,52 +224,53 @@ public enum TableDiff {
                        sample: [[String?]], options: Options, counters: DiffCounters, into report: inout Report) async throws {
         let types = try await left.valueTypes(of: try await left.query("SELECT \(shape.selectList) FROM \(shape.leftTable) WHERE false"))
         let ordered = zip(shape.keys, types).allSatisfy { KeyOrder.supports($0.1) }
-        let streams = (RowStream(), RowStream())
-        let parsers = (CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.0, counters: counters),
-                       CopyRowParser(types: types, keyCount: shape.keys.count, stream: streams.1, counters: counters))
+        let queues = (ChunkQueue(), ChunkQueue())
+        let chunkers = (CopyChunker(queue: queues.0, counters: counters), CopyChunker(queue: queues.1, counters: counters))
+        let parser = CopyKeyParser(types: types, keyCount: shape.keys.count)
         func copy(_ table: String) -> String {
             let rows = shape.rows(in: segments, sample: sample, table: table, columns: shape.selectList)
             return "COPY (SELECT \(shape.selectList) FROM (\(rows)) govex_rows\(ordered ? " ORDER BY \(shape.orderBy)" : "")) TO STDOUT"
         }
         let ranges = shape.scansRanges(segments)
-        @Sendable func produce(_ sql: PostgresConnection, _ statement: String, _ parser: CopyRowParser) async {
+        @Sendable func produce(_ sql: PostgresConnection, _ statement: String, _ chunker: CopyChunker) async {
             do {
-                try await rangeScans(ranges, on: sql) { try await sql.copyOut(statement) { try parser.consume($0) } }
-                parser.flush()
-                parser.stream.finish(nil)
+                _ = try await rangeScans(ranges, on: sql) { try await sql.copyOut(statement) { chunker.consume($0) } }
+                chunker.flush()
+                chunker.queue.finish(nil)
             } catch {
-                parser.stream.finish(error)
+                chunker.queue.finish(error)
             }
         }
         let budget = options.memoryBudget, spillDirectory = options.spillDirectory
-        async let leftDone: Void = produce(left, copy(shape.leftTable), parsers.0)
-        async let rightDone: Void = produce(right, copy(shape.rightTable), parsers.1)
+        async let leftDone: Void = produce(left, copy(shape.leftTable), chunkers.0)
+        async let rightDone: Void = produce(right, copy(shape.rightTable), chunkers.1)
         let found = try await onOwnThread { () -> [Difference] in
             var found: [Difference] = []
             defer {
-                streams.0.cancel()
-                streams.1.cancel()
+                queues.0.cancel()
+                queues.1.cancel()
             }
             if ordered {
-                var walk = MergeDiff()
-                var l = streams.0, r = streams.1
-                try walk.run(left: &l, right: &r) { difference in
-                    found.append(difference)
-                    counters.add(differences: 1)
-                }
+                try CopyMergeDiff(keyCount: shape.keys.count, fieldCount: types.count, parseKey: parser.key)
+                    .run(left: queues.0, right: queues.1) { difference in
+                        found.append(difference)
+                        counters.add(differences: 1)
+                    }
             } else {
+                let rows = (DiffRowsOfChunks(queue: queues.0, parser: parser), DiffRowsOfChunks(queue: queues.1, parser: parser))
                 var join = HashDiff(budget: budget, directory: spillDirectory)
-                try join.run(left: IteratorSequence(streams.0), right: IteratorSequence(streams.1)) { difference in
+                try join.run(left: IteratorSequence(rows.0), right: IteratorSequence(rows.1)) { difference in
                     found.append(difference)
                     counters.add(differences: 1)
                 }
+                if let failure = rows.0.failure ?? rows.1.failure { throw failure }
                 found.sort { KeyOrder.compare($0.key, $1.key) < 0 }
             }
             return found
         }
         _ = await (leftDone, rightDone)
-        if let error = streams.0.error ?? streams.1.error { throw error }
+        if let error = queues.0.error ?? queues.1.error { throw error }
         report.differences += found
-        if segments == [Bisection.Segment(lower: nil, upper: nil)] { (report.leftRows, report.rightRows) = (parsers.0.rows, parsers.1.rows) }
+        if segments == [Bisection.Segment(lower: nil, upper: nil)] { (report.leftRows, report.rightRows) = (chunkers.0.rows, chunkers.1.rows) }
     }
 }

@@ -91,6 +91,54 @@ struct DiffCoreTests {
         }
     }
 
+    /// Rows as `COPY` text, cut into chunks of random sizes (a chunk may hold one row).
+    static func copyChunks(_ rows: [DiffRow], _ random: inout SplitMix64) -> [CopyChunk] {
+        func field(_ value: Value) -> String {
+            switch value {
+            case .null: "\\N"
+            case let .int8(number): String(number)
+            case let .text(text): text
+            default: "\(value)"
+            }
+        }
+        var chunks: [CopyChunk] = []
+        var chunk = CopyChunk()
+        for row in rows {
+            let line = (row.key + row.values).map(field).joined(separator: "\t") + "\n"
+            Array(line.utf8).withUnsafeBytes { chunk.append($0) }
+            if random.next() % 8 == 0 {
+                chunks.append(chunk)
+                chunk = CopyChunk()
+            }
+        }
+        if chunk.count > 0 { chunks.append(chunk) }
+        return chunks
+    }
+
+    @Test("the merge walk over COPY text (equal rows by bytes, keys parsed only where rows differ) equals brute force (500 random cases)")
+    func copyMergeWalk() throws {
+        var random = SplitMix64(state: 0xC0B1)
+        for _ in 0..<500 {
+            let (left, right) = Self.randomSides(&random, rows: Int(random.next() % 120))
+            var parsed = 0
+            let walk = CopyMergeDiff(keyCount: 1, fieldCount: 3) { field in
+                parsed += 1
+                return [.int8(Int64(String(decoding: field, as: UTF8.self))!)]
+            }
+            var found: [Difference] = []
+            try walk.run(left: Self.copyChunks(left, &random).makeIterator(), right: Self.copyChunks(right, &random).makeIterator()) {
+                found.append($0)
+            }
+            let expected = Self.bruteForce(left, right)
+            #expect(found == expected)
+            #expect(parsed <= 4 * expected.count, "keys are parsed only around differences")
+        }
+        let short = CopyMergeDiff(keyCount: 2, fieldCount: 3) { _ in [] }
+        var rows = CopyChunk()
+        Array("1\n".utf8).withUnsafeBytes { rows.append($0) }
+        #expect(throws: CopyRowError.self) { try short.run(left: [rows].makeIterator(), right: [CopyChunk]().makeIterator()) { _ in } }
+    }
+
     @Test("the hash diff agrees in memory and when it spills to partition files (and deeper partitions)")
     func hashDiff() throws {
         var random = SplitMix64(state: 0x5111)
