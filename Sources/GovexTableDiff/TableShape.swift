@@ -11,6 +11,9 @@ public struct TableShape: Sendable {
         public var typeName: String
         /// Text-like: compared and ordered under `COLLATE "C"`.
         public var collatable: Bool
+        /// Hashed by its type's own hash function (not through its text form): the same
+        /// type on both sides, and one whose hash tells apart exactly what its text does.
+        public var hashedNatively = false
     }
 
     public var leftTable: String
@@ -18,6 +21,8 @@ public struct TableShape: Sendable {
     public var keys: [Column]
     public var compared: [Column]
     public var filter: String?
+    /// Both servers have `hash_record_extended` (PostgreSQL 14 and later).
+    public var recordHash = false
 
     public var all: [Column] { keys + compared }
 
@@ -47,9 +52,33 @@ public struct TableShape: Sendable {
             }
             return column
         }
-        let keyColumns = try keys.map(find)
-        let compared = try (columns ?? l.map(\.name)).filter { !keys.contains($0) }.map(find)
-        return TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
+        func withHashing(_ column: Column) -> Column {
+            var column = column
+            column.hashedNatively = hashesAsItPrints(column.typeName) && r.first(where: { $0.name == column.name })?.typeName == column.typeName
+            return column
+        }
+        let keyColumns = try keys.map(find).map(withHashing)
+        let compared = try (columns ?? l.map(\.name)).filter { !keys.contains($0) }.map(find).map(withHashing)
+        async let leftVersion = serverVersion(left)
+        async let rightVersion = serverVersion(right)
+        var shape = TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
+        shape.recordHash = try await min(leftVersion, rightVersion) >= 140_000
+        return shape
+    }
+
+    static func serverVersion(_ sql: PostgresConnection) async throws -> Int {
+        Int(try await sql.query("SELECT current_setting('server_version_num')").rows.first?[0] ?? "") ?? 0
+    }
+
+    /// Types whose hash function separates exactly the values their output separates (under
+    /// the pinned settings). Not numeric (`1.0` and `1.00` hash alike), floats (`-0` and `0`),
+    /// interval (`1 day` and `24 hours`), jsonb, arrays (their elements'), enums (hashed by
+    /// OID, which differs between databases), nor any type this list does not name.
+    static func hashesAsItPrints(_ typeName: String) -> Bool {
+        let exact: Set<String> = ["smallint", "integer", "bigint", "boolean", "text", "date", "uuid", "bytea", "oid", "character varying"]
+        if exact.contains(typeName) { return true }
+        // char(n) prints padded to n and hashes without the padding: alike when n is.
+        return typeName.wholeMatch(of: /character varying\(\d+\)|character\(\d+\)|time(\(\d\))? without time zone|timestamp(\(\d\))? with(out)? time zone/) != nil
     }
 
     static func describe(_ quoted: String, named name: String, side: String, on sql: PostgresConnection) async throws -> [Column] {
@@ -73,9 +102,19 @@ public struct TableShape: Sendable {
 
     var selectList: String { all.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ") }
 
-    /// A row's 64-bit hash, from its columns' text forms (sessions pin the settings that
-    /// shape them, so both sides agree); summed as numeric, it does not overflow.
-    var rowHash: String { "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
+    /// A row's 64-bit hash (summed as numeric, it does not overflow). Columns of types that
+    /// hash as they print are hashed as themselves (text under `COLLATE "C"`, so by its
+    /// bytes), the others by their text form (sessions pin the settings that shape it, so
+    /// both sides agree), all as one record. The record hash is mixed once more because it
+    /// combines its columns linearly: summed over rows, two rows swapping a value would cancel out.
+    var rowHash: String {
+        guard recordHash else { return "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
+        let native = all.filter(\.hashedNatively)
+        var fields = native.map(ordered)
+        let printed = all.filter { !$0.hashedNatively }
+        if !printed.isEmpty { fields.append("ROW(\(printed.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")))::text") }
+        return "pg_catalog.hashint8extended(pg_catalog.hash_record_extended(ROW(\(fields.joined(separator: ", "))), 0), 0)"
+    }
 
     var filterCondition: String { filter.map { "(\($0))" } ?? "true" }
 
@@ -122,13 +161,14 @@ public struct TableShape: Sendable {
             let lower = keys.indices.map { "govex_lower_\($0)" }, upper = keys.indices.map { "govex_upper_\($0)" }
             func row(_ names: [String]) -> String { names.count == 1 ? names[0] : "(" + names.joined(separator: ", ") + ")" }
             // LATERAL: each range is its own (index) scan. A plain join lets the planner scan
-            // the table once and test every row against every range, minutes on 10M rows.
+            // the table once and test every row against every range, minutes on 10M rows;
+            // so does a LATERAL subquery the planner pulls up (`OFFSET 0` keeps it a subquery).
             parts.append("""
                 SELECT govex_bounds.govex_seg AS govex_segment, govex_range.*
                 FROM (VALUES \(bounded.joined(separator: ", "))) AS govex_bounds (govex_seg, \((lower + upper).joined(separator: ", ")))
                 CROSS JOIN LATERAL (SELECT \(columns) FROM \(table)
                                     WHERE \(keyRow) >= \(row(lower.map { "govex_bounds." + $0 })) AND \(keyRow) < \(row(upper.map { "govex_bounds." + $0 }))
-                                      AND \(filterCondition)) AS govex_range
+                                      AND \(filterCondition) OFFSET 0) AS govex_range
                 """)
         }
         return parts.joined(separator: " UNION ALL ")
@@ -141,9 +181,15 @@ public struct TableShape: Sendable {
         }.joined(separator: ", ")
     }
 
-    /// How many of `cuts` are at or below the row's key: a binary search written as nested
-    /// CASEs, so each row costs log₂(cuts) comparisons.
+    /// How many of `cuts` are at or below the row's key. A single key of a fixed-width type
+    /// asks `width_bucket`, a binary search in C over an array; other keys get that search
+    /// written as nested CASEs (log₂(cuts) comparisons, several times slower per row:
+    /// `width_bucket` searches arrays of variable-width values from their start).
     func cutsBelow(_ cuts: [Int], sample: [[String?]]) -> String {
+        if keys.count == 1, !cuts.isEmpty,
+           keys[0].typeName.wholeMatch(of: /smallint|integer|bigint|date|uuid|timestamp(\(\d\))? with(out)? time zone/) != nil {
+            return "pg_catalog.width_bucket(\(keyRow), ARRAY[\(cuts.map { literals(sample[$0]) }.joined(separator: ", "))])"
+        }
         func tree(_ low: Int, _ high: Int) -> String {
             guard low < high else { return String(low) }
             let middle = (low + high + 1) / 2
