@@ -82,7 +82,7 @@ final class CopyChunker: @unchecked Sendable {
 
     func flush() {
         guard pending.count > 0 else { return }
-        counters.add(rows: pending.count, bytes: pendingBytes)
+        counters.add(fetched: pending.count, bytes: pendingBytes)
         rows += pending.count
         pendingBytes = 0
         queue.push(pending)
@@ -146,20 +146,21 @@ final class DiffRowsOfChunks: IteratorProtocol {
 
 /// What the progress display shows.
 public final class DiffCounters: Sendable {
-    private let counts = Mutex((rowsScanned: 0, bytesMoved: 0, segmentsCompared: 0, differences: 0))
+    private let counts = Mutex((rowsHashed: 0, rowsFetched: 0, bytesMoved: 0, segmentsCompared: 0, differences: 0))
 
     public init() {}
 
-    func add(rows: Int = 0, bytes: Int = 0, segments: Int = 0, differences: Int = 0) {
+    func add(hashed: Int = 0, fetched: Int = 0, bytes: Int = 0, segments: Int = 0, differences: Int = 0) {
         counts.withLock { counts in
-            counts.rowsScanned += rows
+            counts.rowsHashed += hashed
+            counts.rowsFetched += fetched
             counts.bytesMoved += bytes
             counts.segmentsCompared += segments
             counts.differences += differences
         }
     }
 
-    public var snapshot: (rowsScanned: Int, bytesMoved: Int, segmentsCompared: Int, differences: Int) { counts.withLock { $0 } }
+    public var snapshot: (rowsHashed: Int, rowsFetched: Int, bytesMoved: Int, segmentsCompared: Int, differences: Int) { counts.withLock { $0 } }
 }
 
 /// Runs blocking work on a thread of its own, off Swift's cooperative pool (which has as

@@ -38,7 +38,10 @@ public enum TableDiff {
         /// How the differences were found: "hash sums equal", "bisection, N levels", "streamed".
         public var method = ""
         public var levels = 0
-        public var rowsScanned = 0
+        /// Rows read and hashed inside PostgreSQL (both sides), for the segment summaries.
+        public var rowsHashed = 0
+        /// Rows sent to the client (both sides), to be compared row by row.
+        public var rowsFetched = 0
         public var bytesMoved = 0
         public var segmentsCompared = 0
     }
@@ -49,7 +52,8 @@ public enum TableDiff {
         func finish(_ method: String) -> Report {
             let seen = counters.snapshot
             report.method = method
-            (report.rowsScanned, report.bytesMoved, report.segmentsCompared) = (seen.rowsScanned, seen.bytesMoved, seen.segmentsCompared)
+            (report.rowsHashed, report.rowsFetched, report.bytesMoved, report.segmentsCompared) =
+                (seen.rowsHashed, seen.rowsFetched, seen.bytesMoved, seen.segmentsCompared)
             return report
         }
         // The level queries carry a binary search over up to thousands of cut keys: compiling
@@ -58,7 +62,7 @@ public enum TableDiff {
         let whole = [Bisection.Segment(lower: nil, upper: nil)]
         func level0() async throws -> (Bisection.Summary, Bisection.Summary) {
             let totals = try await both(left, right) { sql, table in
-                try await summaries(on: sql, table: table, shape: shape, segments: whole, sample: [])[0] ?? .empty
+                try await summaries(on: sql, table: table, shape: shape, counters: counters, segments: whole, sample: [])[0] ?? .empty
             }
             counters.add(segments: 1)
             (report.leftRows, report.rightRows) = (totals.0.rows, totals.1.rows)
@@ -92,7 +96,7 @@ public enum TableDiff {
         if totals == nil && segments.count > options.probeSegments * 2 {
             let probed = stride(from: 0, to: segments.count, by: segments.count / options.probeSegments).map { segments[$0] }
             let found = try await both(left, right) { sql, table in
-                try await summaries(on: sql, table: table, shape: shape, segments: probed, sample: sampled)
+                try await summaries(on: sql, table: table, shape: shape, counters: counters, segments: probed, sample: sampled)
             }
             counters.add(segments: probed.count)
             let differing = probed.indices.filter { (found.0[$0] ?? .empty) != (found.1[$0] ?? .empty) }.count
@@ -110,7 +114,7 @@ public enum TableDiff {
             report.levels += 1
             let level = segments
             let found = try await both(left, right) { sql, table in
-                try await summaries(on: sql, table: table, shape: shape, segments: level, sample: sampled)
+                try await summaries(on: sql, table: table, shape: shape, counters: counters, segments: level, sample: sampled)
             }
             counters.add(segments: segments.count)
             if report.levels == 1 && totals == nil && report.leftRows == 0 && report.rightRows == 0 {
@@ -182,8 +186,8 @@ public enum TableDiff {
     }
 
     /// Per segment (the value of `segmentExpression`), its rows and hash sum.
-    static func summaries(on sql: PostgresConnection, table isLeft: Bool, shape: TableShape, segments: [Bisection.Segment],
-                          sample: [[String?]]) async throws -> [Int: Bisection.Summary] {
+    static func summaries(on sql: PostgresConnection, table isLeft: Bool, shape: TableShape, counters: DiffCounters,
+                          segments: [Bisection.Segment], sample: [[String?]]) async throws -> [Int: Bisection.Summary] {
         let rows = shape.rows(in: segments, sample: sample, table: isLeft ? shape.leftTable : shape.rightTable,
                               columns: "\(shape.rowHash) AS govex_hash")
         var found: [Int: Bisection.Summary] = [:]
@@ -192,12 +196,14 @@ public enum TableDiff {
             """) }).rows {
             found[Int(row[0] ?? "") ?? 0] = Bisection.Summary(rows: Int(row[1] ?? "") ?? 0, hashSum: row[2] ?? "0")
         }
+        counters.add(hashed: found.values.reduce(0) { $0 + $1.rows })
         return found
     }
 
     /// About `wanted` keys in key order (PostgreSQL's, under `COLLATE "C"`): one key from
-    /// each of about `wanted` pages chosen at random. Whole sampled pages would give runs of
-    /// neighbouring keys, and segments cut at evenly spaced sample keys would be anything but even.
+    /// each of about `wanted` pages chosen at random, read by their row addresses (a TID
+    /// scan: only those pages are read). Whole sampled pages would give runs of neighbouring
+    /// keys, and segments cut at evenly spaced sample keys would be anything but even.
     static func sample(on sql: PostgresConnection, table: String, shape: TableShape, rows: Int, wanted: Int) async throws -> [[String?]] {
         let pages = Int(try await sql.query("SELECT greatest(pg_catalog.pg_relation_size(to_regclass($1)) / 8192, 1)::text", [table])
             .rows.first?[0] ?? "1") ?? 1
@@ -209,13 +215,17 @@ public enum TableDiff {
         }
         // Fewer pages than keys wanted: reading them all is cheap.
         guard pages > wanted else { return try await byRow() }
-        let percent = 100 * Double(wanted) / Double(pages)
+        var generator = SystemRandomNumberGenerator()
+        var chosen = Set<Int>()
+        while chosen.count < wanted { chosen.insert(Int.random(in: 0..<pages, using: &generator)) }
+        // The first few line pointers of each page: one of them holds a live row unless the page was emptied.
+        let addresses = chosen.sorted().flatMap { page in (1...4).map { "\"(\(page),\($0))\"" } }
         let sampled = try await sql.query("""
-            SELECT \(keys) FROM (SELECT DISTINCT ON ((ctid::text::point)[0]) \(keys) FROM \(table) TABLESAMPLE SYSTEM (\(String(format: "%.6f", percent)))
-                                  WHERE \(shape.filterCondition)) s
+            SELECT \(keys) FROM (SELECT DISTINCT ON ((ctid::text::point)[0]) \(keys) FROM \(table)
+                                  WHERE ctid = ANY ($1::tid[]) AND \(shape.filterCondition)) s
             ORDER BY \(shape.orderBy)
-            """).rows
-        // Unlucky (or a filter that keeps few rows): rows at random instead.
+            """, ["{" + addresses.joined(separator: ",") + "}"]).rows
+        // Emptied pages (or a filter that keeps few rows): rows at random instead.
         return sampled.count >= min(wanted, rows) / 4 ? sampled : try await byRow()
     }
 

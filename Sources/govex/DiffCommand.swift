@@ -59,6 +59,9 @@ struct Diff: AsyncParsableCommand {
     @Flag(help: "No progress lines on standard error.")
     var quiet = false
 
+    @Option(name: .customLong("progress-every"), help: "Seconds between progress lines on standard error.")
+    var progressEvery = 1.0
+
     func run() async throws {
         let names = { (list: String) in list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
         let counters = DiffCounters()
@@ -68,10 +71,10 @@ struct Diff: AsyncParsableCommand {
         let started = ContinuousClock.now
         let progress = quiet ? nil : Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: .seconds(max(0.01, progressEvery)))
                 let seen = counters.snapshot
-                printError("diff: \(seen.segmentsCompared) segments compared, \(seen.rowsScanned) rows fetched, \(seen.differences) differences, "
-                           + "\(Self.megabytes(seen.bytesMoved)) moved")
+                printError("diff: \(seen.segmentsCompared) segments compared, \(seen.rowsHashed) rows hashed in PostgreSQL, "
+                           + "\(seen.rowsFetched) rows fetched, \(seen.differences) differences, \(Self.megabytes(seen.bytesMoved)) moved")
             }
         }
         defer { progress?.cancel() }
@@ -117,9 +120,9 @@ struct Diff: AsyncParsableCommand {
         }
         if report.differences.count > 1_000 { lines.append("… and \(report.differences.count - 1_000) more (--json lists all)") }
         let counts = Dictionary(grouping: report.differences, by: \.kind).mapValues(\.count)
-        lines.append(String(format: "%@: %d rows left, %d rows right; %d only left, %d only right, %d changed; %@; %d segments compared, %d rows fetched, %@ moved, %.2f s",
+        lines.append(String(format: "%@: %d rows left, %d rows right; %d only left, %d only right, %d changed; %@; %d segments compared, %d rows hashed in PostgreSQL, %d rows fetched, %@ moved, %.2f s",
                             report.differences.isEmpty ? "equal" : "different", report.leftRows, report.rightRows, counts[.onlyLeft] ?? 0,
-                            counts[.onlyRight] ?? 0, counts[.changed] ?? 0, report.method, report.segmentsCompared, report.rowsScanned,
+                            counts[.onlyRight] ?? 0, counts[.changed] ?? 0, report.method, report.segmentsCompared, report.rowsHashed, report.rowsFetched,
                             megabytes(report.bytesMoved), seconds))
         return lines.joined(separator: "\n")
     }
@@ -141,7 +144,7 @@ struct Diff: AsyncParsableCommand {
         out.append(contentsOf: "],".utf8)
         out.append(contentsOf: #""method":"#.utf8)
         BatchJSON.appendString(report.method, to: &out)
-        out.append(contentsOf: #","segments_compared":\#(report.segmentsCompared),"rows_fetched":\#(report.rowsScanned),"bytes_moved":\#(report.bytesMoved),"seconds":\#(String(format: "%.3f", seconds))}"#.utf8)
+        out.append(contentsOf: #","segments_compared":\#(report.segmentsCompared),"rows_hashed":\#(report.rowsHashed),"rows_fetched":\#(report.rowsFetched),"bytes_moved":\#(report.bytesMoved),"seconds":\#(String(format: "%.3f", seconds))}"#.utf8)
         return String(decoding: out, as: UTF8.self)
     }
 }

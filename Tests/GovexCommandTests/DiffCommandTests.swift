@@ -46,6 +46,14 @@ struct DiffCommandTests {
                                     "00000000000025000X only_left []", "99999999999999999X only_right []"],
                         "a trailing space and 30 vs 30.00 are differences; \(summary)")
 
+                // Without --quiet: progress lines on stderr while it runs, then the summary.
+                let watched = try await Subprocess.run([Self.govex] + common.filter { $0 != "--quiet" } + ["--progress-every", "0.01"])
+                let progress = watched.output.split(separator: "\n").filter { $0.contains("diff: ") && $0.contains(" differences, ") }
+                #expect(watched.status == 1 && !progress.isEmpty, "\(watched.output)")
+                #expect(progress.allSatisfy { $0.contains("segments compared") && $0.contains("rows hashed in PostgreSQL")
+                        && $0.contains("rows fetched") && $0.hasSuffix("MB moved") }, "\(progress)")
+                #expect(watched.output.contains("different: 30000 rows left, 30000 rows right; 1 only left, 1 only right, 2 changed"), "\(watched.output)")
+
                 let narrowed = try await Subprocess.run([Self.govex] + common + ["--columns", "updated", "--where", "id_number < '00000000000020000X'"])
                 #expect(narrowed.status == 0, "only the compared columns and the rows --where keeps count: \(narrowed.output)")
 

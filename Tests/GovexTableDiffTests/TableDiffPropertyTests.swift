@@ -12,12 +12,12 @@ import Testing
 /// value-preserving-looking edits; the bisection (with tiny segments, so that it goes
 /// several levels deep, and sometimes finds the differences dense) must report exactly
 /// what a brute-force comparison of the two tables reports.
-/// `GOVEX_DIFF_CASES` sets the number of cases (default 1,000).
+/// `GOVEX_DIFF_CASES` sets the number of cases (default 2,000).
 @Suite("Table diff against brute force")
 struct TableDiffPropertyTests {
     enum KeyKind: CaseIterable { case integer, text, composite }
 
-    static let cases = Int(ProcessInfo.processInfo.environment["GOVEX_DIFF_CASES"] ?? "") ?? 1_000
+    static let cases = Int(ProcessInfo.processInfo.environment["GOVEX_DIFF_CASES"] ?? "") ?? 2_000
 
     struct Generated {
         var kind: KeyKind
