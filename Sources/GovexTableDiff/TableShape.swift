@@ -11,9 +11,19 @@ public struct TableShape: Sendable {
         public var typeName: String
         /// Text-like: compared and ordered under `COLLATE "C"`.
         public var collatable: Bool
-        /// Hashed by its type's own hash function (not through its text form): the same
-        /// type on both sides, and one whose hash tells apart exactly what its text does.
-        public var hashedNatively = false
+        /// How a row hash takes this column in.
+        public var hashing = Hashing.printed
+    }
+
+    public enum Hashing: Sendable, Equatable {
+        /// Through its text form.
+        case printed
+        /// By its type's own hash function (the same type on both sides, and one whose
+        /// hash tells apart exactly what its text does).
+        case native
+        /// By its type's own hash and its scale: numeric's hash ignores the scale
+        /// (`1.0` and `1.00` hash alike), which its text shows.
+        case nativeWithScale
     }
 
     public var leftTable: String
@@ -54,7 +64,7 @@ public struct TableShape: Sendable {
         }
         func withHashing(_ column: Column) -> Column {
             var column = column
-            column.hashedNatively = hashesAsItPrints(column.typeName) && r.first(where: { $0.name == column.name })?.typeName == column.typeName
+            column.hashing = r.first(where: { $0.name == column.name })?.typeName == column.typeName ? hashing(column.typeName) : .printed
             return column
         }
         let keyColumns = try keys.map(find).map(withHashing)
@@ -71,14 +81,16 @@ public struct TableShape: Sendable {
     }
 
     /// Types whose hash function separates exactly the values their output separates (under
-    /// the pinned settings). Not numeric (`1.0` and `1.00` hash alike), floats (`-0` and `0`),
-    /// interval (`1 day` and `24 hours`), jsonb, arrays (their elements'), enums (hashed by
-    /// OID, which differs between databases), nor any type this list does not name.
-    static func hashesAsItPrints(_ typeName: String) -> Bool {
+    /// the pinned settings), numeric with its scale beside it. Not floats (`-0` and `0` hash
+    /// alike), interval (`1 day` and `24 hours`), jsonb, arrays (their elements'), enums
+    /// (hashed by OID, which differs between databases), nor any type this list does not name.
+    static func hashing(_ typeName: String) -> Hashing {
         let exact: Set<String> = ["smallint", "integer", "bigint", "boolean", "text", "date", "uuid", "bytea", "oid", "character varying"]
-        if exact.contains(typeName) { return true }
+        if exact.contains(typeName) { return .native }
+        if typeName.wholeMatch(of: /numeric(\(\d+(,\d+)?\))?/) != nil { return .nativeWithScale }
         // char(n) prints padded to n and hashes without the padding: alike when n is.
-        return typeName.wholeMatch(of: /character varying\(\d+\)|character\(\d+\)|time(\(\d\))? without time zone|timestamp(\(\d\))? with(out)? time zone/) != nil
+        let native = /character varying\(\d+\)|character\(\d+\)|time(\(\d\))? without time zone|timestamp(\(\d\))? with(out)? time zone/
+        return typeName.wholeMatch(of: native) != nil ? .native : .printed
     }
 
     static func describe(_ quoted: String, named name: String, side: String, on sql: PostgresConnection) async throws -> [Column] {
@@ -109,9 +121,15 @@ public struct TableShape: Sendable {
     /// combines its columns linearly: summed over rows, two rows swapping a value would cancel out.
     var rowHash: String {
         guard recordHash else { return "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
-        let native = all.filter(\.hashedNatively)
-        var fields = native.map(ordered)
-        let printed = all.filter { !$0.hashedNatively }
+        var fields: [String] = []
+        for column in all {
+            switch column.hashing {
+            case .native: fields.append(ordered(column))
+            case .nativeWithScale: fields += [ordered(column), "pg_catalog.scale(\(SQLQuoting.identifier(column.name)))"]
+            case .printed: break
+            }
+        }
+        let printed = all.filter { $0.hashing == .printed }
         if !printed.isEmpty { fields.append("ROW(\(printed.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")))::text") }
         return "pg_catalog.hashint8extended(pg_catalog.hash_record_extended(ROW(\(fields.joined(separator: ", "))), 0), 0)"
     }
