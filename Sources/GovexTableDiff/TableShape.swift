@@ -18,12 +18,13 @@ public struct TableShape: Sendable {
     public enum Hashing: Sendable, Equatable {
         /// Through its text form.
         case printed
-        /// By its type's own hash function (the same type on both sides, and one whose
-        /// hash tells apart exactly what its text does).
-        case native
-        /// By its type's own hash and its scale: numeric's hash ignores the scale
-        /// (`1.0` and `1.00` hash alike), which its text shows.
-        case nativeWithScale
+        /// By its type's own (seeded, 64-bit) hash function, after a cast when the type has
+        /// none of its own: for the same type on both sides, and one whose hash tells apart
+        /// exactly what its text does.
+        case native(function: String, cast: String? = nil)
+        /// By numeric's hash and its scale: the hash ignores the scale (`1.0` and `1.00`
+        /// hash alike), which the text shows.
+        case numeric
     }
 
     public var leftTable: String
@@ -31,8 +32,8 @@ public struct TableShape: Sendable {
     public var keys: [Column]
     public var compared: [Column]
     public var filter: String?
-    /// Both servers have `hash_record_extended` (PostgreSQL 14 and later).
-    public var recordHash = false
+    /// Both servers have the seeded 64-bit hash functions (PostgreSQL 11 and later).
+    public var typedHashes = false
 
     public var all: [Column] { keys + compared }
 
@@ -72,7 +73,7 @@ public struct TableShape: Sendable {
         async let leftVersion = serverVersion(left)
         async let rightVersion = serverVersion(right)
         var shape = TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
-        shape.recordHash = try await min(leftVersion, rightVersion) >= 140_000
+        shape.typedHashes = try await min(leftVersion, rightVersion) >= 110_000
         return shape
     }
 
@@ -85,12 +86,28 @@ public struct TableShape: Sendable {
     /// alike), interval (`1 day` and `24 hours`), jsonb, arrays (their elements'), enums
     /// (hashed by OID, which differs between databases), nor any type this list does not name.
     static func hashing(_ typeName: String) -> Hashing {
-        let exact: Set<String> = ["smallint", "integer", "bigint", "boolean", "text", "date", "uuid", "bytea", "oid", "character varying"]
-        if exact.contains(typeName) { return .native }
-        if typeName.wholeMatch(of: /numeric(\(\d+(,\d+)?\))?/) != nil { return .nativeWithScale }
+        switch typeName {
+        case "smallint", "integer": return .native(function: "pg_catalog.hashint4extended")
+        case "boolean": return .native(function: "pg_catalog.hashint4extended", cast: "integer")
+        case "bigint": return .native(function: "pg_catalog.hashint8extended")
+        case "oid": return .native(function: "pg_catalog.hashoidextended")
+        case "uuid": return .native(function: "pg_catalog.uuid_hash_extended")
+        // A date is a whole day as a timestamp (infinite dates included).
+        case "date": return .native(function: "pg_catalog.timestamp_hash_extended", cast: "timestamp")
+        default: break
+        }
+        if typeName == "text" || typeName.wholeMatch(of: /character varying(\(\d+\))?/) != nil { return .native(function: "pg_catalog.hashtextextended") }
         // char(n) prints padded to n and hashes without the padding: alike when n is.
-        let native = /character varying\(\d+\)|character\(\d+\)|time(\(\d\))? without time zone|timestamp(\(\d\))? with(out)? time zone/
-        return typeName.wholeMatch(of: native) != nil ? .native : .printed
+        if typeName.wholeMatch(of: /character\(\d+\)/) != nil { return .native(function: "pg_catalog.hashbpcharextended") }
+        if typeName.wholeMatch(of: /numeric(\(\d+(,\d+)?\))?/) != nil { return .numeric }
+        if typeName.wholeMatch(of: /time(\(\d\))? without time zone/) != nil { return .native(function: "pg_catalog.time_hash_extended") }
+        if typeName.wholeMatch(of: /timestamp(\(\d\))? without time zone/) != nil { return .native(function: "pg_catalog.timestamp_hash_extended") }
+        // timestamptz has no hash function of its own (its hash is timestamp's): as a
+        // timestamp in the sessions' pinned UTC, one for one with the instant.
+        if typeName.wholeMatch(of: /timestamp(\(\d\))? with time zone/) != nil {
+            return .native(function: "pg_catalog.timestamp_hash_extended", cast: "timestamp")
+        }
+        return .printed
     }
 
     static func describe(_ quoted: String, named name: String, side: String, on sql: PostgresConnection) async throws -> [Column] {
@@ -116,22 +133,31 @@ public struct TableShape: Sendable {
 
     /// A row's 64-bit hash (summed as numeric, it does not overflow). Columns of types that
     /// hash as they print are hashed as themselves (text under `COLLATE "C"`, so by its
-    /// bytes), the others by their text form (sessions pin the settings that shape it, so
-    /// both sides agree), all as one record. The record hash is mixed once more because it
-    /// combines its columns linearly: summed over rows, two rows swapping a value would cancel out.
+    /// bytes), the others together by their text form (sessions pin the settings that shape
+    /// it, so both sides agree). Each column's hash has its own seed (and its own constant
+    /// for NULL), so that values trading places between columns change the row's hash;
+    /// their XOR is mixed once more before the sum, so that no structure of it survives
+    /// into the sum (values trading places between rows). Cheaper than one
+    /// `hash_record_extended` of the row, which first builds a record of every row.
     var rowHash: String {
-        guard recordHash else { return "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
-        var fields: [String] = []
+        guard typedHashes else { return "pg_catalog.hashtextextended(ROW(\(selectList))::text, 0)" }
+        var terms: [String] = []
+        func term(_ function: String, _ argument: String) {
+            let seed = terms.count + 1
+            terms.append("coalesce(\(function)(\(argument), \(seed)), \(seed))")
+        }
         for column in all {
             switch column.hashing {
-            case .native: fields.append(ordered(column))
-            case .nativeWithScale: fields += [ordered(column), "pg_catalog.scale(\(SQLQuoting.identifier(column.name)))"]
+            case let .native(function, cast): term(function, ordered(column) + (cast.map { "::" + $0 } ?? ""))
+            case .numeric:
+                term("pg_catalog.hash_numeric_extended", ordered(column))
+                term("pg_catalog.hashint4extended", "pg_catalog.scale(\(SQLQuoting.identifier(column.name)))")
             case .printed: break
             }
         }
         let printed = all.filter { $0.hashing == .printed }
-        if !printed.isEmpty { fields.append("ROW(\(printed.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")))::text") }
-        return "pg_catalog.hashint8extended(pg_catalog.hash_record_extended(ROW(\(fields.joined(separator: ", "))), 0), 0)"
+        if !printed.isEmpty { term("pg_catalog.hashtextextended", "ROW(\(printed.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")))::text") }
+        return "pg_catalog.hashint8extended(\(terms.joined(separator: " # ")), 0)"
     }
 
     var filterCondition: String { filter.map { "(\($0))" } ?? "true" }
