@@ -83,32 +83,38 @@ public enum TableDiff {
             return finish("streamed (small table)")
         }
 
-        // Cut points: keys sampled from the side with rows, in PostgreSQL's order.
         let leftHasRows = totals.map { $0.0.rows > 0 } ?? (estimates.0 > 0)
+        let (fuller, fullerTable) = leftHasRows ? (left, shape.leftTable) : (right, shape.rightTable)
         let firstLevel = min(options.maxFirstLevel, max(options.splitInto, total / options.fetchBelow))
-        let sampled = try await sample(on: leftHasRows ? left : right, table: leftHasRows ? shape.leftTable : shape.rightTable,
-                                       shape: shape, rows: total, wanted: firstLevel * 3)
-        var segments = Bisection.split(Bisection.Segment(lower: nil, upper: nil), sampleCount: sampled.count, parts: firstLevel)
 
-        // A probe of a few segments spread over the table: differences everywhere mean
-        // streaming both tables at once (any narrowing would read them again); differences
-        // anywhere mean the tables differ (no need for level 0); none, that level 0 decides.
-        if totals == nil && segments.count > options.probeSegments * 2 {
-            let probed = stride(from: 0, to: segments.count, by: segments.count / options.probeSegments).map { segments[$0] }
-            let found = try await both(left, right) { sql, table in
-                try await summaries(on: sql, table: table, shape: shape, counters: counters, segments: probed, sample: sampled)
-            }
-            counters.add(segments: probed.count)
-            let differing = probed.indices.filter { (found.0[$0] ?? .empty) != (found.1[$0] ?? .empty) }.count
-            if Double(differing) > options.denseShare * Double(probed.count) {
-                try await stream(left, right, shape: shape, segments: whole, sample: [], options: options, counters: counters, into: &report)
-                return finish("streamed (\(differing) of \(probed.count) probed segments differ)")
-            }
-            if differing == 0 {
-                let counted = try await level0()
-                if counted.0 == counted.1 { return finish("hash sums equal") }
+        // A probe of a few segments of about `fetchBelow` rows spread over the table:
+        // differences everywhere mean streaming both tables at once (any narrowing would read
+        // them again); differences anywhere mean the tables differ (no need for level 0);
+        // none, that level 0 decides. It needs no sample of the whole key space, which costs
+        // as much as a tenth of a table's scan: equal tables never take one.
+        if totals == nil && firstLevel > options.probeSegments * 2 {
+            let probe = try await probeSegments(on: fuller, table: fullerTable, shape: shape, rows: total, count: options.probeSegments,
+                                                rowsEach: options.fetchBelow)
+            if !probe.segments.isEmpty {
+                let found = try await both(left, right) { sql, table in
+                    try await summaries(on: sql, table: table, shape: shape, counters: counters, segments: probe.segments, sample: probe.bounds)
+                }
+                counters.add(segments: probe.segments.count)
+                let differing = probe.segments.indices.filter { (found.0[$0] ?? .empty) != (found.1[$0] ?? .empty) }.count
+                if Double(differing) > options.denseShare * Double(probe.segments.count) {
+                    try await stream(left, right, shape: shape, segments: whole, sample: [], options: options, counters: counters, into: &report)
+                    return finish("streamed (\(differing) of \(probe.segments.count) probed segments differ)")
+                }
+                if differing == 0 {
+                    let counted = try await level0()
+                    if counted.0 == counted.1 { return finish("hash sums equal") }
+                }
             }
         }
+
+        // Cut points: keys sampled from the side with rows, in PostgreSQL's order.
+        let sampled = try await sample(on: fuller, table: fullerTable, shape: shape, rows: total, wanted: firstLevel * 3)
+        var segments = Bisection.split(Bisection.Segment(lower: nil, upper: nil), sampleCount: sampled.count, parts: firstLevel)
         var fetch: [Bisection.Segment] = []
         while !segments.isEmpty {
             report.levels += 1
@@ -198,6 +204,34 @@ public enum TableDiff {
         }
         counters.add(hashed: found.values.reduce(0) { $0 + $1.rows })
         return found
+    }
+
+    /// About `count` segments for the probe: each from a key on a random page to the key
+    /// `rowsEach` rows further on in key order (found through the key's index), or to the
+    /// end of the table. `bounds` holds the keys, segment `i` from `bounds[2i]` to `bounds[2i+1]`.
+    static func probeSegments(on sql: PostgresConnection, table: String, shape: TableShape, rows: Int, count: Int,
+                              rowsEach: Int) async throws -> (segments: [Bisection.Segment], bounds: [[String?]]) {
+        let starts = try await sample(on: sql, table: table, shape: shape, rows: rows, wanted: count)
+        guard !starts.isEmpty else { return ([], []) }
+        let keys = shape.keys.indices.map { "govex_start_\($0)" }
+        let starting = starts.enumerated().map { "(\($0.offset), \(shape.literals($0.element)))" }.joined(separator: ", ")
+        let start = keys.count == 1 ? "govex_starts.\(keys[0])" : "(" + keys.map { "govex_starts.\($0)" }.joined(separator: ", ") + ")"
+        let ends = try await rangeScans(true, on: sql) { try await sql.query("""
+            SELECT govex_end.* FROM (VALUES \(starting)) AS govex_starts (govex_index, \(keys.joined(separator: ", ")))
+            LEFT JOIN LATERAL (SELECT true AS govex_found, \(shape.keys.map { SQLQuoting.identifier($0.name) }.joined(separator: ", ")) FROM \(table)
+                               WHERE \(shape.keyRow) >= \(start) AND \(shape.filterCondition)
+                               ORDER BY \(shape.orderBy) OFFSET \(rowsEach) LIMIT 1) AS govex_end ON true
+            ORDER BY govex_starts.govex_index
+            """).rows }
+        var bounds: [[String?]] = []
+        var segments: [Bisection.Segment] = []
+        for (start, end) in zip(starts, ends) {
+            bounds.append(start)
+            let open = end.first != "t"
+            segments.append(Bisection.Segment(lower: bounds.count - 1, upper: open ? nil : bounds.count))
+            if !open { bounds.append(Array(end.dropFirst())) }
+        }
+        return (segments, bounds)
     }
 
     /// About `wanted` keys in key order (PostgreSQL's, under `COLLATE "C"`): one key from
