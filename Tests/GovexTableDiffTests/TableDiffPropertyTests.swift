@@ -100,7 +100,9 @@ struct TableDiffPropertyTests {
 
     @Test("bisection equals brute force over random table pairs")
     func randomPairs() async throws {
-        try await TestPostgres.withDatabase { database in
+        // Alone among the heavy tests: its DDL storm (a table pair per case) slows every
+        // logical WAL sender on the server, and the capture tests' deadlines with them.
+        try await HeavyTestGate.shared.runAlone { try await TestPostgres.withDatabase { database in
             try await PostgresConnection.with(database.conninfo) { leftSQL in
                 try await PostgresConnection.with(database.conninfo) { rightSQL in
                     var random = SplitMix64(state: 0x7AB1E)
@@ -166,7 +168,7 @@ struct TableDiffPropertyTests {
                             && methods.keys.contains { $0.hasSuffix("probed segments differ)") }, "\(methods)")
                 }
             }
-        }
+        } }
     }
 }
 

@@ -26,6 +26,30 @@ public actor HeavyTestGate {
         }
     }
 
+    /// Runs `body` with no other heavy test inside: for a test whose load slows every other
+    /// (thousands of DDL transactions, which every logical WAL sender on the server decodes).
+    /// It takes every slot, one after the other; exclusive runs queue for each other first,
+    /// so two of them never hold part of the slots each.
+    public nonisolated func runAlone<T>(_ body: () async throws -> T) async rethrows -> T {
+        await HeavyTestGate.exclusive.enter()
+        for _ in 0..<limit { await enter() }
+        func leaveAll() async {
+            for _ in 0..<limit { await leave() }
+            await HeavyTestGate.exclusive.leave()
+        }
+        do {
+            let result = try await body()
+            await leaveAll()
+            return result
+        } catch {
+            await leaveAll()
+            throw error
+        }
+    }
+
+    /// Queues the exclusive runs.
+    static let exclusive = HeavyTestGate(limit: 1)
+
     /// Runs `body` once fewer than `limit` others are inside.
     public nonisolated func run<T>(_ body: () async throws -> T) async rethrows -> T {
         await enter()
