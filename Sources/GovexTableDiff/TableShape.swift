@@ -34,6 +34,9 @@ public struct TableShape: Sendable {
     public var filter: String?
     /// Both servers have the seeded 64-bit hash functions (PostgreSQL 11 and later).
     public var typedHashes = false
+    /// Both tables have a B-tree index that reads the key in the diff's order (its first
+    /// column the first key column, text under `COLLATE "C"`): key ranges are index scans.
+    public var keyOrderIndexed = false
 
     public var all: [Column] { keys + compared }
 
@@ -72,9 +75,30 @@ public struct TableShape: Sendable {
         let compared = try (columns ?? l.map(\.name)).filter { !keys.contains($0) }.map(find).map(withHashing)
         async let leftVersion = serverVersion(left)
         async let rightVersion = serverVersion(right)
+        async let leftIndexed = hasKeyOrderIndex(quotedLeft, key: keyColumns[0].name, on: left)
+        async let rightIndexed = hasKeyOrderIndex(quotedRight, key: keyColumns[0].name, on: right)
         var shape = TableShape(leftTable: quotedLeft, rightTable: quotedRight, keys: keyColumns, compared: compared, filter: filter)
         shape.typedHashes = try await min(leftVersion, rightVersion) >= 110_000
+        let indexed = try await (leftIndexed, rightIndexed)
+        shape.keyOrderIndexed = indexed.0 && indexed.1
         return shape
+    }
+
+    /// Whether a B-tree index on `table` starts with `key` and orders it as the diff does:
+    /// not collatable, or under "C"/"POSIX" (or the database default when that is C).
+    static func hasKeyOrderIndex(_ table: String, key: String, on sql: PostgresConnection) async throws -> Bool {
+        try await sql.query("""
+            SELECT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_index i
+                JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                JOIN pg_catalog.pg_am am ON am.oid = c.relam AND am.amname = 'btree'
+                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                LEFT JOIN pg_catalog.pg_collation co ON co.oid = i.indcollation[0]
+                WHERE i.indrelid = to_regclass($1) AND a.attname = $2 AND i.indpred IS NULL
+                  AND (i.indcollation[0] = 0 OR co.collname IN ('C', 'POSIX')
+                       OR (co.collname = 'default'
+                           AND (SELECT datcollate FROM pg_catalog.pg_database WHERE datname = current_database()) IN ('C', 'POSIX'))))
+            """, [table, key]).rows.first?[0] == "t"
     }
 
     static func serverVersion(_ sql: PostgresConnection) async throws -> Int {

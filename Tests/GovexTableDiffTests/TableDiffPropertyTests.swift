@@ -229,6 +229,34 @@ struct TableDiffHashingTests {
     }
 }
 
+/// The probe reads 32 key ranges; without an index that reads the key in the diff's order
+/// each would be a scan of the whole table, so it is left out and one scan decides.
+@Suite("Table diff key index")
+struct TableDiffKeyIndexTests {
+    @Test("a text key indexed under another collation is detected, and the diff is still exact")
+    func otherCollation() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                for (collation, indexed) in [("\"C\"", true), ("\"und-x-icu\"", false)] {
+                    try await sql.script("""
+                        DROP TABLE IF EXISTS l, r;
+                        CREATE TABLE l (id text COLLATE \(collation) PRIMARY KEY, v int);
+                        INSERT INTO l SELECT 'k' || g, g FROM generate_series(1, 3000) g;
+                        CREATE TABLE r (LIKE l INCLUDING ALL); INSERT INTO r SELECT * FROM l;
+                        UPDATE r SET v = -1 WHERE id = 'k2000'; ANALYZE l, r
+                        """)
+                    let shape = try await TableShape.resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
+                    #expect(shape.keyOrderIndexed == indexed, "\(collation)")
+                    var options = TableDiff.Options()
+                    (options.streamBelow, options.fetchBelow, options.probeSegments) = (0, 20, 4)
+                    let report = try await TableDiff.run(left: sql, right: sql, shape: shape, options: options)
+                    #expect(report.differences.map { $0.key.map(\.postgresText) } == [["k2000"]], "\(collation): \(report.method)")
+                }
+            }
+        }
+    }
+}
+
 extension String {
     func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
