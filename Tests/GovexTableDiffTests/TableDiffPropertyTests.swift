@@ -196,7 +196,7 @@ struct TableDiffHashingTests {
                         DROP TABLE IF EXISTS l, r; CREATE TABLE l (id int PRIMARY KEY, v \(left)); CREATE TABLE r (id int PRIMARY KEY, v \(right));
                         INSERT INTO l VALUES (1, \(SQLQuoting.literal(leftValue))), (2, NULL); INSERT INTO r VALUES (1, \(SQLQuoting.literal(rightValue))), (2, NULL)
                         """)
-                    let shape = try await TableShape.resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
+                    let shape = try await TableShape.lr(on: sql)
                     #expect(shape.typedHashes)
                     let report = try await TableDiff.run(left: sql, right: sql, shape: shape)
                     #expect(report.differences.map(\.kind) == [.changed], "\(left) \(leftValue) vs \(right) \(rightValue): \(report.method)")
@@ -208,7 +208,7 @@ struct TableDiffHashingTests {
                         DROP TABLE IF EXISTS l, r; CREATE TABLE l (id int PRIMARY KEY, a text, b text); CREATE TABLE r (LIKE l INCLUDING ALL);
                         INSERT INTO l VALUES \(left); INSERT INTO r VALUES \(right)
                         """)
-                    let shape = try await TableShape.resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
+                    let shape = try await TableShape.lr(on: sql)
                     let report = try await TableDiff.run(left: sql, right: sql, shape: shape)
                     #expect(report.differences.map(\.columns) == expected, "\(left) vs \(right): \(report.method)")
                 }
@@ -220,7 +220,7 @@ struct TableDiffHashingTests {
                                          (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'NaN');
                     CREATE TABLE r AS TABLE l; ALTER TABLE r ADD PRIMARY KEY (id)
                     """)
-                let shape = try await TableShape.resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
+                let shape = try await TableShape.lr(on: sql)
                 #expect(shape.all.allSatisfy { $0.name == "n" ? $0.hashing == .numeric : ($0.name == "b") == ($0.hashing == .printed) })
                 let report = try await TableDiff.run(left: sql, right: sql, shape: shape)
                 #expect(report.method == "hash sums equal")
@@ -245,7 +245,7 @@ struct TableDiffKeyIndexTests {
                         CREATE TABLE r (LIKE l INCLUDING ALL); INSERT INTO r SELECT * FROM l;
                         UPDATE r SET v = -1 WHERE id = 'k2000'; ANALYZE l, r
                         """)
-                    let shape = try await TableShape.resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
+                    let shape = try await TableShape.lr(on: sql)
                     #expect(shape.keyOrderIndexed == indexed, "\(collation)")
                     var options = TableDiff.Options()
                     (options.streamBelow, options.fetchBelow, options.probeSegments) = (0, 20, 4)
@@ -254,6 +254,13 @@ struct TableDiffKeyIndexTests {
                 }
             }
         }
+    }
+}
+
+extension TableShape {
+    /// Tables `l` and `r` in one database, keyed by `id`, all columns compared.
+    static func lr(on sql: PostgresConnection) async throws -> TableShape {
+        try await resolve(left: sql, right: sql, leftTable: "l", rightTable: "r", keys: ["id"], columns: nil, filter: nil)
     }
 }
 
