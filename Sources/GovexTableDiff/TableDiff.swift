@@ -87,17 +87,18 @@ public enum TableDiff {
         let (fuller, fullerTable) = leftHasRows ? (left, shape.leftTable) : (right, shape.rightTable)
         let firstLevel = min(options.maxFirstLevel, max(options.splitInto, total / options.fetchBelow))
 
-        // A probe of a few segments of about `fetchBelow` rows spread over the table:
-        // differences everywhere mean streaming both tables at once (any narrowing would read
-        // them again); differences anywhere mean the tables differ (no need for level 0);
-        // none, that level 0 decides. It needs no sample of the whole key space, which costs
-        // as much as a tenth of a table's scan: equal tables never take one.
-        // Without an index that reads keys in the diff's order each probed range would be a
-        // scan of the whole table; level 0 (one scan) then decides instead.
-        if totals == nil && firstLevel > options.probeSegments * 2 && !shape.keyOrderIndexed {
+        let probing = totals == nil && firstLevel > options.probeSegments * 2
+        if probing && !shape.keyOrderIndexed {
+            // Without an index that reads keys in the diff's order each probed range would be
+            // a scan of the whole table: level 0 (one scan) decides instead.
             let counted = try await level0()
             if counted.0 == counted.1 { return finish("hash sums equal") }
-        } else if totals == nil && firstLevel > options.probeSegments * 2 {
+        } else if probing {
+            // A probe of a few segments of about `fetchBelow` rows spread over the table:
+            // differences everywhere mean streaming both tables at once (any narrowing would
+            // read them again); differences anywhere mean the tables differ (no need for
+            // level 0); none, that level 0 decides. It needs no sample of the whole key
+            // space, which costs as much as a tenth of a table's scan: equal tables never take one.
             let probe = try await probeSegments(on: fuller, table: fullerTable, shape: shape, rows: total, count: options.probeSegments,
                                                 rowsEach: options.fetchBelow)
             if !probe.segments.isEmpty {
@@ -213,7 +214,7 @@ public enum TableDiff {
 
     /// About `count` segments for the probe: each from a key on a random page to the key
     /// `rowsEach` rows further on in key order (found through the key's index), or to the
-    /// end of the table. `bounds` holds the keys, segment `i` from `bounds[2i]` to `bounds[2i+1]`.
+    /// end of the table. `bounds` holds the keys the segments' `lower` and `upper` point at.
     static func probeSegments(on sql: PostgresConnection, table: String, shape: TableShape, rows: Int, count: Int,
                               rowsEach: Int) async throws -> (segments: [Bisection.Segment], bounds: [[String?]]) {
         let starts = try await sample(on: sql, table: table, shape: shape, rows: rows, wanted: count)
