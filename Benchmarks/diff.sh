@@ -26,10 +26,7 @@ if [[ -z "${SKIP_DATA_DIFF:-}" && -z "${DATA_DIFF:-}" ]]; then
 fi
 work="$(mktemp -d /tmp/govex-diffbench-XXXXXX)"
 source Deploy/lib.sh
-trap govex_cleanup EXIT
-trap 'exit 130' INT TERM
-release_govex
-progress() { printf '… %s\n' "$*" >&2; }
+start_benchmark
 
 port="$(free_port)"
 start_cluster pg "$port" shared_buffers=1GB max_wal_size=8GB

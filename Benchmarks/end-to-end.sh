@@ -14,10 +14,7 @@ rows="${1:-1000000}"
 [[ "$rows" =~ ^[0-9]+$ && "$rows" -gt 0 ]] || { echo "usage: bash Benchmarks/end-to-end.sh [ROWS]" >&2; exit 2; }
 work="$(mktemp -d /tmp/govex-e2e-XXXXXX)"
 source Deploy/lib.sh
-trap govex_cleanup EXIT
-trap 'exit 130' INT TERM
-release_govex
-progress() { printf '… %s\n' "$*" >&2; }
+start_benchmark
 
 a_port="$(free_port)"
 b_port="$(free_port)"

@@ -1,4 +1,4 @@
-# Shared by Deploy/demo.sh and Benchmarks/end-to-end.sh (source it): throwaway PostgreSQL
+# Shared by Deploy/demo.sh, Benchmarks/end-to-end.sh and Benchmarks/diff.sh (source it): throwaway PostgreSQL
 # clusters on loopback, a hub and enrolled department agents, all under "$work".
 # The caller sets work (a temporary directory) and GOVEX_BIN, and calls govex_cleanup on exit.
 
@@ -23,6 +23,14 @@ release_govex() {
         GOVEX_BIN="$(swift build -c release --show-bin-path)/govex"
     fi
 }
+
+# A benchmark's start: clean up on exit, the govex binary, progress lines on stderr.
+start_benchmark() {
+    trap govex_cleanup EXIT
+    trap 'exit 130' INT TERM
+    release_govex
+}
+progress() { printf '… %s\n' "$*" >&2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

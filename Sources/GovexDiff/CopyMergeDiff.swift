@@ -77,23 +77,37 @@ public struct CopyMergeDiff {
         self.parseKey = parseKey
     }
 
+    public func run<L: IteratorProtocol<CopyChunk>, R: IteratorProtocol<CopyChunk>>(
+        left: L, right: R, emit: (Difference) throws -> Void
+    ) throws {
+        var l = CopySide(left, walk: self), r = CopySide(right, walk: self)
+        try MergeDiff().run(left: &l, right: &r, emit: emit)
+    }
+
     /// One side's position: its chunk, its row, and that row's key once parsed.
-    struct Cursor<Source: IteratorProtocol<CopyChunk>> {
-        var source: Source
+    struct CopySide: MergeSide {
+        var source: any IteratorProtocol<CopyChunk>
+        let walk: CopyMergeDiff
         var chunk = CopyChunk()
         var index = 0
-        var key: [Value]?
+        var parsedKey: [Value]?
 
-        init(_ source: Source) {
+        init(_ source: any IteratorProtocol<CopyChunk>, walk: CopyMergeDiff) {
             self.source = source
-            advance(first: true)
+            self.walk = walk
+            moveToRow()
         }
 
         var atEnd: Bool { index >= chunk.count }
 
-        mutating func advance(first: Bool = false) {
-            key = nil
-            if !first { index += 1 }
+        mutating func advance() {
+            parsedKey = nil
+            index += 1
+            moveToRow()
+        }
+
+        /// On to the next chunk with a row, if the current one has none left.
+        private mutating func moveToRow() {
             while index >= chunk.count {
                 guard let next = source.next() else { return }
                 chunk = next
@@ -105,56 +119,29 @@ public struct CopyMergeDiff {
             let range = chunk.row(index)
             return try chunk.bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
         }
-    }
 
-    public func run<L: IteratorProtocol<CopyChunk>, R: IteratorProtocol<CopyChunk>>(
-        left: L, right: R, emit: (Difference) throws -> Void
-    ) throws {
-        var l = Cursor(left), r = Cursor(right)
-        func key<S>(_ cursor: inout Cursor<S>) throws -> [Value] {
-            if let key = cursor.key { return key }
-            let parsed = try cursor.withRow { row in
-                try parseKey(UnsafeBufferPointer(rebasing: row[..<CopyRowLayout.keyEnd(row, keyCount: keyCount, fieldCount: fieldCount)]))
-            }
-            cursor.key = parsed
+        func keyEnd(_ row: UnsafeBufferPointer<UInt8>) throws -> Int {
+            try CopyRowLayout.keyEnd(row, keyCount: walk.keyCount, fieldCount: walk.fieldCount)
+        }
+
+        mutating func key() throws -> [Value] {
+            if let parsedKey { return parsedKey }
+            let parsed = try withRow { row in try walk.parseKey(UnsafeBufferPointer(rebasing: row[..<keyEnd(row)])) }
+            parsedKey = parsed
             return parsed
         }
-        while true {
-            switch (l.atEnd, r.atEnd) {
-            case (true, true):
-                return
-            case (false, true):
-                try emit(Difference(key: key(&l), kind: .onlyLeft))
-                l.advance()
-            case (true, false):
-                try emit(Difference(key: key(&r), kind: .onlyRight))
-                r.advance()
-            case (false, false):
-                let same = l.withRow { a in r.withRow { b in a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
-                if same {
-                    l.advance()
-                    r.advance()
-                    continue
-                }
-                let order = KeyOrder.compare(try key(&l), try key(&r))
-                if order < 0 {
-                    try emit(Difference(key: key(&l), kind: .onlyLeft))
-                    l.advance()
-                } else if order > 0 {
-                    try emit(Difference(key: key(&r), kind: .onlyRight))
-                    r.advance()
-                } else {
-                    let columns = try l.withRow { a in
-                        try r.withRow { b in
-                            let aEnd = try CopyRowLayout.keyEnd(a, keyCount: keyCount, fieldCount: fieldCount)
-                            let bEnd = try CopyRowLayout.keyEnd(b, keyCount: keyCount, fieldCount: fieldCount)
-                            return CopyRowLayout.changedFields(a[min(aEnd + 1, a.endIndex)...], b[min(bEnd + 1, b.endIndex)...])
-                        }
-                    }
-                    // Equal keys in different text (the right side's type prints them otherwise) with equal values: no difference.
-                    if !columns.isEmpty { try emit(Difference(key: key(&l), kind: .changed, columns: columns)) }
-                    l.advance()
-                    r.advance()
+
+        func sameRow(as other: CopySide) -> Bool {
+            withRow { a in other.withRow { b in a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
+        }
+
+        /// Equal keys in different text (the right side's type prints them otherwise) with
+        /// equal values give none.
+        func changedColumns(from other: CopySide) throws -> [Int] {
+            try withRow { a in
+                try other.withRow { b in
+                    let (aEnd, bEnd) = (try keyEnd(a), try keyEnd(b))
+                    return CopyRowLayout.changedFields(a[min(aEnd + 1, a.endIndex)...], b[min(bEnd + 1, b.endIndex)...])
                 }
             }
         }

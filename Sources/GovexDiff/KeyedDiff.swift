@@ -67,37 +67,54 @@ public struct Difference: Sendable, Equatable {
     }
 }
 
+/// One side of a merge walk: its rows in key order, one current row at a time.
+public protocol MergeSide {
+    /// No row is left.
+    var atEnd: Bool { get }
+    /// The current row's key (a side may parse it only when asked).
+    mutating func key() throws -> [Value]
+    mutating func advance()
+    /// Whether the two current rows are the same without looking at their keys: a shortcut,
+    /// false when a side cannot tell.
+    func sameRow(as other: Self) -> Bool
+    /// The compared columns that differ between the two current rows (of equal keys).
+    func changedColumns(from other: Self) throws -> [Int]
+}
+
 /// The merge walk: both sides in key order (`KeyOrder`), one pass, memory for one row of
 /// each side. Keys must be unique on each side (a primary key or unique index).
 public struct MergeDiff {
     public init() {}
 
-    public mutating func run<L: IteratorProtocol<DiffRow>, R: IteratorProtocol<DiffRow>>(
-        left: inout L, right: inout R, emit: (Difference) throws -> Void
-    ) throws {
-        var l = left.next(), r = right.next()
+    public func run<Side: MergeSide>(left: inout Side, right: inout Side, emit: (Difference) throws -> Void) throws {
         while true {
-            switch (l, r) {
-            case (nil, nil):
+            switch (left.atEnd, right.atEnd) {
+            case (true, true):
                 return
-            case let (row?, nil):
-                try emit(Difference(key: row.key, kind: .onlyLeft))
-                l = left.next()
-            case let (nil, row?):
-                try emit(Difference(key: row.key, kind: .onlyRight))
-                r = right.next()
-            case let (a?, b?):
-                let order = KeyOrder.compare(a.key, b.key)
+            case (false, true):
+                try emit(Difference(key: left.key(), kind: .onlyLeft))
+                left.advance()
+            case (true, false):
+                try emit(Difference(key: right.key(), kind: .onlyRight))
+                right.advance()
+            case (false, false):
+                if left.sameRow(as: right) {
+                    left.advance()
+                    right.advance()
+                    continue
+                }
+                let order = KeyOrder.compare(try left.key(), try right.key())
                 if order < 0 {
-                    try emit(Difference(key: a.key, kind: .onlyLeft))
-                    l = left.next()
+                    try emit(Difference(key: left.key(), kind: .onlyLeft))
+                    left.advance()
                 } else if order > 0 {
-                    try emit(Difference(key: b.key, kind: .onlyRight))
-                    r = right.next()
+                    try emit(Difference(key: right.key(), kind: .onlyRight))
+                    right.advance()
                 } else {
-                    if let difference = Difference.compare(a, b) { try emit(difference) }
-                    l = left.next()
-                    r = right.next()
+                    let columns = try left.changedColumns(from: right)
+                    if !columns.isEmpty { try emit(Difference(key: left.key(), kind: .changed, columns: columns)) }
+                    left.advance()
+                    right.advance()
                 }
             }
         }
@@ -106,9 +123,29 @@ public struct MergeDiff {
     /// Both sides held in arrays (already in key order).
     public static func differences(left: [DiffRow], right: [DiffRow]) -> [Difference] {
         var found: [Difference] = []
-        var walk = MergeDiff()
-        var l = left.makeIterator(), r = right.makeIterator()
-        try? walk.run(left: &l, right: &r) { found.append($0) }
+        var l = DiffRowSide(left.makeIterator()), r = DiffRowSide(right.makeIterator())
+        try? MergeDiff().run(left: &l, right: &r) { found.append($0) }
         return found
+    }
+}
+
+/// Rows already read into `DiffRow`s: compared by their hashes.
+struct DiffRowSide: MergeSide {
+    var rows: any IteratorProtocol<DiffRow>
+    var current: DiffRow?
+
+    init(_ rows: any IteratorProtocol<DiffRow>) {
+        self.rows = rows
+        current = self.rows.next()
+    }
+
+    var atEnd: Bool { current == nil }
+    func key() -> [Value] { current?.key ?? [] }
+    mutating func advance() { current = rows.next() }
+    func sameRow(as other: DiffRowSide) -> Bool { false }
+
+    func changedColumns(from other: DiffRowSide) -> [Int] {
+        guard let row = current, let otherRow = other.current else { return [] }
+        return Difference.compare(row, otherRow)?.columns ?? []
     }
 }
