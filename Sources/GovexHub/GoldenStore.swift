@@ -40,36 +40,44 @@ extension HubStore {
         return table
     }
 
-    /// Merges a batch's records into every subject its resources feed: the touched golden
-    /// records fetched in one query per subject, merged by the pure rules, written back with
-    /// one `COPY` and one upsert, and each kind of discrepancy event applied set-based.
-    public static func mergeSubjects(_ records: [ChangeRecord], node: String, resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
+    /// Merges batches into every subject their resources feed, as one change: the touched
+    /// golden records fetched in one query per subject, merged by the pure rules, written
+    /// back with one `COPY` and one upsert, and the discrepancy events applied set-based.
+    /// The merger (`GoldenQueue`) hands it the batches waiting, in arrival order.
+    public static func mergeSubjects(_ batches: [GoldenMerge.Batch], resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
         let catalogSubjects = try await Catalog.subjects(fedBy: resources, on: sql)
         guard !catalogSubjects.isEmpty else { return }
         let providers = try await sourceProviders(of: catalogSubjects, on: sql)
         for catalogSubject in catalogSubjects {
             let subject = mergeSubject(catalogSubject, providers: providers)
             let fed = GoldenMerge.sourceResources(subject)
-            guard records.contains(where: { fed.contains($0.resource) }) else { continue }
+            guard batches.contains(where: { $0.records.contains { fed.contains($0.resource) } }) else { continue }
             let table = try await goldenTable(catalogSubject, providers: providers, on: sql)
-            // One merge of a subject at a time: batches from several departments touching the
-            // same keys would otherwise each write back what they read, dropping what the other
-            // merged. A lock per key would be finer, but thousands of them per batch would fill
-            // PostgreSQL's shared lock table; row locks need rows that may not exist yet. Ingests
-            // hold the audit trail's head to commit anyway, so little parallelism is lost.
-            // A golden subscription's backfill takes the same lock, so no merge is half-way as it reads.
+            // One merge of a subject at a time: two merges touching the same keys would otherwise
+            // each write back what they read, dropping what the other merged. (The merger runs
+            // one at a time anyway; this also keeps a golden subscription's backfill from reading
+            // a merge half-way.)
             try await lockSubject(subject.code, on: sql)
-            var records = records
-            if GoldenMerge.truncatesSource(records, subject: subject) {
-                records = GoldenMerge.expandingTruncates(records, subject: subject, keys: try await table.allKeys(on: sql))
+            var batches = batches
+            if batches.contains(where: { GoldenMerge.truncatesSource($0.records, subject: subject) }) {
+                // A truncate withdraws every key held, including those earlier batches of the group add.
+                var keys = Set(try await table.allKeys(on: sql))
+                for index in batches.indices {
+                    if GoldenMerge.truncatesSource(batches[index].records, subject: subject) {
+                        batches[index].records = GoldenMerge.expandingTruncates(batches[index].records, subject: subject, keys: keys.sorted())
+                    }
+                    keys.formUnion(GoldenMerge.touchedKeys(batches[index].records, subject: subject))
+                }
             }
-            let keys = GoldenMerge.touchedKeys(records, subject: subject)
+            var keys = Set<String>()
+            for batch in batches { keys.formUnion(GoldenMerge.touchedKeys(batch.records, subject: subject)) }
             guard !keys.isEmpty else { continue }
             let current = try await table.records(keys: Array(keys), on: sql)
-            let result = GoldenMerge.merge(records, from: node, subject: subject, current: current)
+            let result = GoldenMerge.merge(batches, subject: subject, current: current)
             try await table.write(result.records, before: current, on: sql)
             try await writeDiscrepancyEvents(result.events, subject: subject.code, on: sql)
             try await routeGolden(result.records, before: current, subject: catalogSubject, table: table, hubKey: hubKey, on: sql)
+
         }
     }
 
@@ -98,25 +106,43 @@ extension HubStore {
         // Change numbers must follow commit order, or a node's feed could pass over a change
         // committed late with a smaller number: the lock, held to commit, orders them.
         try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.discrepancy_changes'))")
-        // One statement per kind of event, each over the whole batch's events.
-        try await sql.query("""
-            WITH e AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(event text, identity text, kind text, key text, field text,
-                       authority text, authority_value text, reporting_node text, reported_value text, reason text))
-            , resolved AS (
-                UPDATE govex.discrepancies d SET status = 'resolved', resolved_at = now(), last_seen = now(),
-                    change = nextval('govex.discrepancy_changes')
-                FROM e WHERE e.event = 'resolved' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
-            ), updated AS (
-                UPDATE govex.discrepancies d SET authority_value = e.authority_value, reported_value = e.reported_value, last_seen = now(),
-                    change = nextval('govex.discrepancy_changes')
-                FROM e WHERE e.event = 'updated' AND d.identity = e.identity AND d.status = 'open' RETURNING 1
-            )
+        // One statement over all the events, with a part only for the kinds present.
+        var kinds = Set<String>()
+        for event in events {
+            switch event {
+            case .opened: kinds.insert("opened")
+            case .updated: kinds.insert("updated")
+            case .resolved: kinds.insert("resolved")
+            }
+        }
+        var parts = ["""
+            e AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(event text, identity text, kind text, key text, field text,
+                  authority text, authority_value text, reporting_node text, reported_value text, reason text))
+            """]
+        if kinds.contains("resolved") {
+            parts.append("""
+                resolved AS (
+                    UPDATE govex.discrepancies d SET status = 'resolved', resolved_at = now(), last_seen = now(),
+                        change = nextval('govex.discrepancy_changes')
+                    FROM e WHERE e.event = 'resolved' AND d.identity = e.identity AND d.status = 'open' RETURNING 1)
+                """)
+        }
+        if kinds.contains("updated") {
+            parts.append("""
+                updated AS (
+                    UPDATE govex.discrepancies d SET authority_value = e.authority_value, reported_value = e.reported_value, last_seen = now(),
+                        change = nextval('govex.discrepancy_changes')
+                    FROM e WHERE e.event = 'updated' AND d.identity = e.identity AND d.status = 'open' RETURNING 1)
+                """)
+        }
+        let opened = kinds.contains("opened") ? """
             INSERT INTO govex.discrepancies (identity, subject, key, field, kind, authority, authority_value, reporting_node, reported_value, reason, change)
             SELECT identity, $1, key, field, kind, authority, authority_value, reporting_node, reported_value, reason, nextval('govex.discrepancy_changes')
             FROM e WHERE e.event = 'opened'
             ON CONFLICT (identity) WHERE status = 'open' DO UPDATE SET authority_value = EXCLUDED.authority_value,
                 reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now(), change = EXCLUDED.change
-            """, [subject, json])
+            """ : "SELECT $1::text"  // the updates above run all the same
+        try await sql.query("WITH " + parts.joined(separator: ", ") + "\n" + opened, [subject, json])
     }
 
     public struct DiscrepancyRow: Sendable, Equatable {

@@ -88,8 +88,13 @@ struct GoldenTable {
     func records(keys: [String], on sql: PostgresConnection) async throws -> [String: GoldenMerge.Record] {
         var records: [String: GoldenMerge.Record] = [:]
         records.reserveCapacity(keys.count)
-        for row in try await sql.query("SELECT \(selectList) FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])",
-                                       [HubStore.textArray(keys)]).rows {
+        // Looked up by index, key by key: for thousands of keys the planner would scan the whole
+        // table (growing with it) instead. Only for this statement.
+        try await sql.query("SET LOCAL enable_seqscan = off")
+        let rows = try await sql.query("SELECT \(selectList) FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])",
+                                       [HubStore.textArray(keys)]).rows
+        try await sql.query("RESET enable_seqscan")
+        for row in rows {
             let record = record(from: row)
             records[record.key] = record
         }
@@ -119,18 +124,18 @@ struct GoldenTable {
         return record
     }
 
-    /// Writes the records a merge changed (compared with `before`): `COPY` of the columns any
-    /// of them changed into a staging table, one upsert of those columns; records left with
-    /// nothing are deleted. A batch from one department changes only its own slots.
+    /// Writes the records a merge changed (compared with `before`, read under the subject's
+    /// lock in this transaction, so no other writer adds keys meanwhile): new keys by `COPY`
+    /// straight into the table; changed ones by `COPY` of the columns any of them changed into
+    /// a staging table and one `UPDATE`; records left with nothing are deleted. A department's
+    /// batch changes only its own slots.
     func write(_ records: [GoldenMerge.Record], before: [String: GoldenMerge.Record], on sql: PostgresConnection) async throws {
         var changedSlots = Array(repeating: false, count: columns.count)
-        var changed: [GoldenMerge.Record] = []
+        var added: [GoldenMerge.Record] = [], changed: [GoldenMerge.Record] = []
         var emptied: [String] = []
         for record in records {
             guard let earlier = before[record.key] else {
-                if record.isEmpty { continue }
-                for slot in record.slots.indices where record.slots[slot] != nil { changedSlots[slot] = true }
-                changed.append(record)
+                if !record.isEmpty { added.append(record) }
                 continue
             }
             guard earlier.slots != record.slots else { continue }
@@ -144,39 +149,55 @@ struct GoldenTable {
         if !emptied.isEmpty {
             try await sql.query("DELETE FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])", [HubStore.textArray(emptied)])
         }
+        if !added.isEmpty {
+            let copy = copyText(added, slots: Array(columns.indices))
+            _ = try await sql.copyIn("COPY \(name) (\(columnList(Array(columns.indices)))) FROM STDIN") { try $0.write(copy) }
+        }
         guard !changed.isEmpty else { return }
         let written = columns.indices.filter { changedSlots[$0] }
+        let copy = copyText(changed, slots: written)
+        let list = columnList(written)
+        // Dropped at commit: a layout change between transactions must not meet an old copy.
+        try await sql.query("CREATE TEMPORARY TABLE govex_golden_stage ON COMMIT DROP AS SELECT \(list) FROM \(name) WITH NO DATA")
+        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage FROM STDIN") { try $0.write(copy) }
+        let key = Catalog.Subject.keyColumn
+        try await sql.query("""
+            UPDATE \(name) g SET \((written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).map { "\($0) = s.\($0)" }.joined(separator: ", ")),
+                \(Self.updatedColumn) = now()
+            FROM pg_temp.govex_golden_stage s WHERE g.\(key) = s.\(key)
+            """)
+        try await sql.query("DROP TABLE pg_temp.govex_golden_stage")
+    }
+
+    /// The key, the given slots' columns and `govex_nulls`, quoted, in that order.
+    private func columnList(_ slots: [Int]) -> String {
+        ([Catalog.Subject.keyColumn] + slots.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).joined(separator: ", ")
+    }
+
+    /// `records` as `COPY` text rows of `columnList(slots)`.
+    private func copyText(_ records: [GoldenMerge.Record], slots: [Int]) -> [UInt8] {
         var copy: [UInt8] = []
-        copy.reserveCapacity(changed.count * (written.count + 2) * 20)
-        for record in changed {
+        copy.reserveCapacity(records.count * (slots.count + 2) * 20)
+        var nulls: [UInt8] = []
+        for record in records {
             CopyText.appendField(record.key, to: &copy)
-            for slot in written {
+            for slot in slots {
                 copy.append(9)
                 if case .some(.some(let text)) = record.slots[slot] { CopyText.appendField(text, to: &copy) } else { copy.append(contentsOf: [0x5C, 0x4E]) }
             }
             copy.append(9)
-            var nulls: [UInt8] = [UInt8(ascii: "{")]
+            nulls.removeAll(keepingCapacity: true)
+            nulls.append(UInt8(ascii: "{"))
             for slot in record.slots.indices {
                 guard case .some(.none) = record.slots[slot] else { continue }
                 if nulls.count > 1 { nulls.append(UInt8(ascii: ",")) }
                 Self.appendArrayElement(columns[slot], to: &nulls)
             }
             nulls.append(UInt8(ascii: "}"))
-            CopyText.appendField(String(decoding: nulls, as: UTF8.self), to: &copy)
+            CopyText.appendField(bytes: nulls, to: &copy)
             copy.append(10)
         }
-        let list = ([Catalog.Subject.keyColumn] + written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).joined(separator: ", ")
-        // Dropped at commit: a layout change between transactions must not meet an old copy.
-        try await sql.query("CREATE TEMPORARY TABLE govex_golden_stage ON COMMIT DROP AS SELECT \(list) FROM \(name) WITH NO DATA")
-        let bytes = copy
-        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage FROM STDIN") { try $0.write(bytes) }
-        try await sql.query("""
-            INSERT INTO \(name) (\(list)) SELECT \(list) FROM pg_temp.govex_golden_stage
-            ON CONFLICT (\(Catalog.Subject.keyColumn)) DO UPDATE SET
-                \((written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")),
-                \(Self.updatedColumn) = now()
-            """)
-        try await sql.query("DROP TABLE pg_temp.govex_golden_stage")
+        return copy
     }
 
     /// An element of a PostgreSQL array literal, quoted.

@@ -248,6 +248,22 @@ public enum HubSchema {
             -- records of version 7 move into them when each is first made.
             CREATE SCHEMA IF NOT EXISTS govex_golden;
             """),
+        Migration(version: 10, description: "golden merge queue; stored batches not recompressed", sql: """
+            -- Accepted batches feeding a subject, queued by their ingest and removed by the merge
+            -- that takes them (GoldenQueue): the merger merges what waits as one change.
+            CREATE TABLE govex.golden_queue (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                node_id text NOT NULL,
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                digest bytea NOT NULL,            -- of the batch file, as in govex.batch_index
+                resources text[] NOT NULL,
+                record_count int NOT NULL,
+                queued_at timestamptz NOT NULL DEFAULT now()
+            );
+            -- Batch bodies are LZ4 already: out of line, but without a futile pglz pass.
+            ALTER TABLE govex.batches ALTER COLUMN bytes SET STORAGE EXTERNAL;
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -60,6 +60,7 @@ public struct HubServer: Sendable {
     let pool: ConnectionPool
     let store: HubStore
     let wakeups = DeliveryWakeups()
+    let merger = GoldenMerger()
     let connections = NodeConnections()
 
     public init(settings: Settings, pool: ConnectionPool) {
@@ -85,7 +86,7 @@ public struct HubServer: Sendable {
 
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
-        let store = self.store, pool = self.pool, settings = self.settings, connections = self.connections
+        let store = self.store, pool = self.pool, settings = self.settings, connections = self.connections, merger = self.merger
 
         /// Runs `body` for a node that presented a certificate of the hub's CA and is not
         /// revoked; remembers the connection so that a revocation closes it.
@@ -179,6 +180,7 @@ public struct HubServer: Sendable {
                 waited += 1
                 outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
             }
+            if outcome.decision == "accepted" { merger.wake() }
             return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }
@@ -217,11 +219,14 @@ public struct HubServer: Sendable {
             server: try .tls(.http1(), tlsConfiguration: tlsConfiguration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
-        let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections) { priority, message in
+        let log: @Sendable (Int, String) -> Void = { priority, message in
             FileHandle.standardError.write(Data("<\(priority)>govex hub: \(message)\n".utf8))
         }
+        let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections, log: log)
+        let merger = self.merger, store = self.store, pool = self.pool
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await listener.run() }
+            group.addTask { await merger.run(store: store, pool: pool, log: log) }
             try await app.runService()
             group.cancelAll()
         }

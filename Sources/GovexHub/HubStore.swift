@@ -1,5 +1,6 @@
 import Foundation
 import GovexAPI
+import GovexPolicy
 import GovexPostgres
 import GovexWire
 
@@ -7,9 +8,13 @@ import GovexWire
 /// that node's row lock, so any number of hub replicas may share one database.
 public struct HubStore: Sendable {
     public let hubKey: SigningKey
+    /// Records of the batches this process queued for the golden merge (see `GoldenQueue`).
+    public let pendingMerges: PendingMerges
 
-    public init(hubKey: SigningKey) {
+    /// `pendingMergeRecords`: how many queued records to keep in memory for the merger.
+    public init(hubKey: SigningKey, pendingMergeRecords: Int = 4 * GoldenQueue.defaultGroupRecords) {
         self.hubKey = hubKey
+        pendingMerges = PendingMerges(budget: pendingMergeRecords)
     }
 
     /// The answer to a pushed batch: an HTTP status and a body (a signed receipt, or a JSON error).
@@ -158,7 +163,9 @@ public struct HubStore: Sendable {
                 var routed: [Int64] = []
                 if accepted {
                     try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
-                    try await Self.mergeSubjects(records, node: authenticatedNode, resources: header.resources, hubKey: hubKey, on: sql)
+                    if let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql) {
+                        pendingMerges.keep(digest, queued: queued, GoldenMerge.Batch(node: authenticatedNode, records: records))
+                    }
                     routed = try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
                 // Last, so that the audit head (one lock for the whole hub) is held only to commit.

@@ -261,18 +261,50 @@ public enum GoldenMerge {
         return record.key.first { $0.name == column }?.value
     }
 
+    /// One department's batch of records, as the hub's merger takes them, in arrival order.
+    public struct Batch: Sendable {
+        public var node: String
+        public var records: [ChangeRecord]
+
+        public init(node: String, records: [ChangeRecord]) {
+            self.node = node
+            self.records = records
+        }
+    }
+
     /// Applies a batch from `node`: the authority's values set the golden record; another
     /// node's values are reports, compared with it, never written into it. Records of
     /// resources that feed no field of `subject` are ignored. A key that fails the subject's
     /// identifier check opens an `invalid_identifier` discrepancy and is not merged.
     public static func merge(_ records: [ChangeRecord], from node: String, subject: Subject, current: [String: Record]) -> Result {
+        merge([Batch(node: node, records: records)], subject: subject, current: current)
+    }
+
+    /// Applies several batches, one after the other, as one change: the records end as the
+    /// batches applied in turn would leave them, and the discrepancy events are those between
+    /// the state before the first and after the last (a mismatch opened by one batch and
+    /// corrected by a later one in the group leaves none). Each slot is written by one node
+    /// only, so batches of different nodes give the same records in any order.
+    public static func merge(_ batches: [Batch], subject: Subject, current: [String: Record]) -> Result {
         var result = Result()
         var position: [String: Int] = [:]  // key → index in result.records
-        position.reserveCapacity(records.count)
+        position.reserveCapacity(batches.reduce(0) { $0 + $1.records.count })
+        var invalid = Set<String>()
+        for batch in batches {
+            apply(batch, subject: subject, current: current, position: &position, invalid: &invalid, into: &result)
+        }
+        for record in result.records {
+            discrepancyEvents(from: current[record.key], to: record, subject: subject, into: &result.events)
+        }
+        return result
+    }
+
+    private static func apply(_ batch: Batch, subject: Subject, current: [String: Record], position: inout [String: Int],
+                              invalid: inout Set<String>, into result: inout Result) {
+        let node = batch.node
         var feedsByResource: [String: [Feed]] = [:]
         var resource = "", feeds: [Feed] = []
-        var invalid = Set<String>()
-        for record in records where record.operation != .truncate {
+        for record in batch.records where record.operation != .truncate {
             if record.resource != resource || feedsByResource.isEmpty {
                 feedsByResource[resource] = feeds
                 resource = record.resource
@@ -312,10 +344,6 @@ public enum GoldenMerge {
                 }
             }
         }
-        for record in result.records {
-            discrepancyEvents(from: current[record.key], to: record, subject: subject, into: &result.events)
-        }
-        return result
     }
 
     /// The discrepancy events between a record's state before and after a batch: for each

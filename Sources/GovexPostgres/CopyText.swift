@@ -96,24 +96,31 @@ extension CopyText {
             buffer.append(UInt8(ascii: "N"))
             return
         }
-        value.withUTF8 { bytes in
-            var needsEscape = false
-            for byte in bytes where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
-                needsEscape = true
-                break
-            }
-            guard needsEscape else {
-                buffer.append(contentsOf: bytes)
-                return
-            }
-            for byte in bytes {
-                switch byte {
-                case 0x5C: buffer.append(0x5C); buffer.append(0x5C)
-                case 0x09: buffer.append(0x5C); buffer.append(UInt8(ascii: "t"))
-                case 0x0A: buffer.append(0x5C); buffer.append(UInt8(ascii: "n"))
-                case 0x0D: buffer.append(0x5C); buffer.append(UInt8(ascii: "r"))
-                default: buffer.append(byte)
-                }
+        value.withUTF8 { appendField(utf8: $0, to: &buffer) }
+    }
+
+    /// Appends one non-NULL field given as UTF-8 bytes, escaped as `appendField` does.
+    public static func appendField(bytes: [UInt8], to buffer: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { appendField(utf8: $0, to: &buffer) }
+    }
+
+    private static func appendField(utf8 bytes: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
+        var needsEscape = false
+        for byte in bytes where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+            needsEscape = true
+            break
+        }
+        guard needsEscape else {
+            buffer.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes {
+            switch byte {
+            case 0x5C: buffer.append(0x5C); buffer.append(0x5C)
+            case 0x09: buffer.append(0x5C); buffer.append(UInt8(ascii: "t"))
+            case 0x0A: buffer.append(0x5C); buffer.append(UInt8(ascii: "n"))
+            case 0x0D: buffer.append(0x5C); buffer.append(UInt8(ascii: "r"))
+            default: buffer.append(byte)
             }
         }
     }

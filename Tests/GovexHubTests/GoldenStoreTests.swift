@@ -15,7 +15,9 @@ struct GoldenStoreTests {
                        "zhujian": VectorKeys.ed25519(seed: Array(repeating: 22, count: 32))]
     static let a = "11010519491231002X", b = "440306199003072315"
 
-    static func push(_ node: String, _ sequence: UInt64, _ resource: String, _ rows: [(String, [(String, Value)])], on sql: PostgresConnection) async throws {
+    /// Ingests a batch and (unless `merge` is false) lets the golden merger take what waits, as a hub's merger would.
+    static func push(_ node: String, _ sequence: UInt64, _ resource: String, _ rows: [(String, [(String, Value)])], merge: Bool = true,
+                     on sql: PostgresConnection) async throws {
         let keyColumn = resource == "ZJ-FW-0001" ? "owner_id" : "id_number"
         let records = rows.enumerated().map { index, row in
             ChangeRecord(operation: .insert, resource: resource, position: SourcePosition(commit: 0x100 * sequence, ordinal: UInt32(index)),
@@ -26,24 +28,25 @@ struct GoldenStoreTests {
         metadata.nodeEpoch = 7
         let outcome = try await HubStoreTests.store.ingest(try SampleBatches.seal(records, key: keys[node]!, metadata: metadata), from: node, on: sql)
         #expect(try HubStoreTests.receipt(outcome).status == "accepted", "\(String(decoding: outcome.body, as: UTF8.self))")
+        if merge { try await GoldenQueue.drain(store: HubStoreTests.store, on: sql) }
     }
 
     /// The catalog, the three departments, and their overlapping person records: two
     /// mismatches (B's name at zhujian, A's marital status at zhujian) and an invalid ID.
-    static func plantThreeDepartments(on sql: PostgresConnection) async throws {
+    static func plantThreeDepartments(merge: Bool = true, on sql: PostgresConnection) async throws {
             _ = try await Catalog.load(path: "catalog.toml", text: Self.catalog).apply(on: sql)
             for node in ["minzheng", "zhujian"] {
                 try await HubStore.addNode(node, on: sql)
                 try await HubStore.registerKey(Self.keys[node]!.publicKey, for: node, on: sql)
             }
             try await Self.push("gongan", 1, "GA-RK-0001", [(Self.a, [("name", .text("张秀英")), ("birth_date", .date(-18_263))]),
-                                                            (Self.b, [("name", .text("李建国")), ("birth_date", .date(-3_652))])], on: sql)
-            try await Self.push("minzheng", 1, "MZ-HY-0003", [(Self.a, [("marital_status", .text("已婚"))])], on: sql)
+                                                            (Self.b, [("name", .text("李建国")), ("birth_date", .date(-3_652))])], merge: merge, on: sql)
+            try await Self.push("minzheng", 1, "MZ-HY-0003", [(Self.a, [("marital_status", .text("已婚"))])], merge: merge, on: sql)
             try await Self.push("zhujian", 1, "ZJ-FW-0001", [
                 (Self.a, [("owner_name", .text("张秀英")), ("marital_status", .text("未婚"))]),
                 (Self.b, [("owner_name", .text("李建")), ("marital_status", .null)]),
                 ("440306199003072316", [("owner_name", .text("王")), ("marital_status", .null)]),
-            ], on: sql)
+            ], merge: merge, on: sql)
     }
 
     @Test("authorities set the golden record; each planted mismatch is one open discrepancy; invalid IDs are caught; a correction resolves")
@@ -69,8 +72,39 @@ struct GoldenStoreTests {
 
             try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.b, [("owner_name", .text("李建国")), ("marital_status", .null)])], on: sql)
             let after = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: nil, node: nil), on: sql)
-            #expect(after.filter { $0.status == "open" }.count == 2)
+            #expect(after.filter { $0.status == "open" }.count == 2, "\(after)")
             #expect(after.contains { $0.key == Self.b && $0.status == "resolved" })
+        }
+    }
+
+    @Test("queued batches merged as one group, read back from storage by another hub process, end as merged one by one")
+    func mergedAsOneGroup() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Self.plantThreeDepartments(merge: false, on: sql)
+            let queued = try await sql.query("SELECT count(*) FROM govex.golden_queue").rows[0][0]
+            #expect(queued == "3", "each accepted batch feeding a subject waits for the merger")
+            #expect(try await sql.query("SELECT count(*) FROM govex_golden.person").rows.first?[0] ?? "0" == "0", "nothing merged at ingest")
+            // A process that did not ingest them (or restarted) has none in memory: it reads them back.
+            let elsewhere = HubStore(hubKey: VectorKeys.hub)
+            let drained = try await GoldenQueue.drain(store: elsewhere, on: sql)
+            #expect(drained.batches == 3 && drained.records == 6 && drained.missing.isEmpty, "one group")
+            #expect(try await sql.query("SELECT count(*) FROM govex.golden_queue").rows[0][0] == "0")
+            let golden = try await sql.query("""
+                SELECT subject_key, name, birth_date, marital_status, "name@zhujian", "marital_status@zhujian", govex_nulls::text
+                FROM govex_golden.person ORDER BY subject_key
+                """).rows
+            #expect(golden == [["11010519491231002X", "张秀英", "1949-12-31", "已婚", "张秀英", "未婚", "{}"],
+                               ["440306199003072315", "李建国", "1990-01-01", nil, "李建", nil, "{marital_status@zhujian}"]])
+            let open = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: "open", node: nil), on: sql)
+            #expect(open.count == 3, "the same three as merged one by one: \(open)")
+            #expect(open.contains { $0.key == Self.b && $0.field == "name" && $0.reportedValue == "李建" })
+
+            // A mismatch opened and corrected within one group leaves no discrepancy.
+            try await Self.push("zhujian", 2, "ZJ-FW-0001", [(Self.a, [("owner_name", .text("张秀")), ("marital_status", .text("未婚"))])], merge: false, on: sql)
+            try await Self.push("zhujian", 3, "ZJ-FW-0001", [(Self.a, [("owner_name", .text("张秀英")), ("marital_status", .text("未婚"))])], merge: false, on: sql)
+            #expect(try await GoldenQueue.drain(store: HubStoreTests.store, on: sql).batches == 2)
+            let all = try await HubStore.discrepancies(HubStore.DiscrepancyQuery(subject: "person", status: nil, node: nil), on: sql)
+            #expect(all.count == 3 && !all.contains { $0.key == Self.a && $0.field == "name" }, "\(all)")
         }
     }
 

@@ -121,3 +121,81 @@ struct GoldenMergeTests {
         #expect(byAuthority.events.isEmpty)
     }
 }
+
+/// The merger takes the batches waiting as one group: the records must end as merging them
+/// one by one leaves them, and the events must be the net change.
+@Suite("Golden merge of a group of batches")
+struct GoldenGroupMergeTests {
+    typealias T = GoldenMergeTests
+
+    @Test("a group ends where merging its batches one by one ends, in any order of departments; events are the net change")
+    func groupEqualsOneByOne() {
+        var random = SystemRandomNumberGenerator()
+        let keys = [T.a, T.b, T.c, "110105194912310021"]  // the last fails the check digit
+        let names = ["张秀英", "李建国", "王", nil]
+        func value() -> Value { names.randomElement(using: &random)!.map { .text($0) } ?? .null }
+        func batch(_ node: String) -> GoldenMerge.Batch {
+            let records = (0..<Int.random(in: 1...6, using: &random)).map { ordinal -> ChangeRecord in
+                let key = keys.randomElement(using: &random)!
+                let operation: ChangeOperation = Int.random(in: 0..<5, using: &random) == 0 ? .delete : .update
+                switch node {
+                case "gongan": return T.row(operation, "GA-RK-0001", key, operation == .delete ? [] : [("name", value())], ordinal: UInt32(ordinal))
+                case "minzheng": return T.row(operation, "MZ-HY-0003", key, operation == .delete ? [] : [("marital_status", value())], ordinal: UInt32(ordinal))
+                default: return T.row(operation, "ZJ-FW-0001", key, operation == .delete ? [] : [("owner_name", value()), ("marital_status", value())],
+                                      ordinal: UInt32(ordinal))
+                }
+            }
+            return GoldenMerge.Batch(node: node, records: records)
+        }
+        for _ in 0..<300 {
+            var state: [String: GoldenMerge.Record] = [:]
+            for node in ["gongan", "minzheng", "zhujian"] { _ = GoldenMergeTests().merge(&state, node, batch(node).records) }
+            let before = state
+            let group = (0..<Int.random(in: 1...5, using: &random)).map { _ in batch(["gongan", "minzheng", "zhujian"].randomElement(using: &random)!) }
+
+            var oneByOne = before
+            for batch in group { _ = GoldenMergeTests().merge(&oneByOne, batch.node, batch.records) }
+            let grouped = GoldenMerge.merge(group, subject: T.person, current: before)
+            var groupedState = before
+            for record in grouped.records { groupedState[record.key] = record.isEmpty ? nil : record }
+            #expect(groupedState == oneByOne, "group \(group.map(\.node))")
+
+            // Departments' batches in another order (each department's own order kept) end the same.
+            let reordered = ["zhujian", "minzheng", "gongan"].flatMap { node in group.filter { $0.node == node } }
+            var reorderedState = before
+            for record in GoldenMerge.merge(reordered, subject: T.person, current: before).records { reorderedState[record.key] = record.isEmpty ? nil : record }
+            #expect(reorderedState == oneByOne)
+
+            // Net events: each mismatch open after the group and not before is opened once, and so on.
+            func open(_ state: [String: GoldenMerge.Record]) -> [String: [String??]] {
+                var open: [String: [String??]] = [:]
+                for record in state.values {
+                    for (field, definition) in T.person.fields.enumerated() {
+                        let authoritative = record.slots[T.person.authoritySlot[field]]
+                        for (node, slot) in T.person.reportSlots[field] {
+                            guard let authoritative, let reported = record.slots[slot], authoritative != reported else { continue }
+                            open[["mismatch", "person", record.key, definition.name, node].joined(separator: "\u{1F}")] = [authoritative, reported]
+                        }
+                    }
+                }
+                return open
+            }
+            let wasOpen = open(before), isOpen = open(oneByOne)
+            var opened = Set<String>(), updated = Set<String>(), resolved = Set<String>()
+            for event in grouped.events {
+                switch event {
+                case .opened(let d) where d.kind == .mismatch: #expect(opened.insert(d.identity).inserted)
+                case .updated(let d): #expect(updated.insert(d.identity).inserted)
+                case .resolved(let d): #expect(resolved.insert(d.identity).inserted)
+                default: break
+                }
+            }
+            #expect(opened == Set(isOpen.keys).subtracting(wasOpen.keys))
+            #expect(resolved == Set(wasOpen.keys).subtracting(isOpen.keys))
+            #expect(updated == Set(isOpen.keys.filter { wasOpen[$0] != nil && wasOpen[$0] != isOpen[$0] }))
+            // The invalid key is reported once per department that sent it.
+            let invalid = grouped.events.filter { if case .opened(let d) = $0 { d.kind == .invalidIdentifier } else { false } }
+            #expect(invalid.count == Set(group.filter { $0.records.contains { GoldenMerge.keyText($0.key) == keys[3] && $0.operation != .delete } }.map(\.node)).count)
+        }
+    }
+}

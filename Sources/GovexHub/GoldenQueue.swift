@@ -1,0 +1,200 @@
+import Foundation
+import GovexPolicy
+import GovexPostgres
+import GovexWire
+import Synchronization
+
+/// Accepted batches that feed a subject wait in `govex.golden_queue` (queued in their ingest
+/// transaction, so none is lost or merged twice) until the merger merges them. The merger
+/// takes everything waiting, up to a record budget, and merges it as one change: each golden
+/// record is read and written once per group instead of once per department's batch, and a
+/// push is answered without waiting for the merge. When ingests come faster than merges,
+/// groups grow, and each write carries more.
+public enum GoldenQueue {
+    /// Records a group may hold (the merge keeps them and the touched golden records in memory).
+    public static let defaultGroupRecords = 60_000
+
+    /// Queues an accepted batch if its resources feed a subject; returns its place in the queue.
+    static func enqueue(_ header: BatchHeader, node: String, digest: [UInt8], on sql: PostgresConnection) async throws -> Int64? {
+        try await enqueue(node: node, epoch: header.nodeEpoch, sequence: header.sequence, digest: digest, resources: header.resources,
+                          recordCount: Int(header.recordCount), on: sql)
+    }
+
+    /// Queues the batch stored as (node, epoch, sequence), whose file has `digest`, if
+    /// `resources` feed a subject.
+    public static func enqueue(node: String, epoch: UInt64, sequence: UInt64, digest: [UInt8], resources: [String], recordCount: Int,
+                               on sql: PostgresConnection) async throws -> Int64? {
+        guard !(try await Catalog.subjects(fedBy: resources, on: sql)).isEmpty else { return nil }
+        return try await sql.query("""
+            INSERT INTO govex.golden_queue (node_id, epoch, sequence, digest, resources, record_count) VALUES ($1, $2, $3, $4::bytea, $5::text[], $6)
+            RETURNING id
+            """, [node, String(epoch), String(sequence), "\\x" + Hex.encode(digest), HubStore.textArray(resources), String(recordCount)])
+            .rows.first?[0].flatMap { Int64($0) }
+    }
+
+    /// What one `drain` merged.
+    public struct Drained: Sendable, Equatable {
+        public var batches = 0
+        public var records = 0
+        /// False when another hub replica was merging (its merger will take what waits).
+        public var merged = true
+        /// Queued batches no longer stored (their partition dropped before they were merged).
+        public var missing: [String] = []
+    }
+
+    /// Merges what waits, oldest first, in groups of at most `groupRecords` records (a larger
+    /// batch alone), each group in its own transaction; returns what it merged.
+    @discardableResult
+    public static func drain(store: HubStore, groupRecords: Int = defaultGroupRecords, on sql: PostgresConnection) async throws -> Drained {
+        var total = Drained()
+        while true {
+            let group = try await drainGroup(store: store, groupRecords: groupRecords, on: sql)
+            guard group.merged else { return Drained(batches: total.batches, records: total.records, merged: false, missing: total.missing) }
+            guard group.batches > 0 else { return total }
+            total.batches += group.batches
+            total.records += group.records
+            total.missing += group.missing
+        }
+    }
+
+    /// One group: the oldest waiting batches within the record budget, merged and dequeued in one transaction.
+    public static func drainGroup(store: HubStore, groupRecords: Int, on sql: PostgresConnection) async throws -> Drained {
+        try await sql.transaction {
+            // One merger at a time across replicas; the others leave the queue to it.
+            guard try await sql.query("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('govex.golden_merger'))").rows.first?[0] == "t" else {
+                return Drained(merged: false)
+            }
+            let waiting = try await sql.query("""
+                SELECT id, node_id, epoch::text, sequence::text, resources::text, record_count, digest FROM govex.golden_queue ORDER BY id LIMIT 1000
+                """).rows
+            var ids: [Int64] = [], batches: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0, missing: [String] = []
+            for row in waiting {
+                let count = Int(row[5] ?? "") ?? 0
+                if !ids.isEmpty, records + count > groupRecords { break }
+                guard let id = Int64(row[0] ?? ""), let node = row[1], let epoch = row[2], let sequence = row[3] else { continue }
+                ids.append(id)
+                records += count
+                resources.formUnion(GoldenTable.arrayElements(row[4] ?? "{}"))
+                if let kept = store.pendingMerges.take(HubStore.bytea(row[6])) {
+                    batches.append(kept)
+                } else if let batch = try await storedBatch(node: node, epoch: epoch, sequence: sequence, on: sql) {
+                    batches.append(batch)
+                } else {
+                    missing.append("\(node)/\(epoch)/\(sequence)")
+                }
+            }
+            guard !ids.isEmpty else { return Drained() }
+            try await HubStore.mergeSubjects(batches, resources: resources.sorted(), hubKey: store.hubKey, on: sql)
+            try await sql.query("DELETE FROM govex.golden_queue WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
+            store.pendingMerges.forget(through: ids.last!)
+            return Drained(batches: ids.count, records: records, missing: missing)
+        }
+    }
+
+    /// A queued batch's records read back from the stored batch (after a restart, or when
+    /// another replica ingested it); nil when the batch is no longer stored.
+    static func storedBatch(node: String, epoch: String, sequence: String, on sql: PostgresConnection) async throws -> GoldenMerge.Batch? {
+        guard let text = try await sql.query("""
+            SELECT bytes FROM govex.batches WHERE node_id = $1 AND epoch = $2 AND sequence = $3
+            """, [node, epoch, sequence]).rows.first?[0] else { return nil }
+        // Verified when it was accepted; only decoded here.
+        return GoldenMerge.Batch(node: node, records: try BatchFile(bytes: HubStore.bytea(text)).records())
+    }
+}
+
+/// The records of batches this process queued for merging, kept so that the merger need not
+/// read and decode them again. Bounded: beyond the budget the merger reads them back. Found
+/// by the batch file's digest: the same digest is the same records, whichever database.
+public final class PendingMerges: Sendable {
+    private struct State {
+        var batches: [[UInt8]: (queued: Int64, batch: GoldenMerge.Batch)] = [:]
+        var records = 0
+    }
+
+    private let state = Mutex(State())
+    private let budget: Int
+
+    public init(budget: Int) {
+        self.budget = budget
+    }
+
+    /// Keeps the records of the batch file with `digest`, queued as `queued`.
+    public func keep(_ digest: [UInt8], queued: Int64, _ batch: GoldenMerge.Batch) {
+        state.withLock { state in
+            guard state.records + batch.records.count <= budget, state.batches[digest] == nil else { return }
+            state.batches[digest] = (queued, batch)
+            state.records += batch.records.count
+        }
+    }
+
+    func take(_ digest: [UInt8]) -> GoldenMerge.Batch? {
+        state.withLock { state in
+            let kept = state.batches.removeValue(forKey: digest)
+            state.records -= kept?.batch.records.count ?? 0
+            return kept?.batch
+        }
+    }
+
+    /// Drops what is kept for queue entries up to `id`: merged, or of ingests that rolled back.
+    func forget(through id: Int64) {
+        state.withLock { state in
+            for (digest, kept) in state.batches where kept.queued <= id {
+                state.records -= state.batches.removeValue(forKey: digest)?.batch.records.count ?? 0
+            }
+        }
+    }
+}
+
+/// Runs the merges in a hub process: woken by this process's ingests, and every second for
+/// batches other replicas queued (or left when they stopped).
+public final class GoldenMerger: Sendable {
+    private let wakeup = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    public init() {}
+
+    public func wake() {
+        let waiter = wakeup.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.pending = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    private func sleep(upTo timeout: Duration) async {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.wake()
+        }
+        await withCheckedContinuation { continuation in
+            let ready = wakeup.withLock { state -> Bool in
+                if state.pending { return true }
+                state.waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+        wakeup.withLock { $0.pending = false }
+        timer.cancel()
+    }
+
+    public func run(store: HubStore, pool: ConnectionPool, log: @escaping @Sendable (Int, String) -> Void) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let drained = try await pool.withConnection { sql in try await GoldenQueue.drain(store: store, on: sql) }
+                if drained.batches > 0 { log(7, "golden merge: \(drained.batches) batch(es), \(drained.records) record(s)") }
+                if !drained.missing.isEmpty {
+                    log(3, "golden merge: queued batch(es) \(drained.missing.joined(separator: ", ")) no longer stored (retention dropped them before they were merged): their values are missing from the golden records until the departments send them again")
+                }
+                failures = 0
+            } catch {
+                failures += 1
+                // The queue keeps the batch: it is merged once what failed is fixed (e.g. the catalog).
+                if failures == 1 || failures % 20 == 0 { log(3, "golden merge failed (the batches wait in govex.golden_queue; retrying): \(error)") }
+                try? await Task.sleep(for: .seconds(min(30, failures)))
+            }
+            await sleep(upTo: .seconds(1))
+        }
+    }
+}
