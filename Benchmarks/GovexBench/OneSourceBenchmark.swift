@@ -163,20 +163,32 @@ struct OneSourceBenchmark: AsyncParsableCommand {
             try await sql.query("CREATE TABLE public.apply_target \(ddl)")
             try await sql.query("CREATE TABLE public.apply_floor \(ddl)")
         }
-        progress("apply: \(deliveries.count) deliveries")
         let applied: Duration = try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 1, resource: "R", schema: "public",
                                                                 table: "apply_target") { applier in
+            // As the agent's puller does when deliveries wait: consecutive ones applied together
+            // (up to DeliveryApplier.groupRecords records), the next group planned while this one is applied.
+            var groups: [Range<Int>] = []
+            var groupStart = 0, groupRecords = 0
+            for index in deliveries.indices {
+                if index > groupStart, groupRecords + deliveries[index].count > DeliveryApplier.groupRecords {
+                    groups.append(groupStart..<index)
+                    (groupStart, groupRecords) = (index, 0)
+                }
+                groupRecords += deliveries[index].count
+            }
+            groups.append(groupStart..<deliveries.count)
+            progress("apply: \(deliveries.count) deliveries in \(groups.count) groups")
             let start = ContinuousClock.now
-            // As the agent's puller does: the next delivery is planned while this one is applied.
-            func prepare(_ index: Int) -> Task<DeliveryApplier.Prepared, any Error> {
-                Task { [delivery = deliveries[index]] in
-                    try applier.prepare(delivery, sequence: UInt64(index + 1), origin: DeliveryOrigin(node: "bench", epoch: 1, sequence: UInt64(index + 1)))
+            func prepare(_ group: Range<Int>) -> Task<DeliveryApplier.Prepared, any Error> {
+                Task { [records = Array(deliveries[group].joined())] in
+                    try applier.prepare(records, sequence: UInt64(group.upperBound), origin: DeliveryOrigin(node: "bench", epoch: 1, sequence: UInt64(group.upperBound)),
+                                        firstSequence: UInt64(group.lowerBound + 1))
                 }
             }
-            var next = prepare(0)
-            for index in deliveries.indices {
+            var next = prepare(groups[0])
+            for index in groups.indices {
                 let prepared = try await next.value
-                if index + 1 < deliveries.count { next = prepare(index + 1) }
+                if index + 1 < groups.count { next = prepare(groups[index + 1]) }
                 _ = try await applier.apply(prepared)
             }
             return ContinuousClock.now - start

@@ -25,6 +25,8 @@ private func interrupted() -> Bool {
 private final class RunFlags: Sendable {
     let stopping = Atomic<Bool>(false)
     let captureDone = Atomic<Bool>(false)
+    /// The capture's slot exists (made, snapshot copied, streaming).
+    let streaming = Atomic<Bool>(false)
     let lastWatchdog = Mutex(ContinuousClock.now)
 }
 
@@ -112,7 +114,18 @@ public enum AgentRunner {
             if let link, !configuration.subscribe.isEmpty {
                 let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,
                                                     recheck: .seconds(15), log: { log($0, $1) })
-                group.addTask { await follower.run { interrupted() } }
+                // Into a table this agent also publishes, nothing is applied before the capture's
+                // slot exists: rows applied earlier would be in its initial snapshot and go back
+                // to the hub as the department's own (later ones carry the apply's origin).
+                let waitsForCapture = captures && configuration.subscribe.contains { entry in
+                    configuration.publish.contains { $0.mapping.schema == entry.schema && $0.mapping.table == entry.table }
+                }
+                group.addTask {
+                    while waitsForCapture, !flags.streaming.load(ordering: .relaxed), !flags.captureDone.load(ordering: .relaxed), !interrupted() {
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    await follower.run { interrupted() }
+                }
             }
             if let link, captures {
                 let feedback = FeedbackFollower(client: link.client, conninfo: configuration.conninfo, nodeID: configuration.nodeID,
@@ -143,6 +156,7 @@ public enum AgentRunner {
                         return .graceful
                     },
                     onStreaming: {
+                        flags.streaming.store(true, ordering: .relaxed)
                         notifier.notify("READY=1")
                         log(6, "streaming")
                     },

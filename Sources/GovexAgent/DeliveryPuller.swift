@@ -110,39 +110,99 @@ final class DeliveryPuller: Sendable {
         guard response.status == 200 else { throw HubUnreachable(description: "the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
         var cursor = cursor
         let files = try Delivery.unframe(response.body)
-        // The next delivery is verified and planned while this one is applied: the first
-        // work is CPU, the second mostly the database's.
-        var next = files.first.map { file in Task { try await self.ready(file, applier: applier) } }
+        // The next group is verified and planned while this one is applied: the first work
+        // is CPU, the second mostly the database's.
+        let groups = Self.groups(of: files)
+        var next = groups.first.map { group in Task { try await self.ready(group, applier: applier) } }
         defer { next?.cancel() }
-        for (index, file) in files.enumerated() {
-            guard let (verified, prepared) = try await next?.value else { break }
-            next = index + 1 < files.count ? Task { [file = files[index + 1]] in try await self.ready(file, applier: applier) } : nil
-            switch try await applyPatiently(file, verified, prepared, applier: applier, shouldStop: shouldStop) {
-            case .applied where verified.originNode == Delivery.hubNodeID && verified.records.first?.operation != .truncate
-                    && verified.records.first?.operation != .insert:
-                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) golden records from the hub)")
-            case .applied where verified.originNode == Delivery.hubNodeID:
-                let rows = verified.records.filter { $0.operation == .insert }.count
-                log(6, "subscription \(subscription.id): backfill from the hub's copy: delivery \(verified.sequence), \(rows) rows applied"
-                    + (verified.records.first?.operation == .truncate ? " (the table was emptied first)" : ""))
-            case .applied:
-                log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(verified.originNode) batch \(verified.originSequence))")
-            case .alreadyApplied:
-                break
+        for (index, group) in groups.enumerated() {
+            guard let ready = try await next?.value else { break }
+            next = index + 1 < groups.count ? Task { [group = groups[index + 1]] in try await self.ready(group, applier: applier) } : nil
+            if ready.verified.count > 1, case .success(let prepared) = ready.prepared {
+                do {
+                    _ = try await applier.apply(prepared)
+                    let records = ready.verified.reduce(0) { $0 + $1.records.count }
+                    log(7, "subscription \(subscription.id): applied deliveries \(prepared.firstSequence)–\(prepared.sequence) together (\(records) records)")
+                    cursor = max(cursor, prepared.sequence)
+                    continue
+                } catch let error as ApplyError where error.permanent {
+                    // One of them fails: one by one, that one is retried and dead-lettered alone.
+                    log(5, "subscription \(subscription.id): deliveries \(prepared.firstSequence)–\(prepared.sequence) together failed (\(error)); applying them one by one")
+                }
             }
-            cursor = max(cursor, verified.sequence)
+            for (file, verified) in zip(group, ready.verified) {
+                let prepared = ready.verified.count == 1 ? ready.prepared : plan(verified, applier: applier)
+                cursor = max(cursor, try await applyOne(file, verified, prepared, applier: applier, shouldStop: shouldStop))
+            }
         }
         return cursor
     }
 
-    /// A delivery checked and planned; a plan that fails is kept, to fail (and be retried,
-    /// then dead-lettered) where applying it would.
-    func ready(_ file: [UInt8], applier: DeliveryApplier) async throws -> (Delivery.Verified, Result<DeliveryApplier.Prepared, ApplyError>) {
-        let verified = try await verify(file)
-        let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
-        return (verified, Result { () throws(ApplyError) in
-            try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin)
+    /// Consecutive deliveries of providers' batches, up to `DeliveryApplier.groupRecords` records together;
+    /// the hub's own (backfill pages, golden records) each alone.
+    static func groups(of files: [[UInt8]]) -> [[[UInt8]]] {
+        var groups: [[[UInt8]]] = []
+        var records = 0, open = false
+        for file in files {
+            let header = try? BatchFile(bytes: file).header
+            let count = Int(header?.recordCount ?? 0)
+            let joinable = header?.provenance != nil
+            if open, joinable, records + count <= DeliveryApplier.groupRecords {
+                groups[groups.count - 1].append(file)
+                records += count
+            } else {
+                groups.append([file])
+                records = count
+                open = joinable
+            }
+        }
+        return groups
+    }
+
+    /// Applies one delivery (retried, then dead-lettered if it keeps failing); returns its sequence.
+    func applyOne(_ file: [UInt8], _ verified: Delivery.Verified, _ prepared: Result<DeliveryApplier.Prepared, ApplyError>,
+                  applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> UInt64 {
+        switch try await applyPatiently(file, verified, prepared, applier: applier, shouldStop: shouldStop) {
+        case .applied where verified.originNode == Delivery.hubNodeID && verified.records.first?.operation != .truncate
+                && verified.records.first?.operation != .insert:
+            log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) golden records from the hub)")
+        case .applied where verified.originNode == Delivery.hubNodeID:
+            let rows = verified.records.filter { $0.operation == .insert }.count
+            log(6, "subscription \(subscription.id): backfill from the hub's copy: delivery \(verified.sequence), \(rows) rows applied"
+                + (verified.records.first?.operation == .truncate ? " (the table was emptied first)" : ""))
+        case .applied:
+            log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) records from \(verified.originNode) batch \(verified.originSequence))")
+        case .alreadyApplied:
+            break
+        }
+        return verified.sequence
+    }
+
+    /// A group of deliveries checked, and planned as one.
+    struct Ready: Sendable {
+        var verified: [Delivery.Verified]
+        var prepared: Result<DeliveryApplier.Prepared, ApplyError>
+    }
+
+    func ready(_ group: [[UInt8]], applier: DeliveryApplier) async throws -> Ready {
+        var verified: [Delivery.Verified] = []
+        for file in group { verified.append(try await verify(file)) }
+        guard verified.count > 1, let first = verified.first, let last = verified.last else {
+            return Ready(verified: verified, prepared: verified.first.map { plan($0, applier: applier) } ?? .failure(ApplyError(description: "no delivery")))
+        }
+        let origin = DeliveryOrigin(node: last.originNode, epoch: last.originEpoch, sequence: last.originSequence)
+        return Ready(verified: verified, prepared: Result { () throws(ApplyError) in
+            try applier.prepare(applicable(verified.flatMap(\.records)), sequence: last.sequence, origin: origin, firstSequence: first.sequence)
         })
+    }
+
+    /// One delivery's plan; a plan that fails is kept, to fail (and be retried, then
+    /// dead-lettered) where applying it would.
+    func plan(_ verified: Delivery.Verified, applier: DeliveryApplier) -> Result<DeliveryApplier.Prepared, ApplyError> {
+        let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
+        return Result { () throws(ApplyError) in
+            try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin)
+        }
     }
 
     /// What of a delivery is applied: all of it, except truncates into a table the agent

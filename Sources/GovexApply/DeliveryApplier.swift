@@ -125,6 +125,11 @@ public final class DeliveryApplier: Sendable {
                                    [String(subscription)]).rows.first?[0] ?? "0") ?? 0
     }
 
+    /// Records a group of deliveries may hold: a subscriber that is behind applies the
+    /// provider deliveries waiting in one transaction (one `COPY` and one statement per
+    /// kind instead of one per delivery).
+    public static let groupRecords = 50_000
+
     /// A delivery made ready to apply: its steps, with each staged run's `COPY` text built.
     /// Pure work, apart from the database: a puller prepares the next delivery while the
     /// current one is being applied.
@@ -133,13 +138,21 @@ public final class DeliveryApplier: Sendable {
         let copyText: [[UInt8]]
         let columns: Set<String>
         let context: String
+        /// The deliveries it applies, `firstSequence...sequence` (several when a subscriber
+        /// that is behind applies those waiting together).
+        public let firstSequence: UInt64
         public let sequence: UInt64
         public let origin: DeliveryOrigin
     }
 
     /// Plans delivery `sequence` (its records of this applier's resource) for `table`.
-    public func prepare(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin) throws(ApplyError) -> Prepared {
-        let context = "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
+    /// `firstSequence`: for consecutive deliveries through `sequence` applied as one (their
+    /// records in order; `origin` is the last one's).
+    public func prepare(_ records: [ChangeRecord], sequence: UInt64, origin: DeliveryOrigin, firstSequence: UInt64? = nil) throws(ApplyError) -> Prepared {
+        let first = firstSequence ?? sequence
+        let context = first == sequence
+            ? "delivery \(sequence) (\(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
+            : "deliveries \(first)–\(sequence) (through \(origin.node) batch \(origin.epoch)/\(origin.sequence)) into \(schema).\(table)"
         let steps: [ApplyStep]
         do {
             steps = try ApplyPlan.steps(for: records.filter { $0.resource == resource }, schema: schema, table: table)
@@ -154,7 +167,7 @@ public final class DeliveryApplier: Sendable {
             changes.copyData { text += $0 }
             copyText.append(text)
         }
-        return Prepared(steps: steps, copyText: copyText, columns: columns, context: context, sequence: sequence, origin: origin)
+        return Prepared(steps: steps, copyText: copyText, columns: columns, context: context, firstSequence: first, sequence: sequence, origin: origin)
     }
 
     /// Applies delivery number `sequence` of this subscription, unless it already was: each
@@ -172,8 +185,8 @@ public final class DeliveryApplier: Sendable {
             return try await sql.transaction {
                 let through = try await lockedCursor()
                 if sequence <= through { return .alreadyApplied }
-                guard sequence == through + 1 else {
-                    throw ApplyError(description: "delivery \(sequence) of subscription \(subscription) arrived, but \(through + 1) is the next to apply",
+                guard prepared.firstSequence == through + 1 else {
+                    throw ApplyError(description: "delivery \(prepared.firstSequence) of subscription \(subscription) arrived, but \(through + 1) is the next to apply",
                                      permanent: false)
                 }
                 var statements = 0

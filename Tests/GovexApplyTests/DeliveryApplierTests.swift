@@ -45,6 +45,32 @@ struct DeliveryApplierTests {
         }
     }
 
+    @Test("consecutive deliveries applied as one: the cursor moves to the last; a group not starting after the cursor is refused; one already applied is a no-op")
+    func groupedDeliveries() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.t (id int PRIMARY KEY, name text, amount numeric(10,2), seen timestamptz, photo bytea)")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 8, resource: "GA-RK-0001", schema: "public", table: "t") { (applier: DeliveryApplier) async throws in
+                    #expect(try await applier.apply([upsert(1, .text("a"))], sequence: 1, origin: Self.origin) == .applied(statements: 1))
+                    // Deliveries 2–4: an insert, its update, then a delete of another row, in order.
+                    let records = [upsert(2, .text("b")), upsert(3, .text("c"), ordinal: 1), upsert(2, .text("b2"), ordinal: 2),
+                                   ChangeRecord(operation: .delete, resource: "GA-RK-0001", position: SourcePosition(commit: 4, ordinal: 0), key: [Column("id", .int4(1))])]
+                    let last = DeliveryOrigin(node: "gongan", epoch: 1, sequence: 4)
+                    await #expect(throws: ApplyError.self, "delivery 3 is not next") {
+                        try await applier.apply(try applier.prepare(records, sequence: 5, origin: last, firstSequence: 3))
+                    }
+                    let grouped = try applier.prepare(records, sequence: 4, origin: last, firstSequence: 2)
+                    #expect(try await applier.apply(grouped) != .alreadyApplied)
+                    #expect(try await applier.cursor() == 4)
+                    #expect(try await applier.apply(grouped) == .alreadyApplied, "a redelivered group is a no-op")
+                }
+                #expect(try await sql.query("SELECT id, name FROM public.t ORDER BY id").rows == [["2", "b2"], ["3", "c"]])
+                #expect(try await sql.query("SELECT origin_sequence::text FROM govex.delivery_cursors WHERE subscription = 8").rows == [["4"]],
+                        "the cursor names the last delivery's origin")
+            }
+        }
+    }
+
     @Test("a failed statement rolls the whole delivery back, cursor included, and names the table")
     func atomic() async throws {
         try await TestPostgres.withDatabase { database in

@@ -57,17 +57,35 @@ struct DeadLetterTests {
                 """)
             try await aSQL.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 100) g")
             let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
-            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
-            func bLog() -> String { (try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? "" }
+            let first = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
             func residents() async throws -> (String, String) {
                 (try await ExchangeTests.contents(aSQL, "residents"), try await ExchangeTests.contents(bSQL, "shared.residents"))
             }
             #expect(try await AgentPushTests.eventually { let (x, y) = try await residents(); return x == y }, "the snapshot arrives")
 
+            // While B is down, a good change and then the poison, as two batches: when B comes
+            // back both wait, and it applies them as one group, which fails; one by one, the
+            // good one is applied and the poison alone is retried and dead-lettered.
+            first.signal(SIGTERM)
+            #expect(await first.finish().status == 0)
+            func routed() async throws -> Int {
+                Int(try await departments.hubSQL.query("""
+                    SELECT count(*) FROM govex.deliveries d JOIN govex.subscriptions s USING (subscription_id) WHERE s.resource = 'GA-RK-0001'
+                    """).rows.first?[0] ?? "") ?? -1
+            }
+            let before = try await routed()
+            try await aSQL.query("UPDATE residents SET name = 'before the poison' WHERE id = 1")
+            try await Task.sleep(for: .seconds(1.5))
             try await aSQL.query("INSERT INTO residents VALUES (101, 'poison', 's')")
+            #expect(try await AgentPushTests.eventually { try await routed() == before + 2 }, "both batches routed to B's subscription")
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            func bLog() -> String { (try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? "" }
             #expect(try await AgentPushTests.eventually {
                 try await bSQL.query("SELECT count(*) FROM govex.dead_letters WHERE status = 'dead'").rows.first?[0] == "1"
             }, "dead-lettered: \(bLog().suffix(3000))")
+            #expect(bLog().contains("together failed") && bLog().contains("applying them one by one"), "applied as a group first: \(bLog().suffix(3000))")
+            #expect(try await bSQL.query("SELECT name FROM shared.residents WHERE id = '1'").rows.first?[0] == "before the poison",
+                    "the good delivery of the failed group is applied")
             #expect(bLog().contains("try 1 of 3 failed") && bLog().contains("try 2 of 3 failed"), "retried first")
             #expect(bLog().contains("<2>govex agent: ALARM: delivery") && bLog().contains("no_poison"), "an alarm naming the cause: \(bLog().suffix(3000))")
 
