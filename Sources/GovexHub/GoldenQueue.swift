@@ -145,38 +145,54 @@ public final class PendingMerges: Sendable {
     }
 }
 
-/// Runs the merges in a hub process: woken by this process's ingests, and every second for
-/// batches other replicas queued (or left when they stopped).
-public final class GoldenMerger: Sendable {
-    private let wakeup = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+/// A wake-up that is not lost: `wake` before `wait` makes the next `wait` return at once.
+public final class WakeSignal: Sendable {
+    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
     public init() {}
 
     public func wake() {
-        let waiter = wakeup.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.pending = true
-            defer { state.waiter = nil }
-            return state.waiter
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
         }
         waiter?.resume()
     }
 
-    private func sleep(upTo timeout: Duration) async {
+    /// Returns on a wake (one since the last return counts) or after `timeout`.
+    public func wait(upTo timeout: Duration) async {
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
+            // A cancelled timer must not wake: that wake-up would end the next wait at once.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             self?.wake()
         }
         await withCheckedContinuation { continuation in
-            let ready = wakeup.withLock { state -> Bool in
-                if state.pending { return true }
+            let ready = state.withLock { state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
                 state.waiter = continuation
                 return false
             }
             if ready { continuation.resume() }
         }
-        wakeup.withLock { $0.pending = false }
         timer.cancel()
     }
+}
+
+/// Runs the merges in a hub process: woken by this process's ingests, and every second for
+/// batches other replicas queued (or left when they stopped).
+public final class GoldenMerger: Sendable {
+    private let signal = WakeSignal()
+
+    public init() {}
+
+    public func wake() { signal.wake() }
 
     public func run(store: HubStore, pool: ConnectionPool, log: @escaping @Sendable (Int, String) -> Void) async {
         var failures = 0
@@ -194,7 +210,7 @@ public final class GoldenMerger: Sendable {
                 if failures == 1 || failures % 20 == 0 { log(3, "golden merge failed (the batches wait in govex.golden_queue; retrying): \(error)") }
                 try? await Task.sleep(for: .seconds(min(30, failures)))
             }
-            await sleep(upTo: .seconds(1))
+            await signal.wait(upTo: .seconds(1))
         }
     }
 }
