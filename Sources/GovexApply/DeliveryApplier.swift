@@ -134,8 +134,13 @@ public final class DeliveryApplier: Sendable {
     /// Pure work, apart from the database: a puller prepares the next delivery while the
     /// current one is being applied.
     public struct Prepared: Sendable {
-        let steps: [ApplyStep]
-        let copyText: [[UInt8]]
+        /// SQL and `COPY` text only: the planned rows are freed where they were planned, not
+        /// on the apply's path.
+        enum Step: Sendable {
+            case statement(ApplyStatement)
+            case staged(copy: String, text: [UInt8], statements: [String])
+        }
+        let steps: [Step]
         let columns: Set<String>
         let context: String
         /// The deliveries it applies, `firstSequence...sequence` (several when a subscriber
@@ -160,14 +165,19 @@ public final class DeliveryApplier: Sendable {
             throw ApplyError(description: "\(context): \(error.description)")
         }
         var columns = Set<String>()
-        var copyText: [[UInt8]] = []
-        for case .staged(let changes) in steps {
-            columns.formUnion(changes.keyNames + changes.columns)
-            var text: [UInt8] = []
-            changes.copyData { text += $0 }
-            copyText.append(text)
+        let target = SQLQuoting.qualified(schema: schema, name: table)
+        let prepared = steps.map { step -> Prepared.Step in
+            switch step {
+            case .statement(let statement):
+                return .statement(statement)
+            case .staged(let changes):
+                columns.formUnion(changes.keyNames + changes.columns)
+                var text: [UInt8] = []
+                changes.copyData { text += $0 }
+                return .staged(copy: changes.copyStatement(stage: Self.stage), text: text, statements: changes.statements(target: target, stage: Self.stage))
+            }
         }
-        return Prepared(steps: steps, copyText: copyText, columns: columns, context: context, firstSequence: first, sequence: sequence, origin: origin)
+        return Prepared(steps: prepared, columns: columns, context: context, firstSequence: first, sequence: sequence, origin: origin)
     }
 
     /// Applies delivery number `sequence` of this subscription, unless it already was: each
@@ -180,7 +190,6 @@ public final class DeliveryApplier: Sendable {
     public func apply(_ prepared: Prepared) async throws -> Outcome {
         let (context, sequence, origin) = (prepared.context, prepared.sequence, prepared.origin)
         try await prepareStage(columns: prepared.columns, context: context)
-        let target = SQLQuoting.qualified(schema: schema, name: table)
         do {
             return try await sql.transaction {
                 let through = try await lockedCursor()
@@ -196,11 +205,10 @@ public final class DeliveryApplier: Sendable {
                     case .statement(let statement):
                         try await sql.query(statement.sql, statement.parameters)
                         statements += 1
-                    case .staged(let changes):
+                    case .staged(let copy, let text, let runStatements):
                         if staged > 0 { try await sql.query("TRUNCATE \(Self.stage)") }
-                        let text = prepared.copyText[staged]
-                        _ = try await sql.copyIn(changes.copyStatement(stage: Self.stage)) { writer in try writer.write(text) }
-                        for statement in changes.statements(target: target, stage: Self.stage) { try await sql.query(statement) }
+                        _ = try await sql.copyIn(copy) { writer in try writer.write(text) }
+                        for statement in runStatements { try await sql.query(statement) }
                         statements += 1
                         staged += 1
                     }
