@@ -73,7 +73,7 @@ extension HubStore {
             for batch in batches { keys.formUnion(GoldenMerge.touchedKeys(batch.records, subject: subject)) }
             guard !keys.isEmpty else { continue }
             let current = try await table.records(keys: Array(keys), on: sql)
-            let result = GoldenMerge.merge(batches, subject: subject, current: current)
+            let result = await GoldenMerge.mergeInParallel(batches, subject: subject, current: current)
             try await table.write(result.records, before: current, on: sql)
             try await writeDiscrepancyEvents(result.events, subject: subject.code, on: sql)
             try await routeGolden(result.records, before: current, subject: catalogSubject, table: table, hubKey: hubKey, on: sql)

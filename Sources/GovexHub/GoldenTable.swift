@@ -150,16 +150,16 @@ struct GoldenTable {
             try await sql.query("DELETE FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])", [HubStore.textArray(emptied)])
         }
         if !added.isEmpty {
-            let copy = copyText(added, slots: Array(columns.indices))
-            _ = try await sql.copyIn("COPY \(name) (\(columnList(Array(columns.indices)))) FROM STDIN") { try $0.write(copy) }
+            let table = self, slots = Array(columns.indices), records = added
+            _ = try await sql.copyIn("COPY \(name) (\(columnList(slots))) FROM STDIN") { try table.copy(records, slots: slots, to: &$0) }
         }
         guard !changed.isEmpty else { return }
         let written = columns.indices.filter { changedSlots[$0] }
-        let copy = copyText(changed, slots: written)
         let list = columnList(written)
         // Dropped at commit: a layout change between transactions must not meet an old copy.
         try await sql.query("CREATE TEMPORARY TABLE govex_golden_stage ON COMMIT DROP AS SELECT \(list) FROM \(name) WITH NO DATA")
-        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage FROM STDIN") { try $0.write(copy) }
+        let table = self, records = changed
+        _ = try await sql.copyIn("COPY pg_temp.govex_golden_stage FROM STDIN") { try table.copy(records, slots: written, to: &$0) }
         let key = Catalog.Subject.keyColumn
         try await sql.query("""
             UPDATE \(name) g SET \((written.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).map { "\($0) = s.\($0)" }.joined(separator: ", ")),
@@ -174,12 +174,18 @@ struct GoldenTable {
         ([Catalog.Subject.keyColumn] + slots.map { SQLQuoting.identifier(columns[$0]) } + [Self.nullsColumn]).joined(separator: ", ")
     }
 
-    /// `records` as `COPY` text rows of `columnList(slots)`.
-    private func copyText(_ records: [GoldenMerge.Record], slots: [Int]) -> [UInt8] {
+    /// Sends `records` as `COPY` text rows of `columnList(slots)`, in chunks as they are
+    /// made: PostgreSQL reads one while the next is built.
+    private func copy(_ records: [GoldenMerge.Record], slots: [Int], to writer: inout CopyInWriter) throws {
+        let chunk = 256 << 10
         var copy: [UInt8] = []
-        copy.reserveCapacity(records.count * (slots.count + 2) * 20)
+        copy.reserveCapacity(chunk + 4096)
         var nulls: [UInt8] = []
         for record in records {
+            if copy.count >= chunk {
+                try writer.write(copy)
+                copy.removeAll(keepingCapacity: true)
+            }
             CopyText.appendField(record.key, to: &copy)
             for slot in slots {
                 copy.append(9)
@@ -197,7 +203,7 @@ struct GoldenTable {
             CopyText.appendField(bytes: nulls, to: &copy)
             copy.append(10)
         }
-        return copy
+        try writer.write(copy)
     }
 
     /// An element of a PostgreSQL array literal, quoted.

@@ -128,6 +128,46 @@ struct GoldenMergeTests {
 struct GoldenGroupMergeTests {
     typealias T = GoldenMergeTests
 
+    @Test("merged in parallel parts: the same records and events as merged whole")
+    func parallelParts() async {
+        var random = SystemRandomNumberGenerator()
+        // Valid citizen IDs: 17 digits and their GB 11643 check character.
+        func citizenID(_ n: Int) -> String {
+            let digits = String(n)
+            let first17 = Array("1101051980" + String(repeating: "0", count: 7 - digits.count) + digits)
+            let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+            let sum = zip(first17, weights).reduce(0) { $0 + Int(String($1.0))! * $1.1 }
+            return String(first17) + String(Array("10X98765432")[sum % 11])
+        }
+        let keys = (0..<300).map(citizenID) + ["110105194912310021"]
+        for round in 0..<20 {
+            var batches: [GoldenMerge.Batch] = []
+            for node in ["gongan", "minzheng", "zhujian", "gongan"] {
+                let records = (0..<1_000).map { ordinal -> ChangeRecord in
+                    let key = keys.randomElement(using: &random)!
+                    let operation: ChangeOperation = Int.random(in: 0..<10, using: &random) == 0 ? .delete : .update
+                    let name: Value = Int.random(in: 0..<4, using: &random) == 0 ? .text("x") : .text("v-\(key.suffix(3))")
+                    switch node {
+                    case "gongan": return T.row(operation, "GA-RK-0001", key, [("name", name)], ordinal: UInt32(ordinal))
+                    case "minzheng": return T.row(operation, "MZ-HY-0003", key, [("marital_status", name)], ordinal: UInt32(ordinal))
+                    default: return T.row(operation, "ZJ-FW-0001", key, [("owner_name", name), ("marital_status", name)], ordinal: UInt32(ordinal))
+                    }
+                }
+                batches.append(GoldenMerge.Batch(node: node, records: records))
+            }
+            var current: [String: GoldenMerge.Record] = [:]
+            if round % 2 == 1 {
+                for record in GoldenMerge.merge(Array(batches.prefix(2)), subject: T.person, current: [:]).records { current[record.key] = record }
+            }
+            let whole = GoldenMerge.merge(batches, subject: T.person, current: current)
+            let parts = await GoldenMerge.mergeInParallel(batches, subject: T.person, current: current, partitions: 3)
+            #expect(Dictionary(uniqueKeysWithValues: parts.records.map { ($0.key, $0) }) == Dictionary(uniqueKeysWithValues: whole.records.map { ($0.key, $0) }))
+            #expect(parts.records.count == whole.records.count && parts.confirmations == whole.confirmations)
+            #expect(Set(parts.events.map { "\($0)" }) == Set(whole.events.map { "\($0)" }) && parts.events.count == whole.events.count)
+            #expect(!whole.events.isEmpty)
+        }
+    }
+
     @Test("a group ends where merging its batches one by one ends, in any order of departments; events are the net change")
     func groupEqualsOneByOne() {
         var random = SystemRandomNumberGenerator()
