@@ -208,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexPolicyTests",
-            dependencies: ["GovexPolicy", "GovexWire"],
+            dependencies: ["GovexPolicy", "GovexWire", "GovexTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
