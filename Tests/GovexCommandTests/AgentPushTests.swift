@@ -149,18 +149,23 @@ struct AgentPushTests {
             }
             try await workload.value
             func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
-            #expect(try await Self.eventually { spooled() == 0 },
+            let table = try await sql.query("SELECT count(*), count(*) FILTER (WHERE name LIKE 'u%') FROM residents").rows[0]
+            func copy() async throws -> [String?] {
+                try await hubSQL.query("""
+                    SELECT count(*), count(*) FILTER (WHERE row_values->>'name' LIKE 'u%') FROM govex.resource_rows WHERE resource = 'GA-RK-0001'
+                    """).rows[0]
+            }
+            // An empty spool alone does not say the capture has caught up (it may not have sealed
+            // the last changes yet): wait for the hub's copy to hold the whole table.
+            #expect(try await Self.eventually { try await copy() == table && spooled() == 0 },
                     "the spool drains: \((try? String(contentsOfFile: agent.outputPath, encoding: .utf8)) ?? "")\n\((try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? "")")
 
             let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
             #expect(sequences == Array(1...max(sequences.count, 1)), "every sequence once, no gap")
             #expect(try await hubSQL.query("SELECT count(*) FROM govex.batches").rows[0][0] == String(sequences.count), "stored once each")
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
-            let table = try await sql.query("SELECT count(*), count(*) FILTER (WHERE name LIKE 'u%') FROM residents").rows[0]
-            let copy = try await hubSQL.query("""
-                SELECT count(*), count(*) FILTER (WHERE row_values->>'name' LIKE 'u%') FROM govex.resource_rows WHERE resource = 'GA-RK-0001'
-                """).rows[0]
-            #expect(copy == table && table[0] == "10000", "the hub's copy: \(copy), the table: \(table)")
+            let copied = try await copy()
+            #expect(copied == table && table[0] == "10000", "the hub's copy: \(copied), the table: \(table)")
 
             agent.signal(SIGTERM)
             #expect(await agent.finish().status == 0)
