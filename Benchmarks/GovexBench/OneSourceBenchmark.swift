@@ -167,16 +167,7 @@ struct OneSourceBenchmark: AsyncParsableCommand {
                                                                 table: "apply_target") { applier in
             // As the agent's puller does when deliveries wait: consecutive ones applied together
             // (up to DeliveryApplier.groupRecords records), the next group planned while this one is applied.
-            var groups: [Range<Int>] = []
-            var groupStart = 0, groupRecords = 0
-            for index in deliveries.indices {
-                if index > groupStart, groupRecords + deliveries[index].count > DeliveryApplier.groupRecords {
-                    groups.append(groupStart..<index)
-                    (groupStart, groupRecords) = (index, 0)
-                }
-                groupRecords += deliveries[index].count
-            }
-            groups.append(groupStart..<deliveries.count)
+            let groups = DeliveryApplier.groups(recordCounts: deliveries.map(\.count))
             progress("apply: \(deliveries.count) deliveries in \(groups.count) groups")
             let start = ContinuousClock.now
             func prepare(_ group: Range<Int>) -> Task<DeliveryApplier.Prepared, any Error> {

@@ -14,7 +14,7 @@ extension DeliveryPuller {
 
     func applyPatiently(_ file: [UInt8], _ verified: Delivery.Verified, _ prepared: Result<DeliveryApplier.Prepared, ApplyError>,
                         applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> DeliveryApplier.Outcome {
-        let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
+        let origin = verified.origin
         var attempts = 0
         while true {
             do {

@@ -131,7 +131,7 @@ final class DeliveryPuller: Sendable {
                 }
             }
             for (file, verified) in zip(group, ready.verified) {
-                let prepared = ready.verified.count == 1 ? ready.prepared : plan(verified, applier: applier)
+                let prepared = ready.verified.count == 1 ? ready.prepared : plan([verified], applier: applier)
                 cursor = max(cursor, try await applyOne(file, verified, prepared, applier: applier, shouldStop: shouldStop))
             }
         }
@@ -141,22 +141,9 @@ final class DeliveryPuller: Sendable {
     /// Consecutive deliveries of providers' batches, up to `DeliveryApplier.groupRecords` records together;
     /// the hub's own (backfill pages, golden records) each alone.
     static func groups(of files: [[UInt8]]) -> [[[UInt8]]] {
-        var groups: [[[UInt8]]] = []
-        var records = 0, open = false
-        for file in files {
-            let header = try? BatchFile(bytes: file).header
-            let count = Int(header?.recordCount ?? 0)
-            let joinable = header?.provenance != nil
-            if open, joinable, records + count <= DeliveryApplier.groupRecords {
-                groups[groups.count - 1].append(file)
-                records += count
-            } else {
-                groups.append([file])
-                records = count
-                open = joinable
-            }
-        }
-        return groups
+        let headers = files.map { try? BatchFile(bytes: $0).header }
+        return DeliveryApplier.groups(recordCounts: headers.map { Int($0?.recordCount ?? 0) }, joinable: { headers[$0]?.provenance != nil })
+            .map { Array(files[$0]) }
     }
 
     /// Applies one delivery (retried, then dead-lettered if it keeps failing); returns its sequence.
@@ -187,21 +174,16 @@ final class DeliveryPuller: Sendable {
     func ready(_ group: [[UInt8]], applier: DeliveryApplier) async throws -> Ready {
         var verified: [Delivery.Verified] = []
         for file in group { verified.append(try await verify(file)) }
-        guard verified.count > 1, let first = verified.first, let last = verified.last else {
-            return Ready(verified: verified, prepared: verified.first.map { plan($0, applier: applier) } ?? .failure(ApplyError(description: "no delivery")))
-        }
-        let origin = DeliveryOrigin(node: last.originNode, epoch: last.originEpoch, sequence: last.originSequence)
-        return Ready(verified: verified, prepared: Result { () throws(ApplyError) in
-            try applier.prepare(applicable(verified.flatMap(\.records)), sequence: last.sequence, origin: origin, firstSequence: first.sequence)
-        })
+        return Ready(verified: verified, prepared: plan(verified, applier: applier))
     }
 
-    /// One delivery's plan; a plan that fails is kept, to fail (and be retried, then
-    /// dead-lettered) where applying it would.
-    func plan(_ verified: Delivery.Verified, applier: DeliveryApplier) -> Result<DeliveryApplier.Prepared, ApplyError> {
-        let origin = DeliveryOrigin(node: verified.originNode, epoch: verified.originEpoch, sequence: verified.originSequence)
+    /// The plan of consecutive deliveries (one or more) applied as one; a plan that fails is
+    /// kept, to fail (and be retried, then dead-lettered) where applying it would.
+    func plan(_ deliveries: [Delivery.Verified], applier: DeliveryApplier) -> Result<DeliveryApplier.Prepared, ApplyError> {
+        let first = deliveries[0], last = deliveries[deliveries.count - 1]
+        let records = deliveries.count == 1 ? first.records : deliveries.flatMap(\.records)
         return Result { () throws(ApplyError) in
-            try applier.prepare(applicable(verified.records), sequence: verified.sequence, origin: origin)
+            try applier.prepare(applicable(records), sequence: last.sequence, origin: last.origin, firstSequence: first.sequence)
         }
     }
 
@@ -249,6 +231,11 @@ final class DeliveryPuller: Sendable {
         let body = BatchJSON.object([("subscription", String(subscription.id)), ("through", BatchJSON.string(String(through)))])
         _ = try? await client.post("/v1/deliveries/ack", body: Array(body.utf8), contentType: "application/json")
     }
+}
+
+extension Delivery.Verified {
+    /// The provider's batch this delivery re-issues, as the cursor records it.
+    var origin: DeliveryOrigin { DeliveryOrigin(node: originNode, epoch: originEpoch, sequence: originSequence) }
 }
 
 struct HubUnreachable: Error, CustomStringConvertible {

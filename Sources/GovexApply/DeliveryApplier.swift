@@ -130,6 +130,22 @@ public final class DeliveryApplier: Sendable {
     /// kind instead of one per delivery).
     public static let groupRecords = 50_000
 
+    /// Consecutive deliveries (of `recordCounts[i]` records each) in groups of up to
+    /// `groupRecords` records; one that may not join others (`joinable` false) stays alone.
+    public static func groups(recordCounts: [Int], joinable: (Int) -> Bool = { _ in true }) -> [Range<Int>] {
+        var groups: [Range<Int>] = []
+        var start = 0, records = 0
+        for index in recordCounts.indices {
+            if index > start, !joinable(index) || !joinable(start) || records + recordCounts[index] > groupRecords {
+                groups.append(start..<index)
+                (start, records) = (index, 0)
+            }
+            records += recordCounts[index]
+        }
+        if !recordCounts.isEmpty { groups.append(start..<recordCounts.count) }
+        return groups
+    }
+
     /// A delivery made ready to apply: its steps, with each staged run's `COPY` text built.
     /// Pure work, apart from the database: a puller prepares the next delivery while the
     /// current one is being applied.

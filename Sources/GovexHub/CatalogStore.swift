@@ -18,11 +18,20 @@ extension Catalog {
     /// The subjects some field of which one of `resources` feeds: what an ingest merges,
     /// read with one small query rather than the whole catalog on every batch.
     static func subjects(fedBy resources: [String], on sql: PostgresConnection) async throws -> [Subject] {
-        try await subjects(where: """
-            EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f, jsonb_array_elements_text(f->'sources') s
-                    WHERE split_part(s, '.', 1) = ANY($1::text[]))
-            """, [HubStore.textArray(resources)], on: sql)
+        try await subjects(where: fedByCondition, [HubStore.textArray(resources)], on: sql)
     }
+
+    /// Whether one of `resources` feeds a subject (every accepted batch asks; no subject is read).
+    static func feedsSubject(_ resources: [String], on sql: PostgresConnection) async throws -> Bool {
+        try await sql.query("SELECT EXISTS (SELECT 1 FROM govex.catalog_subjects WHERE \(fedByCondition))",
+                            [HubStore.textArray(resources)]).rows.first?[0] == "t"
+    }
+
+    /// A subject row one of the resources in `$1` feeds.
+    private static let fedByCondition = """
+        EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f, jsonb_array_elements_text(f->'sources') s
+                WHERE split_part(s, '.', 1) = ANY($1::text[]))
+        """
 
     static func subjects(where condition: String, _ parameters: [String?], on sql: PostgresConnection) async throws -> [Subject] {
         struct StoredField: Codable {

@@ -24,7 +24,7 @@ public enum GoldenQueue {
     /// `resources` feed a subject.
     public static func enqueue(node: String, epoch: UInt64, sequence: UInt64, digest: [UInt8], resources: [String], recordCount: Int,
                                on sql: PostgresConnection) async throws -> Int64? {
-        guard !(try await Catalog.subjects(fedBy: resources, on: sql)).isEmpty else { return nil }
+        guard try await Catalog.feedsSubject(resources, on: sql) else { return nil }
         return try await sql.query("""
             INSERT INTO govex.golden_queue (node_id, epoch, sequence, digest, resources, record_count) VALUES ($1, $2, $3, $4::bytea, $5::text[], $6)
             RETURNING id

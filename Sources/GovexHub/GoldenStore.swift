@@ -42,7 +42,7 @@ extension HubStore {
 
     /// Merges batches into every subject their resources feed, as one change: the touched
     /// golden records fetched in one query per subject, merged by the pure rules, written
-    /// back with one `COPY` and one upsert, and the discrepancy events applied set-based.
+    /// back set-based (`GoldenTable.write`), and the discrepancy events applied set-based.
     /// The merger (`GoldenQueue`) hands it the batches waiting, in arrival order.
     public static func mergeSubjects(_ batches: [GoldenMerge.Batch], resources: [String], hubKey: SigningKey, on sql: PostgresConnection) async throws {
         let catalogSubjects = try await Catalog.subjects(fedBy: resources, on: sql)
@@ -59,25 +59,21 @@ extension HubStore {
             // a merge half-way.)
             try await lockSubject(subject.code, on: sql)
             var batches = batches
-            if batches.contains(where: { GoldenMerge.truncatesSource($0.records, subject: subject) }) {
-                // A truncate withdraws every key held, including those earlier batches of the group add.
-                var keys = Set(try await table.allKeys(on: sql))
-                for index in batches.indices {
-                    if GoldenMerge.truncatesSource(batches[index].records, subject: subject) {
-                        batches[index].records = GoldenMerge.expandingTruncates(batches[index].records, subject: subject, keys: keys.sorted())
-                    }
-                    keys.formUnion(GoldenMerge.touchedKeys(batches[index].records, subject: subject))
-                }
-            }
+            // A truncate withdraws every key held, including those earlier batches of the group add.
+            let held = batches.contains { GoldenMerge.truncatesSource($0.records, subject: subject) } ? Set(try await table.allKeys(on: sql)) : []
             var keys = Set<String>()
-            for batch in batches { keys.formUnion(GoldenMerge.touchedKeys(batch.records, subject: subject)) }
+            for index in batches.indices {
+                if GoldenMerge.truncatesSource(batches[index].records, subject: subject) {
+                    batches[index].records = GoldenMerge.expandingTruncates(batches[index].records, subject: subject, keys: held.union(keys).sorted())
+                }
+                keys.formUnion(GoldenMerge.touchedKeys(batches[index].records, subject: subject))
+            }
             guard !keys.isEmpty else { continue }
             let current = try await table.records(keys: Array(keys), on: sql)
             let result = await GoldenMerge.mergeInParallel(batches, subject: subject, current: current)
             try await table.write(result.records, before: current, on: sql)
             try await writeDiscrepancyEvents(result.events, subject: subject.code, on: sql)
             try await routeGolden(result.records, before: current, subject: catalogSubject, table: table, hubKey: hubKey, on: sql)
-
         }
     }
 
@@ -142,9 +138,12 @@ extension HubStore {
             ON CONFLICT (identity) WHERE status = 'open' DO UPDATE SET authority_value = EXCLUDED.authority_value,
                 reported_value = EXCLUDED.reported_value, reason = EXCLUDED.reason, last_seen = now(), change = EXCLUDED.change
             """ : "SELECT $1::text"  // the updates above run all the same
-        if kinds.contains("resolved") || kinds.contains("updated") { try await sql.query("SET LOCAL enable_seqscan = off") }
-        try await sql.query("WITH " + parts.joined(separator: ", ") + "\n" + opened, [subject])
-        try await sql.query("RESET enable_seqscan")
+        let statement = "WITH " + parts.joined(separator: ", ") + "\n" + opened
+        if kinds.contains("resolved") || kinds.contains("updated") {
+            _ = try await sql.withIndexScans { try await sql.query(statement, [subject]) }
+        } else {
+            try await sql.query(statement, [subject])
+        }
         try await sql.query("DROP TABLE pg_temp.govex_discrepancy_events")
     }
 

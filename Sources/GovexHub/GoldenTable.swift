@@ -89,12 +89,11 @@ struct GoldenTable {
         var records: [String: GoldenMerge.Record] = [:]
         records.reserveCapacity(keys.count)
         // Looked up by index, key by key: for thousands of keys the planner would scan the whole
-        // table (growing with it) instead. Only for this statement.
-        try await sql.query("SET LOCAL enable_seqscan = off")
-        let rows = try await sql.query("SELECT \(selectList) FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])",
-                                       [HubStore.textArray(keys)]).rows
-        try await sql.query("RESET enable_seqscan")
-        for row in rows {
+        // table (growing with it) instead.
+        for row in try await sql.withIndexScans({
+            try await sql.query("SELECT \(selectList) FROM \(name) WHERE \(Catalog.Subject.keyColumn) = ANY($1::text[])",
+                                [HubStore.textArray(keys)]).rows
+        }) {
             let record = record(from: row)
             records[record.key] = record
         }

@@ -180,7 +180,7 @@ public struct HubServer: Sendable {
                 waited += 1
                 outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
             }
-            if outcome.decision == "accepted" { merger.wake() }
+            if outcome.mergeQueued { merger.wake() }
             return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }

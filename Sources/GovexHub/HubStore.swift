@@ -24,6 +24,8 @@ public struct HubStore: Sendable {
         public var decision: String
         /// For a sequence gap: how many sequences the batch is ahead of the one expected.
         public var sequencesAhead: UInt64? = nil
+        /// The batch waits in the golden merge queue (the merger has work).
+        public var mergeQueued = false
 
         static func error(_ status: Int, code: String, message: String, decision: String) -> IngestOutcome {
             IngestOutcome(status: status, body: Array(HubStore.errorJSON(code: code, message: message).utf8), decision: decision)
@@ -160,11 +162,12 @@ public struct HubStore: Sendable {
                 let next = IngestRules.advance(ledger!, by: header)
                 try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
-                var routed: [Int64] = []
+                var routed: [Int64] = [], mergeQueued = false
                 if accepted {
                     try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
                     if let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql) {
                         pendingMerges.keep(digest, queued: queued, GoldenMerge.Batch(node: authenticatedNode, records: records))
+                        mergeQueued = true
                     }
                     routed = try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
@@ -187,7 +190,7 @@ public struct HubStore: Sendable {
                     VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
                     """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
                           accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
-                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected")
+                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected", mergeQueued: mergeQueued)
             }
         }
     }

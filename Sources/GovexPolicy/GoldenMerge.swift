@@ -328,12 +328,10 @@ public enum GoldenMerge {
         }
     }
 
-    /// A record's part: by its key's first column (a truncate, which has none, in part 0 of each).
+    /// A record's part: by its key (a truncate, which has none, in part 0).
     static func partition(of record: ChangeRecord, count: Int) -> Int {
         guard record.operation != .truncate else { return 0 }
-        var hasher = Hasher()
-        for column in record.key { hasher.combine(column.value.postgresText) }
-        return Int(UInt(bitPattern: hasher.finalize()) % UInt(count))
+        return Int(UInt(bitPattern: keyText(record.key).hashValue) % UInt(count))
     }
 
     private static func apply(_ batch: Batch, subject: Subject, current: [String: Record], position: inout [String: Int],
@@ -383,7 +381,7 @@ public enum GoldenMerge {
         }
     }
 
-    /// The discrepancy events between a record's state before and after a batch: for each
+    /// The discrepancy events between a record's state before and after a merge: for each
     /// report, a mismatch with a known authoritative value opens, changes or resolves.
     static func discrepancyEvents(from before: Record?, to after: Record, subject: Subject, into events: inout [Event]) {
         for (index, field) in subject.fields.enumerated() {

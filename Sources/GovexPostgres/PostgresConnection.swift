@@ -75,6 +75,16 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// Runs `body` with sequential scans discouraged, back to the session's setting after:
+    /// for lookups of thousands of keys the planner would otherwise scan a whole (growing)
+    /// table. Only inside a transaction.
+    public func withIndexScans<T>(_ body: () async throws -> T) async throws -> T {
+        try await query("SET LOCAL enable_seqscan = off")
+        let result = try await body()
+        try await query("RESET enable_seqscan")
+        return result
+    }
+
     /// Runs one statement; parameters are sent separately from the SQL text, as text (nil = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> QueryResult {

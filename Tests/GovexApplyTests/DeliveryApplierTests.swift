@@ -71,6 +71,14 @@ struct DeliveryApplierTests {
         }
     }
 
+    @Test("deliveries group while their records fit the budget; one that may not join stays alone")
+    func grouping() {
+        let limit = DeliveryApplier.groupRecords
+        #expect(DeliveryApplier.groups(recordCounts: []) == [])
+        #expect(DeliveryApplier.groups(recordCounts: [limit / 2, limit / 2, 1, limit + 1, 3]) == [0..<2, 2..<3, 3..<4, 4..<5])
+        #expect(DeliveryApplier.groups(recordCounts: [1, 1, 1, 1], joinable: { $0 != 2 }) == [0..<2, 2..<3, 3..<4])
+    }
+
     @Test("a failed statement rolls the whole delivery back, cursor included, and names the table")
     func atomic() async throws {
         try await TestPostgres.withDatabase { database in
