@@ -9,33 +9,17 @@ import GovexWire
 public enum Backfill {
     public static let pageRows = 5_000
 
-    /// A row of the hub's copy: column → text form (nil = NULL) and column → type tag.
-    public struct StoredRow: Sendable, Equatable {
-        public var values: [String: String?]
-        public var types: [String: String]
-
-        public init(values: [String: String?], types: [String: String]) {
-            self.values = values
-            self.types = types
-        }
-    }
-
     /// The records that rebuild a subscriber's table from the hub's copy, in pages: the
-    /// first starts with a truncate. Pure. Columns follow the catalog's order; a value whose
-    /// stored text does not read as its recorded type travels as text (PostgreSQL, at the
-    /// subscriber, converts text into the column's type either way).
-    public static func pages(of rows: [StoredRow], resource: Catalog.Resource, pageRows: Int = pageRows) -> [[ChangeRecord]] {
+    /// first starts with a truncate. Pure. Columns follow the catalog's order; a column the
+    /// stored row lacks (added to the catalog after the row was written) travels as NULL.
+    public static func pages(of rows: [HubCopy.Row], resource: Catalog.Resource, pageRows: Int = pageRows) -> [[ChangeRecord]] {
         // Hub-made: no source order, records numbered by ordinal (position type none).
         var ordinal: UInt32 = 0
         func next() -> SourcePosition {
             defer { ordinal = ordinal % UInt32(max(1, pageRows)) == UInt32(max(1, pageRows)) - 1 ? 0 : ordinal + 1 }
             return SourcePosition(commit: 0, ordinal: ordinal)
         }
-        func column(_ name: String, of row: StoredRow) -> Column {
-            guard let stored = row.values[name], let text = stored else { return Column(name, .null) }
-            let value = (try? Value(postgresText: text, type: ValueTypeTag.type(of: row.types[name]))) ?? .text(text)
-            return Column(name, value)
-        }
+        func column(_ name: String, of row: HubCopy.Row) -> Column { Column(name, row.value(of: name) ?? .null) }
         var records = [ChangeRecord(operation: .truncate, resource: resource.code, position: next())]
         records.reserveCapacity(rows.count + 1)
         let valueColumns = resource.columns.filter { !resource.key.contains($0) }
@@ -70,16 +54,7 @@ extension HubStore {
         if let subject = catalog.subjects.first(where: { $0.code == resource.code }), resource.provider == Catalog.hubProvider {
             return try await backfillGolden(subscription, subject: subject, on: sql)
         }
-        struct Row: Decodable {
-            let values: [String: String?]
-            let types: [String: String]
-        }
-        let stored = try await sql.query("""
-            SELECT json_build_object('values', row_values, 'types', row_types)::text FROM govex.resource_rows WHERE resource = $1 ORDER BY key
-            """, [resource.code]).rows.map { row in
-            let decoded = try JSONDecoder().decode(Row.self, from: Data((row[0] ?? "{}").utf8))
-            return Backfill.StoredRow(values: decoded.values, types: decoded.types)
-        }
+        let stored = try await HubCopy.rows(of: resource.code, on: sql)
         let policy = try await Self.policy(of: subscription, on: sql)
         let pages = try Backfill.pages(of: stored, resource: resource).map { try policy.apply(to: $0, resource: resource.code) ?? $0 }
         try await storeBackfill(pages, rows: stored.count, of: subscription, on: sql)

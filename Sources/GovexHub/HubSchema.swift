@@ -9,11 +9,21 @@ public enum HubSchema {
         public let version: Int
         public let description: String
         public let sql: String
+        /// Work SQL alone cannot do, run after `sql` in the same transaction.
+        let convert: (@Sendable (PostgresConnection) async throws -> Void)?
+
+        init(version: Int, description: String, sql: String, convert: (@Sendable (PostgresConnection) async throws -> Void)? = nil) {
+            self.version = version
+            self.description = description
+            self.sql = sql
+            self.convert = convert
+        }
     }
 
-    /// Applies what is missing; returns the versions it applied.
+    /// Applies what is missing, up to `target` (tests stop early to build an older hub);
+    /// returns the versions it applied.
     @discardableResult
-    public static func migrate(_ sql: PostgresConnection) async throws -> [Int] {
+    public static func migrate(_ sql: PostgresConnection, through target: Int = latestVersion) async throws -> [Int] {
         try await sql.transaction {
             try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.schema'))")
             try await sql.script("""
@@ -23,8 +33,9 @@ public enum HubSchema {
                 """)
             let current = Int(try await sql.query("SELECT coalesce(max(version), 0) FROM govex.schema_migrations").rows[0][0] ?? "0") ?? 0
             var applied: [Int] = []
-            for migration in migrations where migration.version > current {
+            for migration in migrations where migration.version > current && migration.version <= target {
                 try await sql.script(migration.sql)
+                try await migration.convert?(sql)
                 try await sql.query("INSERT INTO govex.schema_migrations (version, description) VALUES ($1, $2)",
                                     [String(migration.version), migration.description])
                 applied.append(migration.version)
@@ -264,6 +275,22 @@ public enum HubSchema {
             -- Batch bodies are LZ4 already: out of line, but without a futile pglz pass.
             ALTER TABLE govex.batches ALTER COLUMN bytes SET STORAGE EXTERNAL;
             """),
+        Migration(version: 11, description: "the hub's copy in the batches' binary row form", sql: """
+            -- Every accepted row is written here: jsonb cost more than the rest of the ingest
+            -- (built, parsed, stored with a type tag per value). Rows now keep the batch's own
+            -- typed encoding (HubCopy), and keys compare bytewise.
+            ALTER TABLE govex.resource_rows RENAME TO resource_rows_jsonb;
+            ALTER INDEX govex.resource_rows_pkey RENAME TO resource_rows_jsonb_pkey;
+            CREATE TABLE govex.resource_rows (
+                resource text COLLATE "C" NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                row_data bytea NOT NULL,          -- Column.rowEncoding: column names and typed values
+                node_id text NOT NULL,            -- the batch that wrote the row last
+                epoch numeric(20,0) NOT NULL,
+                sequence numeric(20,0) NOT NULL,
+                PRIMARY KEY (resource, key)
+            );
+            """, convert: HubCopy.convertJSONBCopy),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

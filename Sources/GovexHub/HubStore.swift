@@ -156,15 +156,15 @@ public struct HubStore: Sendable {
                     """).rows[0][0] ?? ""
                 try await sql.query("""
                     INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes)
-                    VALUES ($1, $2, $3, now(), $4, $5, $6::bytea)
-                    """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), header.kind.description,
-                          String(header.recordCount), "\\x" + Hex.encode(bytes)])
+                    VALUES ($1, $2, $3, now(), $4, $5, $6)
+                    """, binding: [.text(authenticatedNode), .text(String(header.nodeEpoch)), .text(String(header.sequence)),
+                                   .text(header.kind.description), .text(String(header.recordCount)), .bytea(bytes)])
                 let next = IngestRules.advance(ledger!, by: header)
                 try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
                 var routed: [Int64] = [], mergeQueued = false
                 if accepted {
-                    try await Self.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
+                    try await HubCopy.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
                     if let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql) {
                         pendingMerges.keep(digest, queued: queued, GoldenMerge.Batch(node: authenticatedNode, records: records))
                         mergeQueued = true
@@ -193,73 +193,6 @@ public struct HubStore: Sendable {
                 return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected", mergeQueued: mergeQueued)
             }
         }
-    }
-
-    /// Writes a batch's effect on the hub's copy of its resources: truncates, then one
-    /// statement for all deletes and upserts (which read unchanged columns' stored values
-    /// before anything in it is written).
-    static func apply(_ changes: ResourceStateChanges, node: String, header: BatchHeader, on sql: PostgresConnection) async throws {
-        if !changes.truncated.isEmpty {
-            try await sql.query("DELETE FROM govex.resource_rows WHERE resource = ANY($1::text[])", [textArray(changes.truncated)])
-        }
-        guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
-        // Built as bytes: this is every row of every batch the hub accepts.
-        var upserts: [UInt8] = [UInt8(ascii: "[")]
-        upserts.reserveCapacity(changes.upserts.count * 256)
-        for (index, upsert) in changes.upserts.enumerated() {
-            if index > 0 { upserts.append(UInt8(ascii: ",")) }
-            upserts.append(contentsOf: #"{"resource":"#.utf8)
-            BatchJSON.appendString(upsert.resource, to: &upserts)
-            upserts.append(contentsOf: #","key":"#.utf8)
-            BatchJSON.appendString(upsert.key, to: &upserts)
-            upserts.append(contentsOf: #","base_key":"#.utf8)
-            if let baseKey = upsert.baseKey { BatchJSON.appendString(baseKey, to: &upserts) } else { upserts.append(contentsOf: "null".utf8) }
-            upserts.append(contentsOf: #","row_values":"#.utf8)
-            BatchJSON.appendStringObject(upsert.values, to: &upserts)
-            upserts.append(contentsOf: #","row_types":"#.utf8)
-            BatchJSON.appendStringObject(upsert.types.map { ($0.0, $0.1) }, to: &upserts)
-            upserts.append(contentsOf: #","commit_position":\#(upsert.position.commit),"ordinal":\#(upsert.position.ordinal)}"#.utf8)
-        }
-        upserts.append(UInt8(ascii: "]"))
-        var deletes: [UInt8] = [UInt8(ascii: "[")]
-        for (index, delete) in changes.deletes.enumerated() {
-            if index > 0 { deletes.append(UInt8(ascii: ",")) }
-            deletes.append(contentsOf: #"{"resource":"#.utf8)
-            BatchJSON.appendString(delete.resource, to: &deletes)
-            deletes.append(contentsOf: #","key":"#.utf8)
-            BatchJSON.appendString(delete.key, to: &deletes)
-            deletes.append(UInt8(ascii: "}"))
-        }
-        deletes.append(UInt8(ascii: "]"))
-        try await sql.query("""
-            WITH input AS (
-                SELECT * FROM jsonb_to_recordset($1::jsonb)
-                    AS x(resource text, key text, base_key text, row_values jsonb, row_types jsonb, commit_position numeric, ordinal bigint)
-            ), merged AS (
-                -- Complete rows need nothing stored; the rest look their stored row up by index.
-                SELECT i.resource, i.key, i.row_values, i.row_types, i.commit_position, i.ordinal
-                FROM input i WHERE i.base_key IS NULL
-                UNION ALL
-                SELECT i.resource, i.key, coalesce(b.row_values, '{}'::jsonb) || i.row_values, coalesce(b.row_types, '{}'::jsonb) || i.row_types,
-                       i.commit_position, i.ordinal
-                FROM input i LEFT JOIN LATERAL (
-                    SELECT s.row_values, s.row_types FROM govex.resource_rows s WHERE s.resource = i.resource AND s.key = i.base_key
-                ) b ON true
-                WHERE i.base_key IS NOT NULL
-            ), removed AS (
-                DELETE FROM govex.resource_rows r USING jsonb_to_recordset($2::jsonb) AS d(resource text, key text)
-                WHERE r.resource = d.resource AND r.key = d.key
-                RETURNING 1
-            )
-            INSERT INTO govex.resource_rows (resource, key, row_values, row_types, commit_position, ordinal, node_id, epoch, sequence)
-            SELECT resource, key, row_values, row_types, commit_position, ordinal, $3, $4, $5 FROM merged
-            -- Stored tags stay for columns this change left without one (NULL says nothing about a type).
-            ON CONFLICT (resource, key) DO UPDATE SET row_values = EXCLUDED.row_values,
-                row_types = govex.resource_rows.row_types || EXCLUDED.row_types,
-                commit_position = EXCLUDED.commit_position,
-                ordinal = EXCLUDED.ordinal, node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
-            """, [String(decoding: upserts, as: UTF8.self), String(decoding: deletes, as: UTF8.self), node, String(header.nodeEpoch),
-                  String(header.sequence)])
     }
 
     /// A bytea column in text form (`\x…`) as bytes.

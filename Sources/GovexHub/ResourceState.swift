@@ -8,20 +8,13 @@ public struct ResourceStateChanges: Sendable, Equatable {
     public struct Upsert: Sendable, Equatable {
         public var resource: String
         public var key: String
-        /// Column name → text form (nil = NULL). Unchanged TOAST columns are absent:
-        /// they keep the stored value of `baseKey`'s row.
-        public var values: [(String, String?)]
-        /// Column name → type tag (`ValueTypeTag`), so that backfill rebuilds typed values.
-        public var types: [(String, String)] = []
+        /// The row's columns, typed as captured. Unchanged TOAST columns are absent: they
+        /// keep the stored value of `baseKey`'s row.
+        public var columns: [Column]
         /// The row whose stored values fill the absent columns: the same key, or the old
         /// key of a key change; nil when the row is complete and needs no stored values.
         public var baseKey: String?
         public var position: SourcePosition
-
-        public static func == (lhs: Upsert, rhs: Upsert) -> Bool {
-            lhs.resource == rhs.resource && lhs.key == rhs.key && lhs.baseKey == rhs.baseKey && lhs.position == rhs.position
-                && lhs.values.map(\.0) == rhs.values.map(\.0) && lhs.values.map(\.1) == rhs.values.map(\.1)
-        }
     }
 
     public var truncated: [String] = []
@@ -73,29 +66,25 @@ public struct ResourceStateChanges: Sendable, Equatable {
                 } else if case .upsert(let earlier)? = finals[Slot(resource: record.resource, key: key)] {
                     pending = earlier
                 }
-                let carried = pending?.values ?? []
-                let carriedTypes = pending?.types ?? []
-                var values: [(String, String?)] = []
-                var types: [(String, String)] = []
+                let carried = pending?.columns ?? []
+                var columns: [Column] = []
+                columns.reserveCapacity(record.key.count + record.values.count)
                 var unresolved = false
                 for column in record.key + record.values {
-                    if case .unchanged = column.value {
-                        if let earlier = carried.first(where: { $0.0 == column.name }) {
-                            values.append(earlier)
-                            if let type = carriedTypes.first(where: { $0.0 == column.name }) { types.append(type) }
-                        } else {
-                            unresolved = true
-                        }
+                    guard case .unchanged = column.value else {
+                        columns.append(column)
                         continue
                     }
-                    values.append((column.name, column.value.postgresText))
-                    if case .null = column.value { continue }  // NULL says nothing about the type: keep the stored tag
-                    types.append((column.name, ValueTypeTag.tag(of: column.value)))
+                    if let earlier = carried.first(where: { $0.name == column.name }) {
+                        columns.append(earlier)
+                    } else {
+                        unresolved = true
+                    }
                 }
                 // Only a row with a column neither sent nor carried needs the stored one.
                 let base: String? = unresolved ? (pending.map { $0.baseKey ?? key } ?? oldKey ?? key) : pending?.baseKey
                 set(Slot(resource: record.resource, key: key),
-                    .upsert(Upsert(resource: record.resource, key: key, values: values, types: types, baseKey: base, position: record.position)))
+                    .upsert(Upsert(resource: record.resource, key: key, columns: columns, baseKey: base, position: record.position)))
             }
         }
         var changes = ResourceStateChanges()
@@ -108,36 +97,5 @@ public struct ResourceStateChanges: Sendable, Equatable {
             }
         }
         return changes
-    }
-}
-
-/// A value's type as the hub's copy records it beside the text form: the value model's
-/// type name, or `other:` and PostgreSQL's own name for a type govex does not model.
-public enum ValueTypeTag {
-    public static func tag(of value: Value) -> String {
-        if case .other(let typeName, _) = value { return "other:" + typeName }
-        return value.typeName
-    }
-
-    public static func type(of tag: String?) -> ValueType {
-        switch tag ?? "text" {
-        case "bool": return .bool
-        case "int2": return .int2
-        case "int4": return .int4
-        case "int8": return .int8
-        case "float4": return .float4
-        case "float8": return .float8
-        case "numeric": return .numeric
-        case "bytea": return .bytea
-        case "date": return .date
-        case "time": return .time
-        case "timestamp": return .timestamp
-        case "timestamptz": return .timestamptz
-        case "uuid": return .uuid
-        case "json": return .json
-        case "jsonb": return .jsonb
-        case let other where other.hasPrefix("other:"): return .other(String(other.dropFirst(6)))
-        default: return .text
-        }
     }
 }

@@ -123,6 +123,23 @@ final class LibPQConnection: @unchecked Sendable {
         return Self.read(result!)
     }
 
+    /// Runs one statement with typed parameters, text or binary; results come back in text form.
+    func execute(_ sql: String, binding parameters: [PostgresParameter]) throws(PostgresError) -> QueryResult {
+        let connection = try connection("running a query")
+        // Text parameters need a terminating NUL; binary ones are read by their length (an
+        // empty one still needs an address, so it gets a byte it will not read).
+        let storage: [[UInt8]?] = parameters.map { parameter in parameter.bytes.map { parameter.isBinary && !$0.isEmpty ? $0 : $0 + [0] } }
+        let types = parameters.map { Oid($0.typeOID) }
+        let lengths = parameters.map { Int32($0.bytes?.count ?? 0) }
+        let formats = parameters.map { Int32($0.isBinary ? 1 : 0) }
+        let result: OpaquePointer? = withBufferPointers(storage) { values in
+            PQexecParams(connection, sql, Int32(parameters.count), types, values, lengths, formats, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "running \(Self.summary(sql))")
+        return Self.read(result!)
+    }
+
     /// Streams `COPY … TO STDOUT` (text or binary); each chunk is handed to `consume` as libpq delivers it.
     func copyOut(_ sql: String, consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
         let connection = try connection("COPY out")
@@ -274,4 +291,22 @@ private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePoint
     let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
     defer { duplicates.forEach { free($0) } }
     return body(duplicates.map { UnsafePointer($0) })
+}
+
+/// Pointers to each buffer's bytes (nil for nil; no buffer may be empty), valid while `body` runs.
+private func withBufferPointers<R>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    func nest(_ index: Int, _ pointers: inout [UnsafePointer<CChar>?]) -> R {
+        guard index < buffers.count else { return body(pointers) }
+        guard let buffer = buffers[index] else {
+            pointers.append(nil)
+            return nest(index + 1, &pointers)
+        }
+        return buffer.withUnsafeBufferPointer { raw in
+            pointers.append(UnsafeRawPointer(raw.baseAddress!).assumingMemoryBound(to: CChar.self))
+            return nest(index + 1, &pointers)
+        }
+    }
+    var pointers: [UnsafePointer<CChar>?] = []
+    pointers.reserveCapacity(buffers.count)
+    return nest(0, &pointers)
 }

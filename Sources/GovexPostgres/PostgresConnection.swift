@@ -92,6 +92,13 @@ public final class PostgresConnection: Sendable {
         return try await thread.run { try connection.execute(sql, parameters) }
     }
 
+    /// Runs one statement with typed parameters (`PostgresParameter`: text, or binary for bulk values).
+    @discardableResult
+    public func query(_ sql: String, binding parameters: [PostgresParameter]) async throws -> QueryResult {
+        let connection = self.connection
+        return try await thread.run { try connection.execute(sql, binding: parameters) }
+    }
+
     /// Streams `COPY … TO STDOUT`, text or binary. `consume` runs on the
     /// connection's thread for each chunk and must not block for long.
     @discardableResult

@@ -206,3 +206,48 @@ extension ByteReader {
         return values
     }
 }
+
+extension Column {
+    /// A row as bytes: a varint column count, then each column's name (varint-prefixed
+    /// UTF-8) and value in the batch body's encoding. The hub keeps its copy of each
+    /// resource in this form: typed like the batch, and written and read without parsing text.
+    public static func rowEncoding(_ columns: [Column]) -> [UInt8] {
+        let bound = columns.reduce(5) { $0 + 5 + $1.name.utf8.count + $1.value.encodedSizeBound }
+        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            var cursor = RawCursor(base)
+            cursor.putVarint(UInt32(truncatingIfNeeded: columns.count))
+            columns.withUnsafeBufferPointer { columns in
+                for index in columns.indices {
+                    cursor.putVarintPrefixed(string: columns[index].name)
+                    cursor.put(value: columns[index].value)
+                }
+            }
+            count = cursor.pointer - base
+        }
+    }
+
+    /// Reads `rowEncoding`'s bytes back; throws on anything but one whole row.
+    public static func decodeRow(_ bytes: [UInt8]) throws -> [Column] {
+        try bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            do {
+                let count = Int(try reader.readVarint())
+                // Each column takes at least two bytes: the count cannot claim more than the bytes hold.
+                guard count <= reader.remaining / 2 else { throw BatchError.corruptBody("row of \(count) columns in \(raw.count) bytes") }
+                var columns: [Column] = []
+                columns.reserveCapacity(count)
+                for _ in 0..<count {
+                    let name = try reader.readVarintString()
+                    columns.append(Column(name, try reader.readValue()))
+                }
+                guard reader.isAtEnd else { throw BatchError.corruptBody("\(reader.remaining) bytes after a row of \(count) columns") }
+                return columns
+            } catch let error as BatchError {
+                throw error
+            } catch {
+                throw BatchError.corruptBody("row at byte \(reader.offset): \(error)")
+            }
+        }
+    }
+}

@@ -104,10 +104,8 @@ struct AgentPushTests {
             hub = try await Self.startHub(hubConfig)
             #expect(try await Self.eventually { spooled() == 0 }, "the spool drains once the hub is back")
             #expect(try await hubRows() == 190)
-            let changed = try await hubSQL.query("""
-                SELECT count(*) FROM govex.resource_rows WHERE resource = 'GA-RK-0001' AND row_values->>'name' = 'changed'
-                """).rows[0][0]
-            #expect(changed == "10")
+            let changed = try await HubCopy.rows(of: "GA-RK-0001", on: hubSQL).filter { $0.value(of: "name") == .text("changed") }.count
+            #expect(changed == 10)
             let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
             #expect(sequences == Array(1...sequences.count), "stored in order, once each")
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")
@@ -151,9 +149,9 @@ struct AgentPushTests {
             func spooled() -> Int { ((try? Spool.entries(in: dataDir + "/spool")) ?? []).count }
             let table = try await sql.query("SELECT count(*), count(*) FILTER (WHERE name LIKE 'u%') FROM residents").rows[0]
             func copy() async throws -> [String?] {
-                try await hubSQL.query("""
-                    SELECT count(*), count(*) FILTER (WHERE row_values->>'name' LIKE 'u%') FROM govex.resource_rows WHERE resource = 'GA-RK-0001'
-                    """).rows[0]
+                let rows = try await HubCopy.rows(of: "GA-RK-0001", on: hubSQL)
+                let updated = rows.filter { if case .text(let name)? = $0.value(of: "name") { name.hasPrefix("u") } else { false } }
+                return [String(rows.count), String(updated.count)]
             }
             // An empty spool alone does not say the capture has caught up (it may not have sealed
             // the last changes yet): wait for the hub's copy to hold the whole table.

@@ -1,6 +1,8 @@
 import Foundation
+import GovexHub
 import GovexPostgres
 import GovexTestSupport
+import GovexWire
 import Testing
 
 /// 一数一源 end to end, as processes: three departments publish overlapping person records;
@@ -193,8 +195,8 @@ struct OneSourceTests {
                             #expect(try await AgentPushTests.eventually {
                                 try await minzheng.sql.query("SELECT name FROM people WHERE id_number = $1", [Self.idB]).rows.first?[0] == "李建国"
                             })
-                            let published = try await hubSQL.query("SELECT key, row_values::text FROM govex.resource_rows WHERE resource = 'MZ-HY-0003'").rows
-                            #expect(published.map { $0[0] } == ["[\"\(Self.idWithX)\"]"], "no echo of applied rows: \(published)")
+                            let published = try await HubCopy.rows(of: "MZ-HY-0003", on: hubSQL)
+                            #expect(published.map(\.key) == ["[\"\(Self.idWithX)\"]"], "no echo of applied rows: \(published)")
 
                             for agent in agents { agent.signal(SIGTERM) }
                             for agent in agents {

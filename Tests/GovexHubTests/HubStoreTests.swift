@@ -55,6 +55,39 @@ struct HubStoreTests {
         }
     }
 
+    @Test("migration 11 moves a version-10 hub copy (jsonb text forms and type tags) into typed binary rows, losing none")
+    func hubCopyMigration() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await HubSchema.migrate(sql, through: 10)
+                // 12,000 rows: more than one conversion page, written by two different batches.
+                try await sql.script("""
+                    INSERT INTO govex.resource_rows (resource, key, row_values, row_types, commit_position, ordinal, node_id, epoch, sequence)
+                    SELECT 'GA-RK-0001', '["' || g || '"]', jsonb_build_object('id', g::text, 'name', 'n' || g, 'born', NULL),
+                           '{"id": "int8", "name": "text", "born": "date"}', 0, 0, 'gongan', 1, 1 + g % 2
+                    FROM generate_series(1, 12000) g;
+                    INSERT INTO govex.resource_rows (resource, key, row_values, row_types, commit_position, ordinal, node_id, epoch, sequence)
+                    VALUES ('MZ-HY-0003', '["x"]', '{"id": "x", "code": "A1", "born": "1990-01-01", "doc": "{\\"a\\": 1}"}',
+                            '{"id": "int8", "code": "other:character(2)", "born": "date", "doc": "jsonb"}', 0, 0, 'minzheng', 2, 9)
+                    """)
+                #expect(try await HubSchema.migrate(sql) == [11])
+                let residents = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
+                #expect(residents.count == 12000)
+                let row = try #require(residents.first { $0.key == "[\"4321\"]" })
+                #expect(row.value(of: "id") == .int8(4321) && row.value(of: "name") == .text("n4321") && row.value(of: "born") == .null)
+                let other = try #require(try await HubCopy.rows(of: "MZ-HY-0003", on: sql).first)
+                #expect(other.value(of: "id") == .text("x"), "a text that does not read as its type stays text")
+                #expect(other.value(of: "code") == .other(typeName: "character(2)", text: "A1"))
+                #expect(other.value(of: "born") == .date(-3652) && other.value(of: "doc") == .jsonb("{\"a\": 1}"))
+                let origins = try await sql.query("""
+                    SELECT node_id, epoch::text, sequence::text, count(*) FROM govex.resource_rows GROUP BY 1, 2, 3 ORDER BY 1, 3
+                    """).rows
+                #expect(origins == [["gongan", "1", "1", "6000"], ["gongan", "1", "2", "6000"], ["minzheng", "2", "9", "1"]])
+                #expect(try await Self.count(sql, "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'resource_rows_jsonb'") == 0)
+            }
+        }
+    }
+
     @Test("accepted with a signed receipt; a replay gets the same receipt and is stored once; a gap and a conflict are refused")
     func ingest() async throws {
         try await Self.withHub { _, sql in
@@ -133,16 +166,17 @@ struct HubStoreTests {
     func resourceState() async throws {
         try await Self.withHub { _, sql in
             _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
-            let rows = try await sql.query("SELECT resource, key, row_values::text FROM govex.resource_rows ORDER BY resource, key").rows
-            let residents = rows.filter { $0[0] == "GA-RK-0001" }.map { $0[1] ?? "" }
+            let residents = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
             let expected = (0..<EdgeValues.rows.count).map { EdgeValues.rows[$0][0].value.postgresText ?? "" }
                 .filter { $0 != "2" && $0 != "4" } + ["40"]
-            #expect(Set(residents) == Set(expected.map { "[\"\($0)\"]" }), "row 2 deleted, row 4 moved to 40")
-            let marriages = rows.filter { $0[0] == "MZ-HY-0003" }
-            #expect(marriages.count == 1 && marriages[0][2]?.contains("\"marital_status\": null") == true, "truncated, then one insert")
-            // Row 1's update left docb and blob unchanged: they keep the inserted values.
-            let first = try #require(rows.first { $0[0] == "GA-RK-0001" && $0[1] == "[\"\(EdgeValues.rows[0][0].value.postgresText ?? "")\"]" })
-            #expect(first[2]?.contains("\"blob\": \"\\\\x00ff10\"") == true, "\(first[2] ?? "")")
+            #expect(Set(residents.map(\.key)) == Set(expected.map { "[\"\($0)\"]" }), "row 2 deleted, row 4 moved to 40")
+            let marriages = try await HubCopy.rows(of: "MZ-HY-0003", on: sql)
+            #expect(marriages.count == 1 && marriages[0].value(of: "marital_status") == .null, "truncated, then one insert: \(marriages)")
+            // Row 1's update left docb and blob unchanged: they keep the inserted values, typed.
+            let first = try #require(residents.first { $0.key == "[\"\(EdgeValues.rows[0][0].value.postgresText ?? "")\"]" })
+            #expect(first.value(of: "blob") == .bytea([0x00, 0xff, 0x10]), "\(first)")
+            let inserted = EdgeValues.rows[0]
+            #expect(first.value(of: "docb") == inserted.first { $0.name == "docb" }?.value, "\(first)")
         }
     }
 

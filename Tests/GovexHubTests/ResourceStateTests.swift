@@ -18,19 +18,19 @@ struct ResourceStateTests {
         ])
         #expect(changes.deletes.map(\.key) == ["[\"1\"]"])
         #expect(changes.upserts.map(\.key) == ["[\"2\"]"])
-        #expect(changes.upserts[0].values.map(\.1) == ["2", "c"])
+        #expect(changes.upserts[0].columns.map(\.value) == [.int4(2), .text("c")])
         #expect(changes.upserts[0].baseKey == nil, "a complete row needs no stored values")
     }
 
     @Test("an unchanged column is filled from an earlier upsert in the batch, or left to the stored row")
     func unchanged() {
         let alone = ResourceStateChanges.collapse([Self.record(.update, 1, .unchanged)])
-        #expect(alone.upserts[0].values.map(\.0) == ["id"], "absent: the stored value stays")
+        #expect(alone.upserts[0].columns.map(\.name) == ["id"], "absent: the stored value stays")
         #expect(alone.upserts[0].baseKey == "[\"1\"]")
         let after = ResourceStateChanges.collapse([Self.record(.insert, 1, .text("a")), Self.record(.update, 1, .unchanged, ordinal: 1)])
-        #expect(after.upserts[0].values.map(\.1) == ["1", "a"])
+        #expect(after.upserts[0].columns.map(\.value) == [.int4(1), .text("a")])
         let null = ResourceStateChanges.collapse([Self.record(.update, 1, .null)])
-        #expect(null.upserts[0].values.map(\.1) == ["1", nil], "NULL is a value, not unchanged")
+        #expect(null.upserts[0].columns.map(\.value) == [.int4(1), .null], "NULL is a value, not unchanged")
     }
 
     @Test("a key change deletes the old key and takes unchanged columns from its row")
