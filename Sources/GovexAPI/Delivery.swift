@@ -13,10 +13,13 @@ public enum Delivery {
     /// `resource` under `policy`: only that resource's records, only its columns (keys
     /// always), only rows inside its filter, with its masks. When that leaves the
     /// provider's body as it was, the body is passed on byte for byte, so the subscriber
-    /// can check the provider's signature over it too.
-    public static func issue(origin: BatchFile, subscriptionID: Int64, delivery: UInt64, resource: String, policy: SharingPolicy,
-                             hubKey: SigningKey, createdAt: Int64) throws -> [UInt8] {
-        let shaped = try policy.apply(to: try origin.records(), resource: resource)
+    /// can check the provider's signature over it too. `columnNames`, the columns the
+    /// origin's records use (recorded at ingest), lets a policy that changes nothing say so
+    /// without the body being decoded.
+    public static func issue(origin: BatchFile, columnNames: [String]? = nil, subscriptionID: Int64, delivery: UInt64, resource: String,
+                             policy: SharingPolicy, hubKey: SigningKey, createdAt: Int64) throws -> [UInt8] {
+        let unchanged = columnNames.map { policy.leavesUnchanged(batchResources: origin.header.resources, columnNames: $0, resource: resource) } ?? false
+        let shaped = unchanged ? nil : try policy.apply(to: try origin.records(), resource: resource)
         let provenance = Provenance(of: origin)
         guard let shaped else {
             var header = origin.header

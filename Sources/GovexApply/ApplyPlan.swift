@@ -224,7 +224,10 @@ public enum ApplyPlan {
             } else {
                 index = rows.count
                 rowIndex[key] = index
-                rows.append(StagedChanges.Row(action: .upsert, replaces: replacing, key: key, values: [], present: []))
+                // Sized for the columns known so far: no regrowth while the row fills in.
+                let width = max(columns.count, values.count)
+                rows.append(StagedChanges.Row(action: .upsert, replaces: replacing, key: key,
+                                              values: Array(repeating: nil, count: width), present: Array(repeating: false, count: width)))
             }
             // Modified in place (`rows[index]`), not copied out and back: a copy would
             // duplicate the row's arrays on every record.

@@ -291,6 +291,12 @@ public enum HubSchema {
                 PRIMARY KEY (resource, key)
             );
             """, convert: HubCopy.convertJSONBCopy),
+        Migration(version: 12, description: "the columns each stored batch uses", sql: """
+            -- Recorded at ingest (from the batch's schemas): a delivery whose subscription keeps
+            -- every one of them, with no filter and no masks, passes the body on undecoded.
+            -- NULL for batches stored before: those are decoded as before.
+            ALTER TABLE govex.batches ADD COLUMN column_names text[];
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -118,7 +118,7 @@ public struct HubStore: Sendable {
                 """, [header.nodeID, String(header.nodeEpoch), String(header.sequence)]).rows.first
             let stored = storedRow.map { StoredBatchIdentity(digest: Self.bytea($0[0]), accepted: $0[1] == "t") }
 
-            var records: [ChangeRecord] = []
+            var records: [ChangeRecord] = [], columnNames: [String] = []
             var rejection: ContentRejection? = nil
             if ledger != nil, header.nodeID == authenticatedNode, stored == nil {
                 let key = try await sql.query("""
@@ -131,7 +131,7 @@ public struct HubStore: Sendable {
                     catalog[row[0] ?? ""] = CatalogResourceEntry(code: row[0] ?? "", provider: row[1] ?? "", share: row[2] ?? "")
                 }
                 switch IngestRules.checkContent(file, key: key, catalog: catalog) {
-                case .success(let decoded): records = decoded
+                case .success(let decoded): (records, columnNames) = decoded
                 case .failure(let reason): rejection = reason
                 }
             }
@@ -155,10 +155,11 @@ public struct HubStore: Sendable {
                     SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                     """).rows[0][0] ?? ""
                 try await sql.query("""
-                    INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes)
-                    VALUES ($1, $2, $3, now(), $4, $5, $6)
+                    INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes, column_names)
+                    VALUES ($1, $2, $3, now(), $4, $5, $6, $7)
                     """, binding: [.text(authenticatedNode), .text(String(header.nodeEpoch)), .text(String(header.sequence)),
-                                   .text(header.kind.description), .text(String(header.recordCount)), .bytea(bytes)])
+                                   .text(header.kind.description), .text(String(header.recordCount)), .bytea(bytes),
+                                   accepted ? .textArray(columnNames) : .text(nil)])
                 let next = IngestRules.advance(ledger!, by: header)
                 try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])

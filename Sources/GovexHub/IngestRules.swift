@@ -132,7 +132,10 @@ public enum IngestRules {
 
     /// Checks a parsed batch against the node's registered key and the catalog: the
     /// signature, every resource provided by this node and not `none`, every record decodable.
-    public static func checkContent(_ file: BatchFile, key: VerifyingKey?, catalog: [String: CatalogResourceEntry]) -> Result<[ChangeRecord], ContentRejection> {
+    /// On success: the records, and the column names they use (kept with the stored batch, so
+    /// that a delivery that would change nothing is issued without decoding it again).
+    public static func checkContent(_ file: BatchFile, key: VerifyingKey?, catalog: [String: CatalogResourceEntry])
+        -> Result<(records: [ChangeRecord], columnNames: [String]), ContentRejection> {
         guard let key else { return .failure(.noRegisteredKey) }
         do {
             try file.verify(with: key)
@@ -145,11 +148,11 @@ public enum IngestRules {
             guard entry.share != "none" else { return .failure(.negativeList(resource)) }
         }
         do {
-            let records = try file.records()
+            let (records, columnNames) = try file.contents()
             for (index, record) in records.enumerated() where !file.header.resources.contains(record.resource) {
                 return .failure(.content("record \(index) names resource \(record.resource), which the header does not list"))
             }
-            return .success(records)
+            return .success((records, columnNames))
         } catch {
             return .failure(.content(error.description))
         }

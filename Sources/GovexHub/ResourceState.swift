@@ -28,7 +28,14 @@ public struct ResourceStateChanges: Sendable, Equatable {
 
     /// The canonical text of a key: a JSON array of its columns' text forms, in key order.
     public static func keyText(_ key: [Column]) -> String {
-        "[" + key.map { $0.value.postgresText.map(BatchJSON.string) ?? "null" }.joined(separator: ",") + "]"
+        var text: [UInt8] = [UInt8(ascii: "[")]
+        text.reserveCapacity(24 * key.count + 2)
+        for (position, column) in key.enumerated() {
+            if position > 0 { text.append(UInt8(ascii: ",")) }
+            if let form = column.value.postgresText { BatchJSON.appendString(form, to: &text) } else { text.append(contentsOf: "null".utf8) }
+        }
+        text.append(UInt8(ascii: "]"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     public static func collapse(_ records: [ChangeRecord]) -> ResourceStateChanges {
@@ -40,57 +47,72 @@ public struct ResourceStateChanges: Sendable, Equatable {
             let resource: String
             let key: String
         }
-        var finals: [Slot: Final] = [:]
-        var order: [Slot] = []
+        // Keys in first-touched order, each with its final state (nil once truncated away);
+        // `index` finds a key's entry. A batch's keys are nearly all distinct, so the common
+        // path hashes each key once.
+        var entries: [(slot: Slot, final: Final?)] = []
+        entries.reserveCapacity(records.count)
+        var index: [Slot: Int] = [:]
+        index.reserveCapacity(records.count)
         var truncated: [String] = []
-        func set(_ slot: Slot, _ final: Final) {
-            if finals.updateValue(final, forKey: slot) == nil { order.append(slot) }
+        func entry(_ slot: Slot) -> Int {
+            if let existing = index.updateValue(entries.count, forKey: slot) {
+                index[slot] = existing
+                return existing
+            }
+            entries.append((slot, nil))
+            return entries.count - 1
         }
         for record in records {
             switch record.operation {
             case .truncate:
-                for slot in finals.keys where slot.resource == record.resource { finals[slot] = nil }
-                order.removeAll { $0.resource == record.resource }
+                for position in entries.indices where entries[position].slot.resource == record.resource {
+                    entries[position].final = nil
+                    index[entries[position].slot] = nil
+                }
                 if !truncated.contains(record.resource) { truncated.append(record.resource) }
             case .delete:
-                set(Slot(resource: record.resource, key: keyText(record.key)), .delete)
+                entries[entry(Slot(resource: record.resource, key: keyText(record.key)))].final = .delete
             case .insert, .update:
                 let key = keyText(record.key)
                 let oldKey = record.oldKey.map(keyText)
                 var pending: ResourceStateChanges.Upsert? = nil
-                if let oldKey, oldKey != key {
+                let keyChanged = oldKey != nil && oldKey != key
+                if keyChanged, let oldKey {
                     // A key change: the old key goes; unchanged columns come from its row.
-                    let old = Slot(resource: record.resource, key: oldKey)
-                    if case .upsert(let earlier)? = finals[old] { pending = earlier }
-                    set(old, .delete)
-                } else if case .upsert(let earlier)? = finals[Slot(resource: record.resource, key: key)] {
-                    pending = earlier
+                    let old = entry(Slot(resource: record.resource, key: oldKey))
+                    if case .upsert(let earlier)? = entries[old].final { pending = earlier }
+                    entries[old].final = .delete
                 }
-                let carried = pending?.columns ?? []
+                let position = entry(Slot(resource: record.resource, key: key))
+                if !keyChanged, case .upsert(let earlier)? = entries[position].final { pending = earlier }
                 var columns: [Column] = []
                 columns.reserveCapacity(record.key.count + record.values.count)
                 var unresolved = false
-                for column in record.key + record.values {
-                    guard case .unchanged = column.value else {
-                        columns.append(column)
-                        continue
-                    }
-                    if let earlier = carried.first(where: { $0.name == column.name }) {
-                        columns.append(earlier)
-                    } else {
-                        unresolved = true
+                for part in [record.key, record.values] {
+                    for column in part {
+                        guard case .unchanged = column.value else {
+                            columns.append(column)
+                            continue
+                        }
+                        if let earlier = pending?.columns.first(where: { $0.name == column.name }) {
+                            columns.append(earlier)
+                        } else {
+                            unresolved = true
+                        }
                     }
                 }
                 // Only a row with a column neither sent nor carried needs the stored one.
                 let base: String? = unresolved ? (pending.map { $0.baseKey ?? key } ?? oldKey ?? key) : pending?.baseKey
-                set(Slot(resource: record.resource, key: key),
-                    .upsert(Upsert(resource: record.resource, key: key, columns: columns, baseKey: base, position: record.position)))
+                entries[position].final = .upsert(Upsert(resource: record.resource, key: key, columns: columns, baseKey: base,
+                                                         position: record.position))
             }
         }
         var changes = ResourceStateChanges()
         changes.truncated = truncated
-        for slot in order {
-            switch finals[slot] {
+        changes.upserts.reserveCapacity(entries.count)
+        for (slot, final) in entries {
+            switch final {
             case .upsert(let upsert)?: changes.upserts.append(upsert)
             case .delete?: changes.deletes.append((slot.resource, slot.key))
             case nil: break

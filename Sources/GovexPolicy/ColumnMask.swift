@@ -148,6 +148,13 @@ public struct SharingPolicy: Sendable, Equatable {
         return changed ? out : nil
     }
 
+    /// Whether `apply` returns nil for every batch of exactly `batchResources` whose records
+    /// use only `columnNames`, known without reading its records: no filter, no masks, one
+    /// resource, every column allowed.
+    public func leavesUnchanged(batchResources: [String], columnNames: [String], resource: String) -> Bool {
+        filter == nil && masks.isEmpty && batchResources == [resource] && Set(columns).isSuperset(of: columnNames)
+    }
+
     func masked(_ record: ChangeRecord) -> ChangeRecord {
         guard !masks.isEmpty else { return record }
         var record = record

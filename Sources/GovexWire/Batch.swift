@@ -188,13 +188,18 @@ public struct BatchFile: Sendable {
 
     /// Decodes the records, up to `limit` of them. Verify first.
     public func records(limit: Int = .max) throws(BatchError) -> [ChangeRecord] {
+        try contents(limit: limit).records
+    }
+
+    /// The records and every column name their schemas use (see `BatchBodyDecoder.columnNames`).
+    public func contents(limit: Int = .max) throws(BatchError) -> (records: [ChangeRecord], columnNames: [String]) {
         let body = try decompressedBody()
-        return try converting { try body.withUnsafeBytes { raw throws -> [ChangeRecord] in
+        return try converting { try body.withUnsafeBytes { raw throws -> ([ChangeRecord], [String]) in
             var decoder = BatchBodyDecoder(body: raw, header: header, limits: limits)
             var records = [ChangeRecord]()
             records.reserveCapacity(min(Int(header.recordCount), limit, raw.count / 16 + 1))
             while records.count < limit, let record = try decoder.next() { records.append(record) }
-            return records
+            return (records, decoder.columnNames)
         } }
     }
 }

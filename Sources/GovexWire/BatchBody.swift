@@ -229,6 +229,12 @@ public struct BatchBodyDecoder {
         return nil
     }
 
+    /// Every column name the schemas read so far use, each once, in order of first use.
+    public var columnNames: [String] {
+        var seen = Set<String>()
+        return schemas.flatMap { $0.keyNames + $0.valueNames }.filter { seen.insert($0).inserted }
+    }
+
     private func invalid(_ reason: String) -> BatchError { .invalidRecord(index: recordsRead, reason: reason) }
 
     private mutating func read<T>(_ what: String, _ body: (inout ByteReader) throws -> T) throws(BatchError) -> T {

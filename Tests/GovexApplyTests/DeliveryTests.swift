@@ -33,6 +33,25 @@ struct DeliveryTests {
         #expect(try BatchFile(bytes: bytes).compressedBody == origin.compressedBody, "passed on byte for byte")
     }
 
+    @Test("with the column names recorded at ingest, an unchanged body is passed on without decoding and equals the decoded way")
+    func unchangedWithoutDecoding() throws {
+        let records = SampleBatches.mixedRecords().filter { $0.resource == "GA-RK-0001" }
+        let origin = try origin(records)
+        let columnNames = try origin.contents().columnNames
+        #expect(Set(columnNames) == Set(records.flatMap { $0.key.map(\.name) + $0.values.map(\.name) }))
+        let policy = SharingPolicy(columns: columnNames)
+        let fast = try Delivery.issue(origin: origin, columnNames: columnNames, subscriptionID: 7, delivery: 3, resource: "GA-RK-0001",
+                                      policy: policy, hubKey: hub, createdAt: 1)
+        let decoded = try Delivery.issue(origin: origin, subscriptionID: 7, delivery: 3, resource: "GA-RK-0001", policy: policy,
+                                         hubKey: hub, createdAt: 1)
+        #expect(fast == decoded, "the same file either way (ed25519 signs deterministically)")
+        // Column names that the policy does not cover send it the decoding way, which projects.
+        let narrow = SharingPolicy(columns: Array(columnNames.prefix(2)))
+        let projected = try Delivery.issue(origin: origin, columnNames: columnNames, subscriptionID: 7, delivery: 3, resource: "GA-RK-0001",
+                                           policy: narrow, hubKey: hub, createdAt: 1)
+        #expect(try Delivery.verify(projected, hubKey: hub.publicKey, subscriptionID: 7, providerKey: keys).bodySignedByProvider == false)
+    }
+
     @Test("a projected delivery holds only the subscription's resource and columns, keys always")
     func projection() throws {
         let origin = try origin()

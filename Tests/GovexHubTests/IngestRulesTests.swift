@@ -84,7 +84,7 @@ struct IngestRulesTests {
     @Test("content checks: signature, wrong key, tampered header and body, unknown, foreign and negative-list resources")
     func content() throws {
         let good = try Self.batch(sequence: 1)
-        #expect((try? IngestRules.checkContent(good.file, key: VectorKeys.gongan.publicKey, catalog: Self.catalog).get())?.count == SampleBatches.mixedRecords().count)
+        #expect((try? IngestRules.checkContent(good.file, key: VectorKeys.gongan.publicKey, catalog: Self.catalog).get())?.records.count == SampleBatches.mixedRecords().count)
         func rejection(_ file: BatchFile, key: VerifyingKey? = VectorKeys.gongan.publicKey, catalog: [String: CatalogResourceEntry] = Self.catalog) -> ContentRejection? {
             if case .failure(let rejection) = IngestRules.checkContent(file, key: key, catalog: catalog) { return rejection }
             return nil

@@ -1,4 +1,5 @@
 import GovexHub
+import GovexTestSupport
 import GovexWire
 import Testing
 
@@ -53,5 +54,82 @@ struct ResourceStateTests {
     func keyText() {
         #expect(ResourceStateChanges.keyText([Column("a", .text("x,y"))]) != ResourceStateChanges.keyText([Column("a", .text("x")), Column("b", .text("y"))]))
         #expect(ResourceStateChanges.keyText([Column("a", .null)]) == "[null]")
+    }
+
+    /// The hub's copy after `changes`, as `HubCopy.apply` writes it: truncates, then deletes,
+    /// then upserts completed from their base rows as they were before the batch.
+    static func applied(_ changes: ResourceStateChanges, to stored: [String: [String: Value]]) -> [String: [String: Value]] {
+        var state = stored
+        if changes.truncated.contains("R") { state = [:] }
+        let before = state
+        for delete in changes.deletes { state[delete.key] = nil }
+        for upsert in changes.upserts {
+            var row = upsert.baseKey.flatMap { before[$0] } ?? [:]
+            for column in upsert.columns { row[column.name] = column.value }
+            state[upsert.key] = row
+        }
+        return state
+    }
+
+    /// The same records applied one at a time, as PostgreSQL would have applied them.
+    static func replayed(_ records: [ChangeRecord], on stored: [String: [String: Value]]) -> [String: [String: Value]] {
+        var state = stored
+        for record in records {
+            switch record.operation {
+            case .truncate: state = [:]
+            case .delete: state[ResourceStateChanges.keyText(record.key)] = nil
+            case .insert, .update:
+                let key = ResourceStateChanges.keyText(record.key)
+                let oldKey = record.oldKey.map(ResourceStateChanges.keyText) ?? key
+                var row = state[oldKey] ?? [:]
+                state[oldKey] = nil
+                for column in record.key + record.values where column.value != .unchanged { row[column.name] = column.value }
+                state[key] = row
+            }
+        }
+        return state
+    }
+
+    @Test("collapsing a batch and writing the result equals replaying its records one by one (random batches, key changes, TOAST)")
+    func collapseEqualsReplay() {
+        var random = SplitMix64(state: 0xC011_A95E)
+        for round in 0..<500 {
+            let stored = Dictionary(uniqueKeysWithValues: (0..<4).map { id in
+                (ResourceStateChanges.keyText([Column("id", .int4(Int32(id)))]), ["id": Value.int4(Int32(id)), "name": .text("s\(id)"), "doc": .text("d\(id)")])
+            })
+            var records: [ChangeRecord] = []
+            var present = Set(stored.keys.compactMap { key in Int32(key.dropFirst(2).dropLast(2)) })
+            for ordinal in 0..<Int(random.next() % 12 + 1) {
+                let id = Int32(random.next() % 7)
+                let roll = random.next() % 20
+                let name: Value = random.next() % 3 == 0 ? .unchanged : .text("n\(round).\(ordinal)")
+                let doc: Value = random.next() % 3 == 0 ? .unchanged : .text("x\(ordinal)")
+                if roll == 0 {
+                    records.append(Self.record(.truncate, 0, ordinal: UInt32(ordinal)))
+                    present = []
+                } else if roll < 5 {
+                    records.append(Self.record(.delete, id, ordinal: UInt32(ordinal)))
+                    present.remove(id)
+                } else if roll < 8, let old = present.randomElement(using: &random), old != id, !present.contains(id) {
+                    var change = Self.record(.update, id, name, oldKey: old, ordinal: UInt32(ordinal))
+                    change.values.append(Column("doc", doc))
+                    records.append(change)
+                    present.remove(old)
+                    present.insert(id)
+                } else if present.contains(id) {
+                    var change = Self.record(.update, id, name, ordinal: UInt32(ordinal))
+                    change.values.append(Column("doc", doc))
+                    records.append(change)
+                } else {
+                    // An insert carries every column.
+                    var insert = Self.record(.insert, id, .text("i\(ordinal)"), ordinal: UInt32(ordinal))
+                    insert.values.append(Column("doc", .text("j\(ordinal)")))
+                    records.append(insert)
+                    present.insert(id)
+                }
+            }
+            let collapsed = Self.applied(ResourceStateChanges.collapse(records), to: stored)
+            #expect(collapsed == Self.replayed(records, on: stored), "round \(round): \(records)")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import GovexPolicy
+import GovexTestSupport
 import GovexWire
 import Testing
 
@@ -56,4 +57,34 @@ struct ColumnMaskTests {
         #expect(try SharingPolicy(columns: ["id", "district", "phone"]).apply(to: [record(.insert, 1, .text("A"))], resource: "R") == nil,
                 "nothing to change: nil, so the provider's body passes unchanged")
     }
+
+    @Test("a policy that says it leaves a batch unchanged without reading it agrees with apply, over random policies and batches")
+    func leavesUnchangedAgreesWithApply() throws {
+        var random = SplitMix64(state: 0x5EED_0006)
+        let names = ["id", "name", "district", "phone"]
+        for round in 0..<400 {
+            let resources = ["R", "OTHER"].filter { _ in random.next() % 4 != 0 }.ifEmpty(["R"])
+            let records = (0..<Int(random.next() % 6 + 1)).map { index -> ChangeRecord in
+                let used = names.dropFirst().filter { _ in random.next() % 3 != 0 }
+                return ChangeRecord(operation: random.next() % 2 == 0 ? .insert : .update, resource: resources[index % resources.count],
+                                    position: SourcePosition(commit: 1, ordinal: UInt32(index)), key: [Column("id", .int8(Int64(index)))],
+                                    values: used.map { Column($0, .text(random.next() % 2 == 0 ? "A" : "B")) })
+            }
+            let columnNames = Array(Set(records.flatMap { (record: ChangeRecord) in record.key.map(\.name) + record.values.map(\.name) }))
+            let policy = SharingPolicy(columns: names.filter { $0 == "id" || random.next() % 4 != 0 },
+                                       filter: random.next() % 5 == 0 ? try RowFilter.parse("district = 'A'") : nil,
+                                       masks: random.next() % 5 == 0 ? ["id": .pseudonym] : [:], secret: [1])
+            if policy.leavesUnchanged(batchResources: resources, columnNames: columnNames, resource: "R") {
+                #expect(try policy.apply(to: records, resource: "R") == nil, "round \(round): \(policy) \(records)")
+            }
+        }
+        #expect(SharingPolicy(columns: names).leavesUnchanged(batchResources: ["R"], columnNames: names, resource: "R"))
+        #expect(!SharingPolicy(columns: names).leavesUnchanged(batchResources: ["R", "OTHER"], columnNames: names, resource: "R"))
+        #expect(!SharingPolicy(columns: ["id"]).leavesUnchanged(batchResources: ["R"], columnNames: names, resource: "R"))
+        #expect(!SharingPolicy(columns: names, masks: ["name": .redact]).leavesUnchanged(batchResources: ["R"], columnNames: names, resource: "R"))
+    }
+}
+
+private extension Array {
+    func ifEmpty(_ replacement: [Element]) -> [Element] { isEmpty ? replacement : self }
 }
