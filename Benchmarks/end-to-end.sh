@@ -7,7 +7,9 @@
 #
 # Usage: bash Benchmarks/end-to-end.sh [ROWS]      (default 1000000)
 #   GOVEX_BIN=/path/to/govex   use this binary (default: swift build -c release)
-# Two throwaway clusters on loopback, removed on exit.
+# Three throwaway clusters on loopback, removed on exit: department A's, department B's and
+# the hub's (the hub is a central server of its own, not a tenant of a department's
+# database; in A's cluster, A's walsender would also have to read all of the hub's WAL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows="${1:-1000000}"
@@ -18,9 +20,12 @@ start_benchmark
 
 a_port="$(free_port)"
 b_port="$(free_port)"
+hub_port="$(free_port)"
 start_cluster a "$a_port" max_wal_senders=20 max_replication_slots=20
 start_cluster b "$b_port" max_wal_senders=20 max_replication_slots=20 max_logical_replication_workers=8
-for db in gongan native_source hub; do psql_at "$a_port" postgres -c "CREATE DATABASE $db"; done
+start_cluster hub "$hub_port"
+for db in gongan native_source; do psql_at "$a_port" postgres -c "CREATE DATABASE $db"; done
+psql_at "$hub_port" postgres -c "CREATE DATABASE hub"
 for db in minzheng native_target; do psql_at "$b_port" postgres -c "CREATE DATABASE $db"; done
 
 # About 120 bytes a row.
@@ -89,7 +94,7 @@ share = "unconditional"
 key = ["id"]
 columns = ["id", "name", "address", "amount", "birth_date", "status", "updated_at"]
 EOF
-start_hub "$(conninfo_at "$a_port" hub)" "$work/catalog.toml" >/dev/null
+start_hub "$(conninfo_at "$hub_port" hub)" "$work/catalog.toml" >/dev/null
 agent_config gongan "$(conninfo_at "$a_port" gongan)" '[[publish]]
 resource = "BENCH"
 share = "unconditional"
