@@ -47,6 +47,9 @@ public struct StagedChanges: Sendable, Equatable {
     public var keyNames: [String]
     public var columns: [String]
     public var rows: [Row]
+    /// Every record of the run was an insert, and every row carries every column: unless
+    /// the table already holds one of the keys, the rows can be copied straight into it.
+    public var onlyNewRows = false
 
     /// Names of the staging table's bookkeeping columns.
     public static let actionColumn = "govex_action", replacesColumn = "govex_replaces", presentColumn = "govex_present"
@@ -64,16 +67,44 @@ public struct StagedChanges: Sendable, Equatable {
 
     /// The rows in COPY text form, in chunks of about `chunkSize` bytes.
     public func copyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
+        try copyData(bookkeeping: true, chunkSize: chunkSize, consume)
+    }
+
+    /// `COPY` of the rows straight into `target` (for `onlyNewRows`): keys and columns only.
+    public func directCopyStatement(target: String) -> String {
+        "COPY \(target) (\((keyNames + columns).map(SQLQuoting.identifier).joined(separator: ", "))) FROM STDIN"
+    }
+
+    /// The rows for `directCopyStatement`.
+    public func directCopyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
+        try copyData(bookkeeping: false, chunkSize: chunkSize, consume)
+    }
+
+    /// What turns a line of `directCopyData` into the same row of `copyData`, when every
+    /// row is an upsert that carries every column (`onlyNewRows`): the bookkeeping fields.
+    public var stagedLinePrefix: [UInt8] {
+        var prefix: [UInt8] = []
+        CopyText.appendField(Action.upsert.rawValue, to: &prefix)
+        prefix += Array("\tf\t".utf8)
+        CopyText.appendField(String(repeating: "1", count: columns.count), to: &prefix)
+        prefix.append(UInt8(ascii: "\t"))
+        return prefix
+    }
+
+    private func copyData(bookkeeping: Bool, chunkSize: Int, _ consume: ([UInt8]) throws -> Void) rethrows {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
         for row in rows {
-            CopyText.appendField(row.action.rawValue, to: &buffer)
-            buffer.append(UInt8(ascii: "\t"))
-            buffer.append(row.replaces ? UInt8(ascii: "t") : UInt8(ascii: "f"))
-            buffer.append(UInt8(ascii: "\t"))
-            CopyText.appendField(presence(of: row), to: &buffer)
-            for value in row.key {
+            if bookkeeping {
+                CopyText.appendField(row.action.rawValue, to: &buffer)
                 buffer.append(UInt8(ascii: "\t"))
+                buffer.append(row.replaces ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+                buffer.append(UInt8(ascii: "\t"))
+                CopyText.appendField(presence(of: row), to: &buffer)
+                buffer.append(UInt8(ascii: "\t"))
+            }
+            for (position, value) in row.key.enumerated() {
+                if position > 0 { buffer.append(UInt8(ascii: "\t")) }
                 CopyText.appendField(value, to: &buffer)
             }
             for index in columns.indices {
@@ -87,6 +118,21 @@ public struct StagedChanges: Sendable, Equatable {
             }
         }
         if !buffer.isEmpty { try consume(buffer) }
+    }
+
+    /// `directCopyData`'s text as `copyData`'s (see `stagedLinePrefix`): the way back when
+    /// the straight copy met a key the table already held.
+    public static func stagedText(fromDirect text: [UInt8], linePrefix: [UInt8]) -> [UInt8] {
+        var staged: [UInt8] = []
+        staged.reserveCapacity(text.count + text.count / 16 * linePrefix.count / 4 + linePrefix.count)
+        var lineStart = true
+        // COPY text escapes a newline inside a value, so every raw newline ends a row.
+        for byte in text {
+            if lineStart { staged += linePrefix }
+            staged.append(byte)
+            lineStart = byte == UInt8(ascii: "\n")
+        }
+        return staged
     }
 
     /// The set-based statements that apply the staged rows to `target`, deletes first.
@@ -146,8 +192,10 @@ public enum ApplyPlan {
                 steps.append(.statement(ApplyStatement(sql: "DELETE FROM \(target)", parameters: [])))
             case .delete:
                 let (names, key) = try keyParts(record.key, of: record)
+                run.onlyInserts = false
                 try run.delete(key, names: names, at: record)
             case .insert, .update:
+                if record.operation == .update { run.onlyInserts = false }
                 let (names, key) = try keyParts(record.key, of: record)
                 let carried = record.values.compactMap { column -> (String, String?)? in
                     if case .unchanged = column.value { nil } else { (column.name, column.value.postgresText) }
@@ -197,6 +245,7 @@ public enum ApplyPlan {
         var columnIndex: [String: Int] = [:]
         var rows: [StagedChanges.Row] = []
         var rowIndex: [[String?]: Int] = [:]
+        var onlyInserts = true
 
         mutating func checkKey(_ names: [String], at record: ChangeRecord) throws(ApplyPlanError) {
             if let keyNames, keyNames != names {
@@ -255,7 +304,11 @@ public enum ApplyPlan {
 
         func finish() -> StagedChanges? {
             guard let keyNames, !rows.isEmpty else { return nil }
-            return StagedChanges(keyNames: keyNames, columns: columns, rows: rows)
+            var changes = StagedChanges(keyNames: keyNames, columns: columns, rows: rows)
+            changes.onlyNewRows = onlyInserts && rows.allSatisfy { row in
+                row.action == .upsert && !row.replaces && row.present.count == columns.count && !row.present.contains(false)
+            }
+            return changes
         }
     }
 }

@@ -155,6 +155,10 @@ public final class DeliveryApplier: Sendable {
         enum Step: Sendable {
             case statement(ApplyStatement)
             case staged(copy: String, text: [UInt8], statements: [String])
+            /// Rows that are all new keys, by their look: copied straight into the table; if
+            /// it holds one of the keys already, staged (`stagedCopy`, each line behind
+            /// `linePrefix`) and applied with `statements` instead.
+            case newRows(copy: String, text: [UInt8], stagedCopy: String, linePrefix: [UInt8], statements: [String])
         }
         let steps: [Step]
         let columns: Set<String>
@@ -189,6 +193,11 @@ public final class DeliveryApplier: Sendable {
             case .staged(let changes):
                 columns.formUnion(changes.keyNames + changes.columns)
                 var text: [UInt8] = []
+                if changes.onlyNewRows {
+                    changes.directCopyData { text += $0 }
+                    return .newRows(copy: changes.directCopyStatement(target: target), text: text, stagedCopy: changes.copyStatement(stage: Self.stage),
+                                    linePrefix: changes.stagedLinePrefix, statements: changes.statements(target: target, stage: Self.stage))
+                }
                 changes.copyData { text += $0 }
                 return .staged(copy: changes.copyStatement(stage: Self.stage), text: text, statements: changes.statements(target: target, stage: Self.stage))
             }
@@ -226,6 +235,19 @@ public final class DeliveryApplier: Sendable {
                         _ = try await sql.copyIn(copy) { writer in try writer.write(text) }
                         for statement in runStatements { try await sql.query(statement) }
                         statements += 1
+                        staged += 1
+                    case .newRows(let copy, let text, let stagedCopy, let linePrefix, let runStatements):
+                        // Half the index work of an upsert, and no staging table.
+                        statements += 1
+                        if try await sql.recovering([PostgresConnection.uniqueViolation], {
+                            _ = try await sql.copyIn(copy) { writer in try writer.write(text) }
+                        }) {
+                            continue
+                        }
+                        if staged > 0 { try await sql.query("TRUNCATE \(Self.stage)") }
+                        let stagedText = StagedChanges.stagedText(fromDirect: text, linePrefix: linePrefix)
+                        _ = try await sql.copyIn(stagedCopy) { writer in try writer.write(stagedText) }
+                        for statement in runStatements { try await sql.query(statement) }
                         staged += 1
                     }
                 }

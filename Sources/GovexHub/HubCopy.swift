@@ -28,8 +28,19 @@ public enum HubCopy {
         }
         guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
         let rows = try await completeRows(changes.upserts, on: sql)
-        try await write(resources: changes.upserts.map(\.resource), keys: changes.upserts.map(\.key), rows: rows.map(Column.rowEncoding),
-                        deletes: changes.deletes, node: node, epoch: String(header.nodeEpoch), sequence: String(header.sequence), on: sql)
+        let (resources, keys, encoded) = (changes.upserts.map(\.resource), changes.upserts.map(\.key), rows.map(Column.rowEncoding))
+        let (epoch, sequence) = (String(header.nodeEpoch), String(header.sequence))
+        // New keys go in with a plain INSERT: half the index work of an upsert, which first
+        // probes the index and takes a speculative-insertion lock for every row.
+        if changes.onlyInserts, try await sql.recovering([PostgresConnection.uniqueViolation], {
+            try await sql.query("""
+                INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence)
+                SELECT u.resource, u.key, u.row_data, $4, $5, $6 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(resource, key, row_data)
+                """, binding: [.textArray(resources), .textArray(keys), .byteaArray(encoded), .text(node), .text(epoch), .text(sequence)])
+        }) {
+            return
+        }
+        try await write(resources: resources, keys: keys, rows: encoded, deletes: changes.deletes, node: node, epoch: epoch, sequence: sequence, on: sql)
     }
 
     static func write(resources: [String], keys: [String], rows: [[UInt8]], deletes: [(resource: String, key: String)] = [],

@@ -19,6 +19,9 @@ public struct ResourceStateChanges: Sendable, Equatable {
 
     public var truncated: [String] = []
     public var upserts: [Upsert] = []
+    /// Every record was an insert: the upserts are new keys, unless the hub's copy already
+    /// holds some of them (a snapshot sent again after an epoch reset).
+    public var onlyInserts = false
     public var deletes: [(resource: String, key: String)] = []
 
     public static func == (lhs: ResourceStateChanges, rhs: ResourceStateChanges) -> Bool {
@@ -110,6 +113,7 @@ public struct ResourceStateChanges: Sendable, Equatable {
         }
         var changes = ResourceStateChanges()
         changes.truncated = truncated
+        changes.onlyInserts = !records.isEmpty && records.allSatisfy { $0.operation == .insert }
         changes.upserts.reserveCapacity(entries.count)
         for (slot, final) in entries {
             switch final {

@@ -75,6 +75,25 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// Runs `body` inside a savepoint of the caller's transaction. If it fails with one of
+    /// `sqlStates`, undoes what it did, keeps the transaction usable and returns false, so
+    /// that the caller can take a slower way that cannot fail so; other errors are thrown.
+    public func recovering(_ sqlStates: Set<String>, _ body: () async throws -> Void) async throws -> Bool {
+        try await query("SAVEPOINT govex_attempt")
+        do {
+            try await body()
+        } catch let error as PostgresError where error.sqlState.map(sqlStates.contains) == true {
+            try await query("ROLLBACK TO SAVEPOINT govex_attempt")
+            try await query("RELEASE SAVEPOINT govex_attempt")
+            return false
+        }
+        try await query("RELEASE SAVEPOINT govex_attempt")
+        return true
+    }
+
+    /// SQLSTATE of a unique violation.
+    public static let uniqueViolation = "23505"
+
     /// Runs `body` with sequential scans discouraged, back to the session's setting after:
     /// for lookups of thousands of keys the planner would otherwise scan a whole (growing)
     /// table. Only inside a transaction.

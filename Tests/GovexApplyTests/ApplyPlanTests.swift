@@ -103,4 +103,25 @@ struct ApplyPlanTests {
         let other = ChangeRecord(operation: .delete, resource: "R", position: SourcePosition(commit: 0x10, ordinal: 4), key: [Column("code", .text("a"))])
         #expect(throws: ApplyPlanError.self) { try ApplyPlan.steps(for: [self.record(.delete, 1), other], schema: "s", table: "t") }
     }
+
+    @Test("a run of inserts carrying every column is marked for the straight copy, whose lines with the prefix are the staged lines")
+    func newRows() throws {
+        func insert(_ id: Int32, _ name: Value, _ operation: ChangeOperation = .insert) -> ChangeRecord {
+            ChangeRecord(operation: operation, resource: "R", position: SourcePosition(commit: 1, ordinal: UInt32(id)),
+                         key: [Column("id", .int4(id)), Column("part", .text("p\t\(id)"))], values: [Column("name", name), Column("note", .text("x\ny\\"))])
+        }
+        func run(_ records: [ChangeRecord]) throws -> StagedChanges? {
+            if case .staged(let changes)? = try ApplyPlan.steps(for: records, schema: "public", table: "t").first { return changes }
+            return nil
+        }
+        let inserts = try #require(try run((1...50).map { insert(Int32($0), $0 % 7 == 0 ? .null : .text("n\r\($0)")) }))
+        #expect(inserts.onlyNewRows)
+        var staged: [UInt8] = [], direct: [UInt8] = []
+        inserts.copyData(chunkSize: 64) { staged += $0 }
+        inserts.directCopyData(chunkSize: 64) { direct += $0 }
+        #expect(StagedChanges.stagedText(fromDirect: direct, linePrefix: inserts.stagedLinePrefix) == staged)
+        #expect(inserts.directCopyStatement(target: "public.t") == #"COPY public.t ("id", "part", "name", "note") FROM STDIN"#)
+        #expect(try run([insert(1, .text("a")), insert(1, .text("b"), .update)])?.onlyNewRows == false, "an update may meet a stored row")
+        #expect(try run([insert(1, .text("a")), insert(2, .unchanged)])?.onlyNewRows == false, "a row without every column is not new")
+    }
 }

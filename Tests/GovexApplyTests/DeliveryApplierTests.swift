@@ -132,6 +132,26 @@ struct DeliveryApplierTests {
         }
     }
 
+    @Test("inserts of new keys are copied straight in; an insert meeting a key the table holds falls back to the upsert, in the same transaction")
+    func newRowsStraightIn() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("CREATE TABLE public.residents (id int PRIMARY KEY, name text, amount numeric(10,2), seen timestamptz, photo bytea, note text DEFAULT 'kept')")
+                try await DeliveryApplier.with(conninfo: database.conninfo, subscription: 9, resource: "GA-RK-0001", schema: "public", table: "residents") { (applier: DeliveryApplier) async throws in
+                    let first = (1...3).map { upsert(Int32($0), .text("a\t\\\($0)\n")) }
+                    #expect(try await applier.apply(first, sequence: 1, origin: Self.origin) == .applied(statements: 1))
+                    try await sql.query("UPDATE public.residents SET note = 'local' WHERE id = 2")
+                    // Key 2 again (a snapshot sent once more): the straight copy fails on it and the upsert takes over.
+                    let second = [upsert(4, .text("d")), upsert(2, .text("b again"), ordinal: 1), upsert(5, .null, ordinal: 2)]
+                    #expect(try await applier.apply(second, sequence: 2, origin: Self.origin) == .applied(statements: 1))
+                    #expect(try await applier.cursor() == 2)
+                }
+                let rows = try await sql.query("SELECT id, name, note FROM public.residents ORDER BY id").rows
+                #expect(rows == [["1", "a\t\\1\n", "kept"], ["2", "b again", "local"], ["3", "a\t\\3\n", "kept"], ["4", "d", "kept"], ["5", nil, "kept"]])
+            }
+        }
+    }
+
     @Test("random batches applied set-based leave the table as applying their records one by one would")
     func matchesSequentialOrder() async throws {
         var generator = SplitMix64(state: 0x5E7)

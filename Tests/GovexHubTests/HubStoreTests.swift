@@ -180,6 +180,24 @@ struct HubStoreTests {
         }
     }
 
+    @Test("the hub's copy takes a batch of inserts with a plain insert, and one holding a key it already has by upsert")
+    func copyOfInserts() async throws {
+        try await Self.withHub { _, sql in
+            func inserts(_ ids: [Int64], name: String, commit: UInt64) -> [ChangeRecord] {
+                ids.enumerated().map { ordinal, id in
+                    ChangeRecord(operation: .insert, resource: "GA-RK-0001", position: SourcePosition(commit: commit, ordinal: UInt32(ordinal)),
+                                 key: [Column("id", .int8(id))], values: [Column("name", .text("\(name)\(id)"))])
+                }
+            }
+            #expect(try await Self.store.ingest(try Self.batch(1, records: inserts([1, 2, 3], name: "a", commit: 10)), from: "gongan", on: sql).decision == "accepted")
+            // A snapshot sent again holds key 2 once more.
+            #expect(try await Self.store.ingest(try Self.batch(2, records: inserts([4, 2], name: "b", commit: 20)), from: "gongan", on: sql).decision == "accepted")
+            let rows = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
+            #expect(rows.map(\.key) == ["[\"1\"]", "[\"2\"]", "[\"3\"]", "[\"4\"]"])
+            #expect(rows.map { $0.value(of: "name") } == [.text("a1"), .text("b2"), .text("a3"), .text("b4")])
+        }
+    }
+
     @Test("batch partitions are made ahead, and dropped once past the retention")
     func partitions() async throws {
         try await Self.withHub { _, sql in
