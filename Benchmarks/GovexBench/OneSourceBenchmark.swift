@@ -111,8 +111,8 @@ struct OneSourceBenchmark: AsyncParsableCommand {
             for (index, batch) in batches.enumerated() {
                 let digest = DigestAlgorithm.sha256.hash(Array("\(batch.node)/\(index)".utf8))
                 let id = try await GoldenQueue.enqueue(node: batch.node, epoch: 1, sequence: UInt64(index + 1), digest: digest,
-                                                       resources: ["R-\(batch.node)"], recordCount: batch.records.count, on: sql)
-                store.pendingMerges.keep(digest, queued: id!, GoldenMerge.Batch(node: batch.node, records: batch.records))
+                                                       resources: ["R-\(batch.node)"], recordCount: batch.records.count, copy: false, on: sql)
+                store.pendingMerges.keep(digest, queued: id, GoldenMerge.Batch(node: batch.node, records: batch.records))
             }
             var merged = 0
             while merged < records {

@@ -54,7 +54,15 @@ extension HubStore {
         if let subject = catalog.subjects.first(where: { $0.code == resource.code }), resource.provider == Catalog.hubProvider {
             return try await backfillGolden(subscription, subject: subject, on: sql)
         }
-        let stored = try await HubCopy.rows(of: resource.code, on: sql)
+        // The stored rows, and the changes still waiting for the merger (held off meanwhile).
+        try await GoldenQueue.lockMerger(on: sql)
+        var stored = try await HubCopy.rows(of: resource.code, on: sql)
+        let waiting = try await GoldenQueue.pendingCopies(of: resource.code, store: self, on: sql)
+        if !waiting.isEmpty {
+            var rows = Dictionary(stored.map { ($0.key, $0.columns) }, uniquingKeysWith: { $1 })
+            for changes in waiting { HubCopy.replay(changes, onto: &rows) }
+            stored = rows.map { HubCopy.Row(key: $0.key, columns: $0.value) }.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        }
         let policy = try await Self.policy(of: subscription, on: sql)
         let pages = try Backfill.pages(of: stored, resource: resource).map { try policy.apply(to: $0, resource: resource.code) ?? $0 }
         try await storeBackfill(pages, rows: stored.count, of: subscription, on: sql)

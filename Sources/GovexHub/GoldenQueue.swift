@@ -14,22 +14,25 @@ public enum GoldenQueue {
     /// Records a group may hold (the merge keeps them and the touched golden records in memory).
     public static let defaultGroupRecords = 60_000
 
-    /// Queues an accepted batch if its resources feed a subject; returns its place in the queue.
-    static func enqueue(_ header: BatchHeader, node: String, digest: [UInt8], on sql: PostgresConnection) async throws -> Int64? {
+    /// Queues an accepted batch (its rows for the hub's copy, and for the golden records if
+    /// its resources feed a subject); returns its place in the queue.
+    static func enqueue(_ header: BatchHeader, node: String, digest: [UInt8], on sql: PostgresConnection) async throws -> Int64 {
         try await enqueue(node: node, epoch: header.nodeEpoch, sequence: header.sequence, digest: digest, resources: header.resources,
                           recordCount: Int(header.recordCount), on: sql)
     }
 
-    /// Queues the batch stored as (node, epoch, sequence), whose file has `digest`, if
-    /// `resources` feed a subject.
+    /// Queues the batch stored as (node, epoch, sequence), whose file has `digest`.
+    /// `copy`: the merger also writes its rows into the hub's copy.
     public static func enqueue(node: String, epoch: UInt64, sequence: UInt64, digest: [UInt8], resources: [String], recordCount: Int,
-                               on sql: PostgresConnection) async throws -> Int64? {
-        guard try await Catalog.feedsSubject(resources, on: sql) else { return nil }
+                               copy: Bool = true, on sql: PostgresConnection) async throws -> Int64 {
+        let feeds = try await Catalog.feedsSubject(resources, on: sql)
         return try await sql.query("""
-            INSERT INTO govex.golden_queue (node_id, epoch, sequence, digest, resources, record_count) VALUES ($1, $2, $3, $4::bytea, $5::text[], $6)
+            INSERT INTO govex.golden_queue (node_id, epoch, sequence, digest, resources, record_count, feeds_subject, copy_pending)
+            VALUES ($1, $2, $3, $4::bytea, $5::text[], $6, $7, $8)
             RETURNING id
-            """, [node, String(epoch), String(sequence), "\\x" + Hex.encode(digest), HubStore.textArray(resources), String(recordCount)])
-            .rows.first?[0].flatMap { Int64($0) }
+            """, [node, String(epoch), String(sequence), "\\x" + Hex.encode(digest), HubStore.textArray(resources), String(recordCount),
+                  feeds ? "t" : "f", copy ? "t" : "f"])
+            .rows.first?[0].flatMap { Int64($0) } ?? 0
     }
 
     /// What one `drain` merged.
@@ -65,30 +68,62 @@ public enum GoldenQueue {
                 return Drained(merged: false)
             }
             let waiting = try await sql.query("""
-                SELECT id, node_id, epoch::text, sequence::text, resources::text, record_count, digest FROM govex.golden_queue ORDER BY id LIMIT 1000
+                SELECT id, node_id, epoch::text, sequence::text, resources::text, record_count, digest, feeds_subject, copy_pending
+                FROM govex.golden_queue ORDER BY id LIMIT 1000
                 """).rows
-            var ids: [Int64] = [], batches: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0, missing: [String] = []
+            var ids: [Int64] = [], golden: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0, missing: [String] = []
             for row in waiting {
                 let count = Int(row[5] ?? "") ?? 0
                 if !ids.isEmpty, records + count > groupRecords { break }
                 guard let id = Int64(row[0] ?? ""), let node = row[1], let epoch = row[2], let sequence = row[3] else { continue }
                 ids.append(id)
                 records += count
-                resources.formUnion(GoldenTable.arrayElements(row[4] ?? "{}"))
-                if let kept = store.pendingMerges.take(HubStore.bytea(row[6])) {
-                    batches.append(kept)
-                } else if let batch = try await storedBatch(node: node, epoch: epoch, sequence: sequence, on: sql) {
-                    batches.append(batch)
-                } else {
+                guard let batch = try await batch(digest: HubStore.bytea(row[6]), node: node, epoch: epoch, sequence: sequence, store: store, on: sql) else {
                     missing.append("\(node)/\(epoch)/\(sequence)")
+                    continue
+                }
+                // In queue order, batch by batch: each completes its partial rows from the copy as the batches before it left it.
+                if row[8] == "t" {
+                    try await HubCopy.apply(ResourceStateChanges.collapse(batch.records), node: node, epoch: epoch, sequence: sequence, on: sql)
+                }
+                if row[7] == "t" {
+                    golden.append(batch)
+                    resources.formUnion(GoldenTable.arrayElements(row[4] ?? "{}"))
                 }
             }
             guard !ids.isEmpty else { return Drained() }
-            try await HubStore.mergeSubjects(batches, resources: resources.sorted(), hubKey: store.hubKey, on: sql)
+            if !golden.isEmpty { try await HubStore.mergeSubjects(golden, resources: resources.sorted(), hubKey: store.hubKey, on: sql) }
             try await sql.query("DELETE FROM govex.golden_queue WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
             store.pendingMerges.forget(through: ids.last!)
             return Drained(batches: ids.count, records: records, missing: missing)
         }
+    }
+
+    /// A queued batch's records: kept in memory by this process, or read back from storage.
+    static func batch(digest: [UInt8], node: String, epoch: String, sequence: String, store: HubStore, keep: Bool = false,
+                      on sql: PostgresConnection) async throws -> GoldenMerge.Batch? {
+        if let kept = keep ? store.pendingMerges.peek(digest) : store.pendingMerges.take(digest) { return kept }
+        return try await storedBatch(node: node, epoch: epoch, sequence: sequence, on: sql)
+    }
+
+    /// The changes to `resource` that wait in the queue for the hub's copy, oldest first.
+    /// The caller holds the merger's lock (`lockMerger`), so none is merged meanwhile.
+    static func pendingCopies(of resource: String, store: HubStore, on sql: PostgresConnection) async throws -> [ResourceStateChanges] {
+        var changes: [ResourceStateChanges] = []
+        for row in try await sql.query("""
+            SELECT node_id, epoch::text, sequence::text, digest FROM govex.golden_queue WHERE copy_pending AND $1 = ANY(resources) ORDER BY id
+            """, [resource]).rows {
+            guard let node = row[0], let epoch = row[1], let sequence = row[2],
+                  let batch = try await batch(digest: HubStore.bytea(row[3]), node: node, epoch: epoch, sequence: sequence, store: store, keep: true, on: sql)
+            else { continue }
+            changes.append(ResourceStateChanges.collapse(batch.records.filter { $0.resource == resource }))
+        }
+        return changes
+    }
+
+    /// Waits for a merge under way and holds off the next until the transaction ends.
+    static func lockMerger(on sql: PostgresConnection) async throws {
+        try await sql.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('govex.golden_merger'))")
     }
 
     /// A queued batch's records read back from the stored batch (after a restart, or when
@@ -125,6 +160,10 @@ public final class PendingMerges: Sendable {
             state.batches[digest] = (queued, batch)
             state.records += batch.records.count
         }
+    }
+
+    func peek(_ digest: [UInt8]) -> GoldenMerge.Batch? {
+        state.withLock { $0.batches[digest]?.batch }
     }
 
     func take(_ digest: [UInt8]) -> GoldenMerge.Batch? {
@@ -186,31 +225,65 @@ public final class WakeSignal: Sendable {
 }
 
 /// Runs the merges in a hub process: woken by this process's ingests, and every second for
-/// batches other replicas queued (or left when they stopped).
+/// batches other replicas queued (or left when they stopped). While pushes keep arriving it
+/// holds back, so that the CPU goes to accepting and routing them (what departments wait
+/// for), and merges once the hub has been quiet for `quiet`, or when what waits reaches
+/// `backlogRecords` records or `maxLag` of age (so that under a load that never pauses the
+/// copy and the golden records still keep up, in larger groups).
 public final class GoldenMerger: Sendable {
     private let signal = WakeSignal()
+    private let lastIngest = Mutex(ContinuousClock.now)
+    let quiet: Duration
+    let backlogRecords: Int
+    let maxLag: Duration
 
-    public init() {}
+    public init(quiet: Duration = .milliseconds(300), backlogRecords: Int = 2_000_000, maxLag: Duration = .seconds(60)) {
+        self.quiet = quiet
+        self.backlogRecords = backlogRecords
+        self.maxLag = maxLag
+    }
 
-    public func wake() { signal.wake() }
+    /// An ingest queued a batch.
+    public func wake() {
+        lastIngest.withLock { $0 = .now }
+        signal.wake()
+    }
 
     public func run(store: HubStore, pool: ConnectionPool, log: @escaping @Sendable (Int, String) -> Void) async {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let drained = try await pool.withConnection { sql in try await GoldenQueue.drain(store: store, on: sql) }
-                if drained.batches > 0 { log(7, "golden merge: \(drained.batches) batch(es), \(drained.records) record(s)") }
+                let busyFor = quiet - (ContinuousClock.now - lastIngest.withLock { $0 })
+                if busyFor > .zero, try await !pool.withConnection(overdue) {
+                    try? await Task.sleep(for: busyFor)
+                    continue
+                }
+                let drained = try await pool.withConnection { sql in
+                    try await GoldenQueue.drainGroup(store: store, groupRecords: GoldenQueue.defaultGroupRecords, on: sql)
+                }
+                if drained.batches > 0 { log(7, "merge: \(drained.batches) batch(es), \(drained.records) record(s) into the hub's copy and golden records") }
                 if !drained.missing.isEmpty {
-                    log(3, "golden merge: queued batch(es) \(drained.missing.joined(separator: ", ")) no longer stored (retention dropped them before they were merged): their values are missing from the golden records until the departments send them again")
+                    log(3, "merge: queued batch(es) \(drained.missing.joined(separator: ", ")) no longer stored (retention dropped them before they were merged): their rows are missing from the hub's copy and the golden records until the departments send them again")
                 }
                 failures = 0
+                // More may wait: the next group, unless pushes resumed meanwhile.
+                if drained.merged, drained.batches > 0 { continue }
             } catch {
                 failures += 1
                 // The queue keeps the batch: it is merged once what failed is fixed (e.g. the catalog).
-                if failures == 1 || failures % 20 == 0 { log(3, "golden merge failed (the batches wait in govex.golden_queue; retrying): \(error)") }
+                if failures == 1 || failures % 20 == 0 { log(3, "merge failed (the batches wait in govex.golden_queue; retrying): \(error)") }
                 try? await Task.sleep(for: .seconds(min(30, failures)))
             }
             await signal.wait(upTo: .seconds(1))
         }
+    }
+
+    /// Whether what waits can no longer wait for a quiet moment.
+    func overdue(_ sql: PostgresConnection) async throws -> Bool {
+        let row = try await sql.query("""
+            SELECT coalesce(sum(record_count), 0)::text, coalesce(extract(epoch FROM now() - min(queued_at)), 0)::text FROM govex.golden_queue
+            """).rows.first
+        let records = Int(row?[0] ?? "") ?? 0, age = Double(row?[1] ?? "") ?? 0
+        return records >= backlogRecords || age >= Double(maxLag.components.seconds)
     }
 }

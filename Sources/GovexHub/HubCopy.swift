@@ -22,14 +22,14 @@ public enum HubCopy {
 
     /// Writes a batch's effect: truncates, then one statement for all deletes and upserts.
     /// Rows missing unchanged TOAST columns are first completed from their stored rows.
-    static func apply(_ changes: ResourceStateChanges, node: String, header: BatchHeader, on sql: PostgresConnection) async throws {
+    /// The merger calls it for each queued batch, in queue order (see `GoldenQueue`).
+    static func apply(_ changes: ResourceStateChanges, node: String, epoch: String, sequence: String, on sql: PostgresConnection) async throws {
         if !changes.truncated.isEmpty {
             try await sql.query("DELETE FROM govex.resource_rows WHERE resource = ANY($1)", binding: [.textArray(changes.truncated)])
         }
         guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
         let rows = try await completeRows(changes.upserts, on: sql)
         let (resources, keys, encoded) = (changes.upserts.map(\.resource), changes.upserts.map(\.key), rows.map(Column.rowEncoding))
-        let (epoch, sequence) = (String(header.nodeEpoch), String(header.sequence))
         // New keys go in with a plain INSERT: half the index work of an upsert, which first
         // probes the index and takes a speculative-insertion lock for every row.
         if changes.onlyInserts, try await sql.recovering([PostgresConnection.uniqueViolation], {
@@ -76,10 +76,31 @@ public enum HubCopy {
         }
         return upserts.map { upsert in
             guard let baseKey = upsert.baseKey, let base = stored[Slot(resource: upsert.resource, key: baseKey)] else { return upsert.columns }
-            var columns = base.map { column in upsert.columns.first { $0.name == column.name } ?? column }
-            columns += upsert.columns.filter { column in !base.contains { $0.name == column.name } }
-            return columns
+            return completed(upsert, base: base)
         }
+    }
+
+    /// What `apply` does to the copy, done to one resource's rows in memory (key text →
+    /// columns; `changes` only of that resource): for
+    /// backfill, which adds the changes still waiting in the merge queue to the stored rows.
+    /// Partial rows complete from the rows as they were before the batch, as in `apply`.
+    public static func replay(_ changes: ResourceStateChanges, onto rows: inout [String: [Column]]) {
+        if !changes.truncated.isEmpty { rows = [:] }
+        let before = rows
+        for delete in changes.deletes { rows[delete.key] = nil }
+        for upsert in changes.upserts {
+            guard let baseKey = upsert.baseKey, let base = before[baseKey] else {
+                rows[upsert.key] = upsert.columns
+                continue
+            }
+            rows[upsert.key] = completed(upsert, base: base)
+        }
+    }
+
+    /// An upsert's columns over its base row's: the base's order, then columns it lacked.
+    static func completed(_ upsert: ResourceStateChanges.Upsert, base: [Column]) -> [Column] {
+        base.map { column in upsert.columns.first { $0.name == column.name } ?? column }
+            + upsert.columns.filter { column in !base.contains { $0.name == column.name } }
     }
 
     /// A resource's stored rows in key order (bytewise: the key is `COLLATE "C"`).

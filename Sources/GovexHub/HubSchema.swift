@@ -297,6 +297,15 @@ public enum HubSchema {
             -- NULL for batches stored before: those are decoded as before.
             ALTER TABLE govex.batches ADD COLUMN column_names text[];
             """),
+        Migration(version: 13, description: "the hub's copy written by the merger, not by the ingest", sql: """
+            -- The queue now holds every accepted batch with records: the merger writes its rows
+            -- into the hub's copy (copy_pending) and merges it into the golden records if it
+            -- feeds a subject. Entries queued before this version had their copy written by
+            -- their ingest and all fed a subject.
+            ALTER TABLE govex.golden_queue
+                ADD COLUMN feeds_subject boolean NOT NULL DEFAULT true,
+                ADD COLUMN copy_pending boolean NOT NULL DEFAULT false;
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a
@@ -331,8 +340,18 @@ public enum HubSchema {
                   AND (to_date(substr(c.relname, 9), 'YYYY_MM') + interval '1 month') < (now() AT TIME ZONE 'UTC') - $1::int * interval '1 day'
                 ORDER BY 1
                 """, [String(days)]).rows.compactMap { $0[0] }
-            for name in expired { try await sql.query("DROP TABLE govex.\(SQLQuoting.identifier(name))") }
-            return expired
+            var dropped: [String] = []
+            for name in expired {
+                let partition = "govex.\(SQLQuoting.identifier(name))"
+                // A batch still waiting for the merger is kept until it is merged.
+                let waiting = try await sql.query("""
+                    SELECT EXISTS (SELECT 1 FROM \(partition) b JOIN govex.golden_queue q USING (node_id, epoch, sequence))
+                    """).rows.first?[0] == "t"
+                if waiting { continue }
+                try await sql.query("DROP TABLE \(partition)")
+                dropped.append(name)
+            }
+            return dropped
         }
     }
 }

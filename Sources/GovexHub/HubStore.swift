@@ -165,8 +165,9 @@ public struct HubStore: Sendable {
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
                 var routed: [Int64] = [], mergeQueued = false
                 if accepted {
-                    try await HubCopy.apply(ResourceStateChanges.collapse(records), node: authenticatedNode, header: header, on: sql)
-                    if let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql) {
+                    // The hub's copy and the golden records are written by the merger (GoldenQueue), off the push's path.
+                    if !records.isEmpty {
+                        let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql)
                         pendingMerges.keep(digest, queued: queued, GoldenMerge.Batch(node: authenticatedNode, records: records))
                         mergeQueued = true
                     }

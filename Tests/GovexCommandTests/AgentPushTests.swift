@@ -67,11 +67,7 @@ struct AgentPushTests {
 
     /// Waits up to 60 s for `condition`.
     static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<300 {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return false
+        try await GovexTestSupport.eventually(condition)
     }
 
     @Test("captured changes reach the hub's copy; a hub outage only grows the spool, which then drains in order")
@@ -103,9 +99,16 @@ struct AgentPushTests {
 
             hub = try await Self.startHub(hubConfig)
             #expect(try await Self.eventually { spooled() == 0 }, "the spool drains once the hub is back")
-            #expect(try await hubRows() == 190)
-            let changed = try await HubCopy.rows(of: "GA-RK-0001", on: hubSQL).filter { $0.value(of: "name") == .text("changed") }.count
-            #expect(changed == 10)
+            // The hub's copy follows once the merger has taken what the drained spool pushed.
+            func changed() async throws -> Int {
+                try await HubCopy.rows(of: "GA-RK-0001", on: hubSQL).filter { $0.value(of: "name") == .text("changed") }.count
+            }
+            let caughtUp = try await Self.eventually {
+                let (rows, changedRows) = (try await hubRows(), try await changed())
+                return rows == 190 && changedRows == 10
+            }
+            let (rows, changedRows) = (try await hubRows(), try await changed())
+            #expect(caughtUp, "rows \(rows), changed \(changedRows)")
             let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
             #expect(sequences == Array(1...sequences.count), "stored in order, once each")
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")

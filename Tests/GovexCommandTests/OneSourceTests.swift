@@ -195,6 +195,10 @@ struct OneSourceTests {
                             #expect(try await AgentPushTests.eventually {
                                 try await minzheng.sql.query("SELECT name FROM people WHERE id_number = $1", [Self.idB]).rows.first?[0] == "李建国"
                             })
+                            // Once the hub's merger has taken everything pushed, its copy shows any echo.
+                            #expect(try await AgentPushTests.eventually {
+                                try await hubSQL.query("SELECT count(*) FROM govex.golden_queue").rows[0][0] == "0"
+                            })
                             let published = try await HubCopy.rows(of: "MZ-HY-0003", on: hubSQL)
                             #expect(published.map(\.key) == ["[\"\(Self.idWithX)\"]"], "no echo of applied rows: \(published)")
 

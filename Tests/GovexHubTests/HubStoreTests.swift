@@ -166,6 +166,8 @@ struct HubStoreTests {
     func resourceState() async throws {
         try await Self.withHub { _, sql in
             _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            #expect(try await HubCopy.rows(of: "GA-RK-0001", on: sql).isEmpty, "written by the merger, not by the ingest")
+            #expect(try await GoldenQueue.drain(store: Self.store, on: sql).batches == 1)
             let residents = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
             let expected = (0..<EdgeValues.rows.count).map { EdgeValues.rows[$0][0].value.postgresText ?? "" }
                 .filter { $0 != "2" && $0 != "4" } + ["40"]
@@ -180,7 +182,7 @@ struct HubStoreTests {
         }
     }
 
-    @Test("the hub's copy takes a batch of inserts with a plain insert, and one holding a key it already has by upsert")
+    @Test("the merger writes a batch of inserts into the hub's copy with a plain insert, and one holding a key it already has by upsert")
     func copyOfInserts() async throws {
         try await Self.withHub { _, sql in
             func inserts(_ ids: [Int64], name: String, commit: UInt64) -> [ChangeRecord] {
@@ -192,6 +194,8 @@ struct HubStoreTests {
             #expect(try await Self.store.ingest(try Self.batch(1, records: inserts([1, 2, 3], name: "a", commit: 10)), from: "gongan", on: sql).decision == "accepted")
             // A snapshot sent again holds key 2 once more.
             #expect(try await Self.store.ingest(try Self.batch(2, records: inserts([4, 2], name: "b", commit: 20)), from: "gongan", on: sql).decision == "accepted")
+            // Merged one group at a time (the second batch meets the first's rows).
+            #expect(try await GoldenQueue.drain(store: Self.store, groupRecords: 1, on: sql).batches == 2)
             let rows = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
             #expect(rows.map(\.key) == ["[\"1\"]", "[\"2\"]", "[\"3\"]", "[\"4\"]"])
             #expect(rows.map { $0.value(of: "name") } == [.text("a1"), .text("b2"), .text("a3"), .text("b4")])
@@ -209,9 +213,42 @@ struct HubStoreTests {
                     """).rows.compactMap { $0[0] }
             }
             #expect(try await names().count == 4)
-            let dropped = try await HubSchema.dropExpiredPartitions(sql, retentionDays: 30)
-            #expect(dropped == ["batches_2020_01", "batches_2020_02"])
+            // A batch of January 2020 that still waits for the merger keeps its partition.
+            try await sql.query("""
+                INSERT INTO govex.batches (node_id, epoch, sequence, received_at, kind, record_count, bytes)
+                VALUES ('gongan', 1, 1, '2020-01-20 00:00:00+00', 'changes', 1, '\\x00')
+                """)
+            _ = try await GoldenQueue.enqueue(node: "gongan", epoch: 1, sequence: 1, digest: [1], resources: ["GA-RK-0001"], recordCount: 1, on: sql)
+            #expect(try await HubSchema.dropExpiredPartitions(sql, retentionDays: 30) == ["batches_2020_02"])
+            try await sql.query("DELETE FROM govex.golden_queue")
+            #expect(try await HubSchema.dropExpiredPartitions(sql, retentionDays: 30) == ["batches_2020_01"], "merged: dropped")
             #expect(try await names().count == 2, "this month's and next month's stay")
+        }
+    }
+
+    @Test("the merger holds back while pushes keep coming, and merges once the hub is quiet or the backlog is due")
+    func mergerPacing() async throws {
+        try await Self.withHub { database, sql in
+            _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            let pool = ConnectionPool(conninfo: database.conninfo, size: 2)
+            func queued() async throws -> Int { try await Self.count(sql, "SELECT count(*) FROM govex.golden_queue") }
+            // Pushes "keep coming" (a quiet period far longer than the test): nothing is merged.
+            let patient = GoldenMerger(quiet: .seconds(600))
+            patient.wake()
+            let holding = Task { await patient.run(store: Self.store, pool: pool) { _, _ in } }
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await queued() == 1, "held back while the hub is busy")
+            holding.cancel()
+            await holding.value
+            // The same, but the backlog is due: merged although pushes keep coming.
+            let due = GoldenMerger(quiet: .seconds(600), backlogRecords: 1)
+            due.wake()
+            let merging = Task { await due.run(store: Self.store, pool: pool) { _, _ in } }
+            #expect(try await eventually { try await queued() == 0 })
+            merging.cancel()
+            await merging.value
+            #expect(try await HubCopy.rows(of: "GA-RK-0001", on: sql).isEmpty == false)
+            await pool.close()
         }
     }
 }

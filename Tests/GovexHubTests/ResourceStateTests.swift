@@ -56,19 +56,11 @@ struct ResourceStateTests {
         #expect(ResourceStateChanges.keyText([Column("a", .null)]) == "[null]")
     }
 
-    /// The hub's copy after `changes`, as `HubCopy.apply` writes it: truncates, then deletes,
-    /// then upserts completed from their base rows as they were before the batch.
+    /// The hub's copy after `changes`, as `HubCopy.apply` writes it (`HubCopy.replay`, its in-memory form).
     static func applied(_ changes: ResourceStateChanges, to stored: [String: [String: Value]]) -> [String: [String: Value]] {
-        var state = stored
-        if changes.truncated.contains("R") { state = [:] }
-        let before = state
-        for delete in changes.deletes { state[delete.key] = nil }
-        for upsert in changes.upserts {
-            var row = upsert.baseKey.flatMap { before[$0] } ?? [:]
-            for column in upsert.columns { row[column.name] = column.value }
-            state[upsert.key] = row
-        }
-        return state
+        var rows = stored.mapValues { row in row.map { Column($0.key, $0.value) } }
+        HubCopy.replay(changes, onto: &rows)
+        return rows.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.name, $0.value) }) }
     }
 
     /// The same records applied one at a time, as PostgreSQL would have applied them.
