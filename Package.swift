@@ -80,10 +80,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexMetrics",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexHub",
             dependencies: [
-                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI",
+                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI", "GovexMetrics",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,7 +127,7 @@ let package = Package(
             name: "GovexAgent",
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration", "GovexIdentity",
-                "GovexAPI", "GovexApply",
+                "GovexAPI", "GovexApply", "GovexMetrics",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -135,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "govex",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity", "GovexDiff", "GovexTableDiff",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity", "GovexDiff", "GovexTableDiff", "GovexMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -3,9 +3,9 @@ import GovexConfiguration
 import GovexCapture
 import GovexIdentity
 import GovexKeyStore
+import GovexMetrics
 import GovexWire
 import Metrics
-import Prometheus
 import Synchronization
 import X509
 #if canImport(Glibc)
@@ -44,11 +44,9 @@ public enum AgentRunner {
         var (configuration, key) = try load(configurationPath: configurationPath, text: text)
 
         // Metrics are bootstrapped once per process; the endpoint keeps its first address.
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var metricsServer: MetricsServer? = nil
         if let listen = configuration.metricsListen {
-            metricsServer = try MetricsServer(address: listen) { registry.emitToBuffer() }
+            metricsServer = try PrometheusExport.serve(on: listen)
             log(6, "metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics")
         }
         defer { _ = metricsServer }

@@ -253,14 +253,16 @@ public final class GoldenMerger: Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
+                let backlog = try await pool.withConnection(Self.backlog)
                 let busyFor = quiet - (ContinuousClock.now - lastIngest.withLock { $0 })
-                if busyFor > .zero, try await !pool.withConnection(overdue) {
+                if busyFor > .zero, !overdue(backlog) {
                     try? await Task.sleep(for: busyFor)
                     continue
                 }
                 let drained = try await pool.withConnection { sql in
                     try await GoldenQueue.drainGroup(store: store, groupRecords: GoldenQueue.defaultGroupRecords, on: sql)
                 }
+                HubMetrics.shared.merged(batches: drained.batches)
                 if drained.batches > 0 { log(7, "merge: \(drained.batches) batch(es), \(drained.records) record(s) into the hub's copy and golden records") }
                 if !drained.missing.isEmpty {
                     log(3, "merge: queued batch(es) \(drained.missing.joined(separator: ", ")) no longer stored (retention dropped them before they were merged): their rows are missing from the hub's copy and the golden records until the departments send them again")
@@ -270,6 +272,7 @@ public final class GoldenMerger: Sendable {
                 if drained.merged, drained.batches > 0 { continue }
             } catch {
                 failures += 1
+                HubMetrics.shared.mergeFailed()
                 // The queue keeps the batch: it is merged once what failed is fixed (e.g. the catalog).
                 if failures == 1 || failures % 20 == 0 { log(3, "merge failed (the batches wait in govex.golden_queue; retrying): \(error)") }
                 try? await Task.sleep(for: .seconds(min(30, failures)))
@@ -278,12 +281,25 @@ public final class GoldenMerger: Sendable {
         }
     }
 
-    /// Whether what waits can no longer wait for a quiet moment.
-    func overdue(_ sql: PostgresConnection) async throws -> Bool {
+    /// What waits: batches, records, and the oldest one's age in seconds (also exported).
+    struct Backlog {
+        var batches = 0
+        var records = 0
+        var oldestAge = 0.0
+    }
+
+    static func backlog(_ sql: PostgresConnection) async throws -> Backlog {
         let row = try await sql.query("""
-            SELECT coalesce(sum(record_count), 0)::text, coalesce(extract(epoch FROM now() - min(queued_at)), 0)::text FROM govex.golden_queue
+            SELECT count(*)::text, coalesce(sum(record_count), 0)::text, coalesce(extract(epoch FROM now() - min(queued_at)), 0)::text
+            FROM govex.golden_queue
             """).rows.first
-        let records = Int(row?[0] ?? "") ?? 0, age = Double(row?[1] ?? "") ?? 0
-        return records >= backlogRecords || age >= Double(maxLag.components.seconds)
+        let backlog = Backlog(batches: Int(row?[0] ?? "") ?? 0, records: Int(row?[1] ?? "") ?? 0, oldestAge: Double(row?[2] ?? "") ?? 0)
+        HubMetrics.shared.queue(batches: backlog.batches, records: backlog.records, oldestAge: backlog.oldestAge)
+        return backlog
+    }
+
+    /// Whether what waits can no longer wait for a quiet moment.
+    func overdue(_ backlog: Backlog) -> Bool {
+        backlog.records >= backlogRecords || backlog.oldestAge >= Double(maxLag.components.seconds)
     }
 }

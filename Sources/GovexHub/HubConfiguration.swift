@@ -13,6 +13,9 @@ import TOMLKit
 ///     addresses = ["127.0.0.1"]                 # addresses agents dial
 ///     max_batch_bytes = "64MiB"
 ///     batch_retention_days = 365
+///
+///     [metrics]
+///     listen = "127.0.0.1:9188"                 # Prometheus; absent or "" = off
 public struct HubConfiguration: Sendable {
     public var dataDirectory: String
     public var host: String
@@ -23,6 +26,8 @@ public struct HubConfiguration: Sendable {
     public var maxBatchBytes: Int
     /// Days a stored batch is kept (whole months are dropped once past it).
     public var batchRetentionDays: Int
+    /// `host:port` of the Prometheus endpoint; nil when off.
+    public var metricsListen: String? = nil
 
     public var caDirectory: String { dataDirectory + "/ca" }
     public var keysDirectory: String { dataDirectory + "/keys" }
@@ -33,8 +38,8 @@ public struct HubConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        for key in root.keys where key != "hub" {
-            throw reader.error(key, section: nil, "unknown section; expected [hub]")
+        for key in root.keys where key != "hub" && key != "metrics" {
+            throw reader.error(key, section: nil, "unknown section; expected [hub] or [metrics]")
         }
         let hub = try reader.table(root, "hub")
         let known = ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"]
@@ -58,7 +63,21 @@ public struct HubConfiguration: Sendable {
         }
         let maxBatchBytes = try reader.size(hub, "max_batch_bytes", section: "hub", default: 64 << 20, range: (64 << 10)...(1 << 30))
         let retention = try reader.integer(hub, "batch_retention_days", section: "hub", default: 365, range: 1...36_500)
+        var metricsListen: String? = nil
+        if let metrics = try reader.table(root, "metrics", optional: true) {
+            for key in metrics.keys where key != "listen" {
+                throw reader.error(key, section: "metrics", "unknown key; expected listen")
+            }
+            let listen = try reader.string(metrics, "listen", section: "metrics", default: "")
+            if !listen.isEmpty {
+                let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2, UInt16(parts[1]) != nil else {
+                    throw reader.error("listen", section: "metrics", "'\(listen)' must be host:port, e.g. \"127.0.0.1:9188\", or \"\" for none")
+                }
+                metricsListen = listen
+            }
+        }
         return HubConfiguration(dataDirectory: dataDirectory, host: host, port: port, database: database, hostnames: hostnames,
-                                addresses: addresses, maxBatchBytes: maxBatchBytes, batchRetentionDays: retention)
+                                addresses: addresses, maxBatchBytes: maxBatchBytes, batchRetentionDays: retention, metricsListen: metricsListen)
     }
 }

@@ -181,6 +181,7 @@ public struct HubServer: Sendable {
                 outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
             }
             if outcome.mergeQueued { merger.wake() }
+            HubMetrics.shared.ingested(outcome.decision, records: outcome.records)
             return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }

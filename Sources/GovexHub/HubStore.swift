@@ -24,8 +24,10 @@ public struct HubStore: Sendable {
         public var decision: String
         /// For a sequence gap: how many sequences the batch is ahead of the one expected.
         public var sequencesAhead: UInt64? = nil
-        /// The batch waits in the golden merge queue (the merger has work).
+        /// The batch waits in the merge queue (the merger has work).
         public var mergeQueued = false
+        /// Records of an accepted batch.
+        public var records = 0
 
         static func error(_ status: Int, code: String, message: String, decision: String) -> IngestOutcome {
             IngestOutcome(status: status, body: Array(HubStore.errorJSON(code: code, message: message).utf8), decision: decision)
@@ -192,7 +194,8 @@ public struct HubStore: Sendable {
                     VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
                     """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
                           accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
-                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected", mergeQueued: mergeQueued)
+                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected", mergeQueued: mergeQueued,
+                                     records: records.count)
             }
         }
     }

@@ -4,6 +4,7 @@ import Foundation
 import GovexAPI
 import GovexAgent
 import GovexHub
+import GovexMetrics
 import GovexIdentity
 import GovexKeyStore
 import GovexPostgres
@@ -140,6 +141,12 @@ struct HubServe: AsyncParsableCommand {
                 }
             }
             defer { upkeep.cancel() }
+            var metricsServer: MetricsServer? = nil
+            if let listen = configuration.metricsListen {
+                metricsServer = try PrometheusExport.serve(on: listen)
+                FileOutput.writeStandardError("<6>govex hub: metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics\n")
+            }
+            defer { _ = metricsServer }
             let server = HubServer(settings: settings, pool: pool)
             try await server.run { port in
                 FileOutput.writeStandardError("<6>govex hub: listening on https://\(configuration.host):\(port)\n")

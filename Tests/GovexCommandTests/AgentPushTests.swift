@@ -14,7 +14,8 @@ struct AgentPushTests {
     static func prepareHub(_ hubDatabase: TestDatabase) async throws -> (config: String, port: Int, token: String, caHash: String) {
         let govex = AgentCommandTests.govex
         let port = try freeLoopbackPort()
-        let config = try AgentCommandTests.write(HubCommandTests.config(dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo, port: port))
+        let config = try AgentCommandTests.write(HubCommandTests.config(dataDir: Subprocess.temporaryDirectory("govex-hub"), conninfo: hubDatabase.conninfo,
+                                                                        port: port, metrics: true))
         try await Subprocess.checkAsync([govex, "hub", "init", "--config", config])
         try await PostgresConnection.with(hubDatabase.conninfo) { sql in
             try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "conditional", key: ["id"], columns: ["id", "name"]), on: sql)
@@ -109,6 +110,15 @@ struct AgentPushTests {
             }
             let (rows, changedRows) = (try await hubRows(), try await changed())
             #expect(caughtUp, "rows \(rows), changed \(changedRows)")
+            // The hub's Prometheus endpoint: what it accepted since it came back, and an empty merge queue.
+            let secondHubLog = (try? String(contentsOfFile: hub.outputPath, encoding: .utf8)) ?? ""
+            let metricsPort = try #require(secondHubLog.split(separator: "\n").first { $0.contains("metrics on http://") }
+                .flatMap { $0.split(separator: ":").last?.split(separator: "/").first }.flatMap { Int($0) }, "\(secondHubLog)")
+            #expect(try await Self.eventually {
+                let metrics = try httpGet(port: metricsPort, path: "/metrics")
+                return metrics.contains("govex_hub_batches_total{decision=\"accepted\"}") && metrics.contains("govex_hub_merge_queue_records 0")
+                    && metrics.contains("govex_hub_merged_batches_total")
+            }, "\((try? httpGet(port: metricsPort, path: "/metrics")) ?? "")")
             let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
             #expect(sequences == Array(1...sequences.count), "stored in order, once each")
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")

@@ -10,7 +10,8 @@ import Testing
 /// `govex hub` as an operator runs it: init, node add, serve, enrollment, revoke.
 @Suite("govex hub")
 struct HubCommandTests {
-    static func config(dataDir: String, conninfo: String, port: Int) -> String {
+    /// `metrics`: a Prometheus endpoint on a free loopback port (the hub logs which).
+    static func config(dataDir: String, conninfo: String, port: Int, metrics: Bool = false) -> String {
         """
         [hub]
         data_dir = "\(dataDir)"
@@ -18,7 +19,7 @@ struct HubCommandTests {
         database = "\(conninfo)"
         hostnames = ["localhost"]
         addresses = ["127.0.0.1"]
-        """
+        """ + (metrics ? "\n[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
     }
 
     @Test("init creates keys 0600 once and migrates; node add prints a token that enrolls over HTTPS; revoke refuses unknown nodes")
@@ -99,6 +100,8 @@ struct HubCommandTests {
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\nlisten = \"8443\"\n", "hub.toml:5: [hub] listen: '8443' must be host:port"),
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\n", "hub.toml:1: [hub] hostnames: give the names or addresses"),
         ("[hubb]\n", "hub.toml:1: hubb: unknown section; expected [hub]"),
+        ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\n[metrics]\nlisten = \"9188\"\n", "hub.toml:6: [metrics] listen: '9188' must be host:port"),
+        ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\n[metrics]\nport = 9188\n", "hub.toml:6: [metrics] port: unknown key; expected listen"),
     ])
     func configurationErrors(text: String, expected: String) {
         #expect {
