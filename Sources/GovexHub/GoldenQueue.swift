@@ -60,8 +60,32 @@ public enum GoldenQueue {
         }
     }
 
-    /// One group: the oldest waiting batches within the record budget, merged and dequeued in one transaction.
+    /// One group: the oldest waiting batches within the record budget, merged and dequeued in
+    /// one transaction. If that fails (a subject's table the catalog broke, say), the hub's
+    /// copy is not held up with it: the group's rows are written into the copy alone, the
+    /// batches that feed a subject stay queued for their golden merge, and the error is thrown.
     public static func drainGroup(store: HubStore, groupRecords: Int, on sql: PostgresConnection) async throws -> Drained {
+        do {
+            return try await mergeGroup(store: store, groupRecords: groupRecords, golden: true, on: sql)
+        } catch {
+            let copied = try? await mergeGroup(store: store, groupRecords: groupRecords, golden: false, on: sql)
+            throw MergeFailure(reason: "\(error)", copiedAlone: copied?.batches ?? 0)
+        }
+    }
+
+    /// Why a group could not be merged, and how many of its batches reached the hub's copy anyway.
+    public struct MergeFailure: Error, CustomStringConvertible {
+        public let reason: String
+        public let copiedAlone: Int
+
+        public var description: String {
+            copiedAlone > 0 ? "\(reason) (\(copiedAlone) batch(es) written into the hub's copy meanwhile)" : reason
+        }
+    }
+
+    /// `golden`: the hub's copy and the golden records, dequeuing each batch; otherwise the
+    /// copy alone, of the batches still waiting for it, dequeuing those that feed no subject.
+    static func mergeGroup(store: HubStore, groupRecords: Int, golden merging: Bool, on sql: PostgresConnection) async throws -> Drained {
         try await sql.transaction {
             // One merger at a time across replicas; the others leave the queue to it.
             guard try await sql.query("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('govex.golden_merger'))").rows.first?[0] == "t" else {
@@ -69,15 +93,17 @@ public enum GoldenQueue {
             }
             let waiting = try await sql.query("""
                 SELECT id, node_id, epoch::text, sequence::text, resources::text, record_count, digest, feeds_subject, copy_pending
-                FROM govex.golden_queue ORDER BY id LIMIT 1000
+                FROM govex.golden_queue \(merging ? "" : "WHERE copy_pending") ORDER BY id LIMIT 1000
                 """).rows
-            var ids: [Int64] = [], golden: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0, missing: [String] = []
+            var ids: [Int64] = [], feeding: [Int64] = [], golden: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0
+            var missing: [String] = []
             for row in waiting {
                 let count = Int(row[5] ?? "") ?? 0
                 if !ids.isEmpty, records + count > groupRecords { break }
                 guard let id = Int64(row[0] ?? ""), let node = row[1], let epoch = row[2], let sequence = row[3] else { continue }
                 ids.append(id)
                 records += count
+                if row[7] == "t" { feeding.append(id) }
                 guard let batch = try await batch(digest: HubStore.bytea(row[6]), node: node, epoch: epoch, sequence: sequence, store: store, on: sql) else {
                     missing.append("\(node)/\(epoch)/\(sequence)")
                     continue
@@ -86,14 +112,18 @@ public enum GoldenQueue {
                 if row[8] == "t" {
                     try await HubCopy.apply(ResourceStateChanges.collapse(batch.records), node: node, epoch: epoch, sequence: sequence, on: sql)
                 }
-                if row[7] == "t" {
+                if merging, row[7] == "t" {
                     golden.append(batch)
                     resources.formUnion(GoldenTable.arrayElements(row[4] ?? "{}"))
                 }
             }
             guard !ids.isEmpty else { return Drained() }
             if !golden.isEmpty { try await HubStore.mergeSubjects(golden, resources: resources.sorted(), hubKey: store.hubKey, on: sql) }
-            try await sql.query("DELETE FROM govex.golden_queue WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
+            let done = merging ? ids : ids.filter { !feeding.contains($0) }
+            try await sql.query("DELETE FROM govex.golden_queue WHERE id = ANY($1)", binding: [.int8Array(done)])
+            if !merging {
+                try await sql.query("UPDATE govex.golden_queue SET copy_pending = false WHERE id = ANY($1)", binding: [.int8Array(feeding)])
+            }
             store.pendingMerges.forget(through: ids.last!)
             return Drained(batches: ids.count, records: records, missing: missing)
         }

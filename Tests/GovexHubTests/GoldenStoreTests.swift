@@ -77,6 +77,27 @@ struct GoldenStoreTests {
         }
     }
 
+    @Test("a golden merge that fails keeps its batches queued for it, but their rows reach the hub's copy; fixed, they merge")
+    func failingMergeDoesNotHoldUpTheCopy() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            try await Self.plantThreeDepartments(merge: false, on: sql)
+            // A constraint no golden row can meet (as a DBA's mistake would): the merge fails.
+            try await sql.query("ALTER TABLE govex_golden.person ADD CONSTRAINT broken CHECK (subject_key IS NULL) NOT VALID")
+            await #expect {
+                try await GoldenQueue.drain(store: HubStoreTests.store, on: sql)
+            } throws: { error in
+                (error as? GoldenQueue.MergeFailure)?.copiedAlone == 3 && "\(error)".contains("broken")
+            }
+            #expect(try await HubCopy.rows(of: "GA-RK-0001", on: sql).count == 2, "the copy did not wait for the golden merge")
+            #expect(try await HubCopy.rows(of: "ZJ-FW-0001", on: sql).count == 3)
+            #expect(try await sql.query("SELECT count(*), count(*) FILTER (WHERE copy_pending) FROM govex.golden_queue").rows[0] == ["3", "0"])
+            try await sql.query("ALTER TABLE govex_golden.person DROP CONSTRAINT broken")
+            #expect(try await GoldenQueue.drain(store: HubStoreTests.store, on: sql).batches == 3)
+            #expect(try await sql.query("SELECT name FROM govex_golden.person WHERE subject_key = $1", [Self.a]).rows.first?[0] == "张秀英")
+            #expect(try await HubCopy.rows(of: "GA-RK-0001", on: sql).count == 2, "written once")
+        }
+    }
+
     @Test("queued batches merged as one group, read back from storage by another hub process, end as merged one by one")
     func mergedAsOneGroup() async throws {
         try await HubStoreTests.withHub { _, sql in
