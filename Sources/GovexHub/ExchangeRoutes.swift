@@ -102,6 +102,12 @@ extension HubServer {
                     case .refused(let status, let code, let message):
                         return Self.error(.init(code: status), code, message)
                     case .deliveries(let files) where !files.isEmpty || ContinuousClock.now >= deadline:
+                        if !files.isEmpty {
+                            try await pool.withConnection { sql in
+                                try await HubStore.recordServed(subscription: subscription, to: node, first: after + 1, last: after + UInt64(files.count),
+                                                                bytes: files.reduce(0) { $0 + $1.count }, on: sql)
+                            }
+                        }
                         return Response(status: .ok, headers: [.contentType: "application/vnd.govex.deliveries"],
                                         body: .init(byteBuffer: ByteBuffer(bytes: Delivery.frame(files))))
                     case .deliveries where Task.isShuttingDownGracefully:

@@ -211,6 +211,17 @@ extension HubStore {
         return .deliveries(issued)
     }
 
+    /// Records in the audit trail that `node` was handed deliveries `first...last` of a
+    /// subscription (`bytes` in all): who received which data is on the chain, not only
+    /// what it acknowledged.
+    public static func recordServed(subscription id: Int64, to node: String, first: UInt64, last: UInt64, bytes: Int,
+                                    on sql: PostgresConnection) async throws {
+        try await sql.transaction {
+            _ = try await audit("deliveries_served", subject: "subscription \(id)", actor: node,
+                                details: [("deliveries", BatchJSON.string("\(first)...\(last)")), ("bytes", String(bytes))], on: sql)
+        }
+    }
+
     /// Records how far a subscriber has applied its stream (monotonic; a late ack of an
     /// older delivery changes nothing). False when `through` was never delivered.
     public static func acknowledge(subscription id: Int64, for node: String, through: UInt64, on sql: PostgresConnection) async throws -> Bool {

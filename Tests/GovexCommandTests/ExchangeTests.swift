@@ -151,6 +151,11 @@ struct ExchangeTests {
             let audited = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", anchors, "--config", departments.hubConfig])
             #expect(audited.status == 0 && audited.output.contains("audit trail holds"), "\(audited.output)")
             #expect(!audited.output.contains(" 0 anchors checked"))
+            let served = try await departments.hubSQL.query("""
+                SELECT count(*) FILTER (WHERE actor = 'minzheng' AND subject LIKE 'subscription %') = count(*), count(*) > 0
+                FROM govex.audit_log WHERE action = 'deliveries_served'
+                """).rows[0]
+            #expect(served == ["t", "t"], "every fetch that handed B deliveries is on the audit trail")
             try await departments.hubSQL.query("UPDATE govex.audit_log SET actor = 'someone else' WHERE entry = 4")
             let broken = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", anchors, "--config", departments.hubConfig])
             #expect(broken.status == 1 && broken.output.contains("BROKEN at entry 4"), "\(broken.output)")
