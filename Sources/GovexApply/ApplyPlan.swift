@@ -121,16 +121,38 @@ public struct StagedChanges: Sendable, Equatable {
     }
 
     /// `directCopyData`'s text as `copyData`'s (see `stagedLinePrefix`): the way back when
-    /// the straight copy met a key the table already held.
-    public static func stagedText(fromDirect text: [UInt8], linePrefix: [UInt8]) -> [UInt8] {
+    /// the straight copy met a key the table already held. Lines whose first `keyFields`
+    /// fields repeat keep the last one, in the place of the first (the upsert may touch a
+    /// row once): records that insert a key twice fold as the staged plan folds them.
+    public static func stagedText(fromDirect text: [UInt8], linePrefix: [UInt8], keyFields: Int) -> [UInt8] {
+        let newline = UInt8(ascii: "\n"), tab = UInt8(ascii: "\t")
+        // COPY text escapes a newline or tab inside a value, so raw ones only separate.
+        var lines: [ArraySlice<UInt8>] = []
+        var positionOfKey: [ArraySlice<UInt8>: Int] = [:]
+        var start = text.startIndex
+        while start < text.endIndex {
+            let end = text[start...].firstIndex(of: newline) ?? text.endIndex
+            let line = text[start..<end]
+            var keyEnd = line.startIndex, fields = 0
+            while keyEnd < line.endIndex, fields < keyFields {
+                keyEnd = line[keyEnd...].firstIndex(of: tab) ?? line.endIndex
+                fields += 1
+                if fields < keyFields, keyEnd < line.endIndex { keyEnd += 1 }
+            }
+            if let earlier = positionOfKey.updateValue(lines.count, forKey: line[line.startIndex..<keyEnd]) {
+                positionOfKey[line[line.startIndex..<keyEnd]] = earlier
+                lines[earlier] = line
+            } else {
+                lines.append(line)
+            }
+            start = end < text.endIndex ? end + 1 : end
+        }
         var staged: [UInt8] = []
-        staged.reserveCapacity(text.count + text.count / 16 * linePrefix.count / 4 + linePrefix.count)
-        var lineStart = true
-        // COPY text escapes a newline inside a value, so every raw newline ends a row.
-        for byte in text {
-            if lineStart { staged += linePrefix }
-            staged.append(byte)
-            lineStart = byte == UInt8(ascii: "\n")
+        staged.reserveCapacity(text.count + lines.count * linePrefix.count)
+        for line in lines {
+            staged += linePrefix
+            staged += line
+            staged.append(newline)
         }
         return staged
     }
@@ -149,22 +171,78 @@ public struct StagedChanges: Sendable, Equatable {
             let presence = presence(of: row)
             if seen.insert(presence).inserted { presences.append(presence) }
         }
-        for presence in presences {
-            let carried = zip(columns, presence).filter { $0.1 == "1" }.map { SQLQuoting.identifier($0.0) }
-            let names = (quotedKeys + carried).joined(separator: ", ")
-            let conflict = carried.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + carried.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-            statements.append("INSERT INTO \(target) (\(names)) SELECT \(names) FROM \(stage) WHERE \(Self.actionColumn) = 'u' AND "
-                              + "\(Self.presentColumn) = '\(presence)' ON CONFLICT (\(quotedKeys.joined(separator: ", "))) \(conflict)")
-        }
+        for presence in presences { statements.append(upsertStatement(presence: presence, target: target, stage: stage)) }
         return statements
+    }
+
+    /// The statement that writes the staged upserts carrying the columns `presence` names.
+    public func upsertStatement(presence: String, target: String, stage: String) -> String {
+        let quotedKeys = keyNames.map(SQLQuoting.identifier)
+        let carried = zip(columns, presence).filter { $0.1 == "1" }.map { SQLQuoting.identifier($0.0) }
+        let names = (quotedKeys + carried).joined(separator: ", ")
+        let conflict = carried.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + carried.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        return "INSERT INTO \(target) (\(names)) SELECT \(names) FROM \(stage) WHERE \(Self.actionColumn) = 'u' AND "
+            + "\(Self.presentColumn) = '\(presence)' ON CONFLICT (\(quotedKeys.joined(separator: ", "))) \(conflict)"
     }
 }
 
 /// One step of an apply: a run of records staged and applied set-based, or a statement that
-/// must sit between runs (a truncate, or a key change whose row keeps columns it did not carry).
+/// must sit between runs (a truncate, or a key change whose row keeps columns it did not carry),
+/// or records that are all whole new rows, written straight from the records.
 public enum ApplyStep: Sendable, Equatable {
     case staged(StagedChanges)
     case statement(ApplyStatement)
+    case newRows(NewRows)
+}
+
+/// Records that are all inserts of whole rows with one column layout (a bulk load, an initial
+/// snapshot): nothing to fold, so their `COPY` text is written from the records as they
+/// come, without a plan per row. `shape` (no rows) gives the statements of the staged way,
+/// taken when the table already holds one of the keys.
+public struct NewRows: Sendable, Equatable {
+    public var shape: StagedChanges
+    public var records: [ChangeRecord]
+
+    /// The records' `COPY` text for `shape.directCopyStatement`, in chunks of about `chunkSize` bytes.
+    public func directCopyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
+        for record in records {
+            for (position, column) in record.key.enumerated() {
+                if position > 0 { buffer.append(UInt8(ascii: "\t")) }
+                CopyText.appendField(column.value.postgresText, to: &buffer)
+            }
+            for column in record.values {
+                buffer.append(UInt8(ascii: "\t"))
+                CopyText.appendField(column.value.postgresText, to: &buffer)
+            }
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= chunkSize {
+                try consume(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        if !buffer.isEmpty { try consume(buffer) }
+    }
+
+    /// The records, if they are all inserts carrying every column under the first one's
+    /// names, in its order, with no NULL key (which the staged way reports).
+    static func of(_ records: [ChangeRecord]) -> NewRows? {
+        guard let first = records.first, !first.key.isEmpty else { return nil }
+        for record in records {
+            guard record.operation == .insert, record.key.count == first.key.count, record.values.count == first.values.count else { return nil }
+            for (column, expected) in zip(record.key, first.key) where column.name != expected.name || column.value.isNull { return nil }
+            for (column, expected) in zip(record.values, first.values) where column.name != expected.name || column.value.isUnchanged { return nil }
+        }
+        var shape = StagedChanges(keyNames: first.key.map(\.name), columns: first.values.map(\.name), rows: [])
+        shape.onlyNewRows = true
+        return NewRows(shape: shape, records: records)
+    }
+}
+
+private extension Value {
+    var isNull: Bool { if case .null = self { true } else { false } }
+    var isUnchanged: Bool { if case .unchanged = self { true } else { false } }
 }
 
 /// Turns a delivery's records for one table into the steps that reproduce them: pure, so
@@ -178,6 +256,7 @@ public enum ApplyStep: Sendable, Equatable {
 /// with an `UPDATE` so the columns it did not carry stay.
 public enum ApplyPlan {
     public static func steps(for records: [ChangeRecord], schema: String, table: String) throws(ApplyPlanError) -> [ApplyStep] {
+        if let newRows = NewRows.of(records) { return [.newRows(newRows)] }
         let target = SQLQuoting.qualified(schema: schema, name: table)
         var steps: [ApplyStep] = []
         var run = RunBuilder()

@@ -158,7 +158,7 @@ public final class DeliveryApplier: Sendable {
             /// Rows that are all new keys, by their look: copied straight into the table; if
             /// it holds one of the keys already, staged (`stagedCopy`, each line behind
             /// `linePrefix`) and applied with `statements` instead.
-            case newRows(copy: String, text: [UInt8], stagedCopy: String, linePrefix: [UInt8], statements: [String])
+            case newRows(copy: String, text: [UInt8], keyFields: Int, stagedCopy: String, linePrefix: [UInt8], statements: [String])
         }
         let steps: [Step]
         let columns: Set<String>
@@ -190,13 +190,22 @@ public final class DeliveryApplier: Sendable {
             switch step {
             case .statement(let statement):
                 return .statement(statement)
+            case .newRows(let rows):
+                let shape = rows.shape
+                columns.formUnion(shape.keyNames + shape.columns)
+                var text: [UInt8] = []
+                rows.directCopyData { text += $0 }
+                return .newRows(copy: shape.directCopyStatement(target: target), text: text, keyFields: shape.keyNames.count,
+                                stagedCopy: shape.copyStatement(stage: Self.stage), linePrefix: shape.stagedLinePrefix,
+                                statements: [shape.upsertStatement(presence: String(repeating: "1", count: shape.columns.count), target: target, stage: Self.stage)])
             case .staged(let changes):
                 columns.formUnion(changes.keyNames + changes.columns)
                 var text: [UInt8] = []
                 if changes.onlyNewRows {
                     changes.directCopyData { text += $0 }
-                    return .newRows(copy: changes.directCopyStatement(target: target), text: text, stagedCopy: changes.copyStatement(stage: Self.stage),
-                                    linePrefix: changes.stagedLinePrefix, statements: changes.statements(target: target, stage: Self.stage))
+                    return .newRows(copy: changes.directCopyStatement(target: target), text: text, keyFields: changes.keyNames.count,
+                                    stagedCopy: changes.copyStatement(stage: Self.stage), linePrefix: changes.stagedLinePrefix,
+                                    statements: changes.statements(target: target, stage: Self.stage))
                 }
                 changes.copyData { text += $0 }
                 return .staged(copy: changes.copyStatement(stage: Self.stage), text: text, statements: changes.statements(target: target, stage: Self.stage))
@@ -236,7 +245,7 @@ public final class DeliveryApplier: Sendable {
                         for statement in runStatements { try await sql.query(statement) }
                         statements += 1
                         staged += 1
-                    case .newRows(let copy, let text, let stagedCopy, let linePrefix, let runStatements):
+                    case .newRows(let copy, let text, let keyFields, let stagedCopy, let linePrefix, let runStatements):
                         // Half the index work of an upsert, and no staging table.
                         statements += 1
                         if try await sql.recovering([PostgresConnection.uniqueViolation], {
@@ -245,7 +254,7 @@ public final class DeliveryApplier: Sendable {
                             continue
                         }
                         if staged > 0 { try await sql.query("TRUNCATE \(Self.stage)") }
-                        let stagedText = StagedChanges.stagedText(fromDirect: text, linePrefix: linePrefix)
+                        let stagedText = StagedChanges.stagedText(fromDirect: text, linePrefix: linePrefix, keyFields: keyFields)
                         _ = try await sql.copyIn(stagedCopy) { writer in try writer.write(stagedText) }
                         for statement in runStatements { try await sql.query(statement) }
                         staged += 1

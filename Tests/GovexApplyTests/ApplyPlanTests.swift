@@ -69,8 +69,9 @@ struct ApplyPlanTests {
 
     @Test("composite keys match column by column; names with quotes stay quoted; COPY escapes what it must")
     func compositeKeysAndEscapes() throws {
+        // Updates: planned per key and staged (inserts of whole rows skip the plan, see newRows).
         let records = ["x\ty", "back\\slash\nline"].enumerated().map {
-            ChangeRecord(operation: .insert, resource: "R", position: SourcePosition(commit: 1, ordinal: 0),
+            ChangeRecord(operation: .update, resource: "R", position: SourcePosition(commit: 1, ordinal: 0),
                          key: [Column("a\"b", .int4(Int32($0.offset))), Column("c", .text("k"))], values: [Column("v", .text($0.element))])
         }
         let run = try #require(staged(try ApplyPlan.steps(for: records, schema: "my schema", table: "t\"1")).first)
@@ -86,7 +87,7 @@ struct ApplyPlanTests {
 
     @Test("200,000 records stream out in bounded chunks")
     func chunks() throws {
-        let records = (0..<200_000).map { record(.insert, Int32($0), name: .text("name \($0)")) }
+        let records = (0..<200_000).map { record(.update, Int32($0), name: .text("name \($0)")) }
         let run = try #require(staged(try ApplyPlan.steps(for: records, schema: "s", table: "t")).first)
         var sizes: [Int] = []
         run.copyData(chunkSize: 1 << 16) { sizes.append($0.count) }
@@ -104,24 +105,38 @@ struct ApplyPlanTests {
         #expect(throws: ApplyPlanError.self) { try ApplyPlan.steps(for: [self.record(.delete, 1), other], schema: "s", table: "t") }
     }
 
-    @Test("a run of inserts carrying every column is marked for the straight copy, whose lines with the prefix are the staged lines")
+    @Test("inserts of whole rows are copied straight from the records; with the prefix, and a repeated key folded, their lines are the staged plan's")
     func newRows() throws {
         func insert(_ id: Int32, _ name: Value, _ operation: ChangeOperation = .insert) -> ChangeRecord {
             ChangeRecord(operation: operation, resource: "R", position: SourcePosition(commit: 1, ordinal: UInt32(id)),
                          key: [Column("id", .int4(id)), Column("part", .text("p\t\(id)"))], values: [Column("name", name), Column("note", .text("x\ny\\"))])
         }
-        func run(_ records: [ChangeRecord]) throws -> StagedChanges? {
-            if case .staged(let changes)? = try ApplyPlan.steps(for: records, schema: "public", table: "t").first { return changes }
-            return nil
+        let truncate = ChangeRecord(operation: .truncate, resource: "R", position: SourcePosition(commit: 0, ordinal: 0))
+        // Key 7 twice: the staged plan folds it into its second values.
+        let records = (1...50).map { insert(Int32($0), $0 % 7 == 0 ? .null : .text("n\r\($0)")) } + [insert(7, .text("again"))]
+        guard case .newRows(let rows)? = try ApplyPlan.steps(for: records, schema: "public", table: "t").first else {
+            Issue.record("inserts of whole rows are new rows")
+            return
         }
-        let inserts = try #require(try run((1...50).map { insert(Int32($0), $0 % 7 == 0 ? .null : .text("n\r\($0)")) }))
-        #expect(inserts.onlyNewRows)
-        var staged: [UInt8] = [], direct: [UInt8] = []
-        inserts.copyData(chunkSize: 64) { staged += $0 }
-        inserts.directCopyData(chunkSize: 64) { direct += $0 }
-        #expect(StagedChanges.stagedText(fromDirect: direct, linePrefix: inserts.stagedLinePrefix) == staged)
-        #expect(inserts.directCopyStatement(target: "public.t") == #"COPY public.t ("id", "part", "name", "note") FROM STDIN"#)
-        #expect(try run([insert(1, .text("a")), insert(1, .text("b"), .update)])?.onlyNewRows == false, "an update may meet a stored row")
-        #expect(try run([insert(1, .text("a")), insert(2, .unchanged)])?.onlyNewRows == false, "a row without every column is not new")
+        #expect(rows.shape.directCopyStatement(target: "public.t") == #"COPY public.t ("id", "part", "name", "note") FROM STDIN"#)
+        var direct: [UInt8] = []
+        rows.directCopyData(chunkSize: 64) { direct += $0 }
+        // The same records after a truncate take the staged way (a run of inserts, planned per key).
+        let stagedSteps = try ApplyPlan.steps(for: [truncate] + records, schema: "public", table: "t")
+        guard case .staged(let planned)? = stagedSteps.last else {
+            Issue.record("after a truncate the records are staged")
+            return
+        }
+        #expect(planned.onlyNewRows)
+        var stagedLines: [UInt8] = []
+        planned.copyData(chunkSize: 64) { stagedLines += $0 }
+        #expect(StagedChanges.stagedText(fromDirect: direct, linePrefix: rows.shape.stagedLinePrefix, keyFields: 2) == stagedLines)
+        #expect(rows.shape.upsertStatement(presence: "11", target: "t", stage: "st") == planned.statements(target: "t", stage: "st").last)
+        func steps(_ records: [ChangeRecord]) throws -> [ApplyStep] { try ApplyPlan.steps(for: records, schema: "public", table: "t") }
+        #expect(try staged(steps([insert(1, .text("a")), insert(1, .text("b"), .update)])).first?.onlyNewRows == false, "an update may meet a stored row")
+        #expect(try staged(steps([insert(1, .text("a")), insert(2, .unchanged)])).first?.onlyNewRows == false, "a row without every column is not new")
+        #expect(throws: ApplyPlanError.self, "a NULL key is refused as before") {
+            try steps([ChangeRecord(operation: .insert, resource: "R", position: SourcePosition(commit: 1, ordinal: 0), key: [Column("id", .null)])])
+        }
     }
 }

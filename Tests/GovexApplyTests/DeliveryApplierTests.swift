@@ -144,10 +144,14 @@ struct DeliveryApplierTests {
                     // Key 2 again (a snapshot sent once more): the straight copy fails on it and the upsert takes over.
                     let second = [upsert(4, .text("d")), upsert(2, .text("b again"), ordinal: 1), upsert(5, .null, ordinal: 2)]
                     #expect(try await applier.apply(second, sequence: 2, origin: Self.origin) == .applied(statements: 1))
-                    #expect(try await applier.cursor() == 2)
+                    // Key 6 twice in one delivery: the straight copy fails on itself, the upsert folds it.
+                    let third = [upsert(6, .text("first")), upsert(7, .text("g"), ordinal: 1), upsert(6, .text("second"), ordinal: 2)]
+                    #expect(try await applier.apply(third, sequence: 3, origin: Self.origin) == .applied(statements: 1))
+                    #expect(try await applier.cursor() == 3)
                 }
                 let rows = try await sql.query("SELECT id, name, note FROM public.residents ORDER BY id").rows
-                #expect(rows == [["1", "a\t\\1\n", "kept"], ["2", "b again", "local"], ["3", "a\t\\3\n", "kept"], ["4", "d", "kept"], ["5", nil, "kept"]])
+                #expect(rows == [["1", "a\t\\1\n", "kept"], ["2", "b again", "local"], ["3", "a\t\\3\n", "kept"], ["4", "d", "kept"], ["5", nil, "kept"],
+                                 ["6", "second", "kept"], ["7", "g", "kept"]])
             }
         }
     }
