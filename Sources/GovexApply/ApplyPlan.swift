@@ -92,9 +92,7 @@ public struct StagedChanges: Sendable, Equatable {
     }
 
     private func copyData(bookkeeping: Bool, chunkSize: Int, _ consume: ([UInt8]) throws -> Void) rethrows {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
-        for row in rows {
+        try CopyLines.write(rows, chunkSize: chunkSize, consume) { row, buffer in
             if bookkeeping {
                 CopyText.appendField(row.action.rawValue, to: &buffer)
                 buffer.append(UInt8(ascii: "\t"))
@@ -111,13 +109,7 @@ public struct StagedChanges: Sendable, Equatable {
                 buffer.append(UInt8(ascii: "\t"))
                 CopyText.appendField(index < row.values.count && row.present[index] ? row.values[index] : nil, to: &buffer)
             }
-            buffer.append(UInt8(ascii: "\n"))
-            if buffer.count >= chunkSize {
-                try consume(buffer)
-                buffer.removeAll(keepingCapacity: true)
-            }
         }
-        if !buffer.isEmpty { try consume(buffer) }
     }
 
     /// `directCopyData`'s text as `copyData`'s (see `stagedLinePrefix`): the way back when
@@ -205,9 +197,7 @@ public struct NewRows: Sendable, Equatable {
 
     /// The records' `COPY` text for `shape.directCopyStatement`, in chunks of about `chunkSize` bytes.
     public func directCopyData(chunkSize: Int = 1 << 20, _ consume: ([UInt8]) throws -> Void) rethrows {
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
-        for record in records {
+        try CopyLines.write(records, chunkSize: chunkSize, consume) { record, buffer in
             for (position, column) in record.key.enumerated() {
                 if position > 0 { buffer.append(UInt8(ascii: "\t")) }
                 CopyText.appendField(column.value.postgresText, to: &buffer)
@@ -216,13 +206,7 @@ public struct NewRows: Sendable, Equatable {
                 buffer.append(UInt8(ascii: "\t"))
                 CopyText.appendField(column.value.postgresText, to: &buffer)
             }
-            buffer.append(UInt8(ascii: "\n"))
-            if buffer.count >= chunkSize {
-                try consume(buffer)
-                buffer.removeAll(keepingCapacity: true)
-            }
         }
-        if !buffer.isEmpty { try consume(buffer) }
     }
 
     /// The records, if they are all inserts carrying every column under the first one's
@@ -237,6 +221,24 @@ public struct NewRows: Sendable, Equatable {
         var shape = StagedChanges(keyNames: first.key.map(\.name), columns: first.values.map(\.name), rows: [])
         shape.onlyNewRows = true
         return NewRows(shape: shape, records: records)
+    }
+}
+
+/// `COPY` text written a line per element and handed on in chunks of about `chunkSize` bytes.
+enum CopyLines {
+    static func write<Element>(_ elements: some Sequence<Element>, chunkSize: Int, _ consume: ([UInt8]) throws -> Void,
+                               fields: (Element, inout [UInt8]) -> Void) rethrows {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(min(chunkSize, 1 << 22) + 4096)
+        for element in elements {
+            fields(element, &buffer)
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= chunkSize {
+                try consume(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        if !buffer.isEmpty { try consume(buffer) }
     }
 }
 

@@ -95,7 +95,7 @@ public enum GoldenQueue {
                 SELECT id, node_id, epoch::text, sequence::text, resources::text, record_count, digest, feeds_subject, copy_pending
                 FROM govex.golden_queue \(merging ? "" : "WHERE copy_pending") ORDER BY id LIMIT 1000
                 """).rows
-            var ids: [Int64] = [], feeding: [Int64] = [], golden: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0
+            var ids: [Int64] = [], feeding: Set<Int64> = [], golden: [GoldenMerge.Batch] = [], resources = Set<String>(), records = 0
             var missing: [String] = []
             for row in waiting {
                 let count = Int(row[5] ?? "") ?? 0
@@ -103,7 +103,7 @@ public enum GoldenQueue {
                 guard let id = Int64(row[0] ?? ""), let node = row[1], let epoch = row[2], let sequence = row[3] else { continue }
                 ids.append(id)
                 records += count
-                if row[7] == "t" { feeding.append(id) }
+                if row[7] == "t" { feeding.insert(id) }
                 guard let batch = try await batch(digest: HubStore.bytea(row[6]), node: node, epoch: epoch, sequence: sequence, store: store, on: sql) else {
                     missing.append("\(node)/\(epoch)/\(sequence)")
                     continue
@@ -122,7 +122,7 @@ public enum GoldenQueue {
             let done = merging ? ids : ids.filter { !feeding.contains($0) }
             try await sql.query("DELETE FROM govex.golden_queue WHERE id = ANY($1)", binding: [.int8Array(done)])
             if !merging {
-                try await sql.query("UPDATE govex.golden_queue SET copy_pending = false WHERE id = ANY($1)", binding: [.int8Array(feeding)])
+                try await sql.query("UPDATE govex.golden_queue SET copy_pending = false WHERE id = ANY($1)", binding: [.int8Array(Array(feeding))])
             }
             store.pendingMerges.forget(through: ids.last!)
             return Drained(batches: ids.count, records: records, missing: missing)

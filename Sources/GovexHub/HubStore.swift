@@ -24,10 +24,10 @@ public struct HubStore: Sendable {
         public var decision: String
         /// For a sequence gap: how many sequences the batch is ahead of the one expected.
         public var sequencesAhead: UInt64? = nil
-        /// The batch waits in the merge queue (the merger has work).
-        public var mergeQueued = false
         /// Records of an accepted batch.
         public var records = 0
+        /// The batch waits in the merge queue (the merger has work): every accepted batch with records.
+        public var mergeQueued: Bool { records > 0 }
 
         static func error(_ status: Int, code: String, message: String, decision: String) -> IngestOutcome {
             IngestOutcome(status: status, body: Array(HubStore.errorJSON(code: code, message: message).utf8), decision: decision)
@@ -165,13 +165,12 @@ public struct HubStore: Sendable {
                 let next = IngestRules.advance(ledger!, by: header)
                 try await sql.query("UPDATE govex.nodes SET epoch = $2, next_sequence = $3 WHERE node_id = $1",
                                     [authenticatedNode, String(next.epoch), String(next.nextSequence)])
-                var routed: [Int64] = [], mergeQueued = false
+                var routed: [Int64] = []
                 if accepted {
                     // The hub's copy and the golden records are written by the merger (GoldenQueue), off the push's path.
                     if !records.isEmpty {
                         let queued = try await GoldenQueue.enqueue(header, node: authenticatedNode, digest: digest, on: sql)
                         pendingMerges.keep(digest, queued: queued, GoldenMerge.Batch(node: authenticatedNode, records: records))
-                        mergeQueued = true
                     }
                     routed = try await Self.route(node: authenticatedNode, header: header, on: sql)
                 }
@@ -194,8 +193,8 @@ public struct HubStore: Sendable {
                     VALUES ($1, $2, $3, now(), $4::bytea, $5, $6, $7::bytea)
                     """, [authenticatedNode, String(header.nodeEpoch), String(header.sequence), "\\x" + Hex.encode(digest),
                           accepted ? "t" : "f", reason, "\\x" + Hex.encode(receipt)])
-                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected", mergeQueued: mergeQueued,
-                                     records: records.count)
+                return IngestOutcome(status: 200, body: receipt, decision: accepted ? "accepted" : "rejected",
+                                     records: accepted ? records.count : 0)
             }
         }
     }

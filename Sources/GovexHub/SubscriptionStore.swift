@@ -177,7 +177,7 @@ extension HubStore {
         let policy = try await Self.policy(of: subscription, on: sql)
         let rows = try await sql.query("""
             SELECT d.delivery::text, b.bytes IS NULL AND d.payload IS NULL, coalesce(d.payload, b.bytes), d.payload IS NOT NULL,
-                   array_to_json(b.column_names)::text
+                   b.column_names::text
             FROM govex.deliveries d
             LEFT JOIN govex.batches b ON b.node_id = d.node_id AND b.epoch = d.epoch AND b.sequence = d.sequence AND b.received_at = d.received_at
             WHERE d.subscription_id = $1 AND d.delivery > $2
@@ -200,7 +200,7 @@ extension HubStore {
                 continue
             }
             let origin = try BatchFile(bytes: Self.bytea(row[2]))
-            let columnNames = try row[4].map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+            let columnNames = row[4].map(GoldenTable.arrayElements)
             let createdAt = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let file = try Delivery.issue(origin: origin, columnNames: columnNames, subscriptionID: id, delivery: delivery, resource: subscription.resource,
                                           policy: policy, hubKey: hubKey, createdAt: createdAt)

@@ -114,13 +114,7 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Runs one statement with text parameters (nil = NULL); results come back in text form.
     func execute(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> QueryResult {
-        let connection = try connection("running a query")
-        let result: OpaquePointer? = withOptionalCStrings(parameters) { parameterPointers in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, parameterPointers, nil, nil, 0)
-        }
-        defer { PQclear(result) }
-        try check(result, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK], context: "running \(Self.summary(sql))")
-        return Self.read(result!)
+        try execute(sql, binding: parameters.map(PostgresParameter.text))
     }
 
     /// Runs one statement with typed parameters, text or binary; results come back in text form.
@@ -285,12 +279,6 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>
     let duplicates = strings.map { strdup($0) }
     defer { duplicates.forEach { free($0) } }
     return body(duplicates.map { UnsafePointer($0) } + [nil])
-}
-
-private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    let duplicates = strings.map { $0.map { strdup($0) } ?? nil }
-    defer { duplicates.forEach { free($0) } }
-    return body(duplicates.map { UnsafePointer($0) })
 }
 
 /// Pointers to each buffer's bytes (nil for nil; no buffer may be empty), valid while `body` runs.
