@@ -72,6 +72,25 @@ public struct AgentConfiguration: Sendable {
     /// The mappings that may be captured: share class `none` (the negative list) never leaves the department.
     public var capturedMappings: [TableMapping] { publish.filter { $0.share != "none" }.map(\.mapping) }
 
+    /// Every section and key agent.toml may hold: anything else is refused, so that a typo
+    /// (`exlude`, `fitler`) stops the agent instead of silently sharing more.
+    enum Sections {
+        static let keys: [(String, [String])] = [
+            ("node", ["id", "data_dir"]),
+            ("hub", ["url", "feedback_interval"]),
+            ("signing", ["algorithm", "key"]),
+            ("source", ["conninfo", "capture", "slot", "publication", "heartbeat"]),
+            ("batch", ["max_records", "max_bytes", "max_age"]),
+            ("spool", ["max_batches", "max_bytes"]),
+            ("metrics", ["listen"]),
+            ("alarms", ["retained_wal"]),
+            ("apply", ["attempts", "retry_delay"]),
+        ]
+        static let publish = ["resource", "share", "table", "key", "columns", "exclude", "rename", "filter"]
+        static let subscribe = ["resource", "table", "purpose", "columns"]
+        static let all = keys.map(\.0) + ["publish", "subscribe"]
+    }
+
     static func splitTable(_ qualified: String, reader: ConfigurationReader, section: String) throws(ConfigurationError) -> (String, String) {
         let parts = qualified.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", qualified)
@@ -81,9 +100,12 @@ public struct AgentConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> AgentConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        let known = ["node", "hub", "tls", "signing", "source", "batch", "spool", "publish", "subscribe", "metrics", "alarms", "apply"]
-        for key in root.keys where !known.contains(key) {
-            throw reader.error(key, section: nil, "unknown section; expected one of \(known.joined(separator: ", "))")
+        if root["tls"] != nil {
+            throw reader.error("tls", section: nil, "unknown section: the TLS files live in data_dir/tls, written by `govex enroll`; remove [tls]")
+        }
+        try reader.rejectUnknownKeys(root, section: nil, allowed: Sections.all)
+        for (section, allowed) in Sections.keys {
+            if let table = root[section]?.table { try reader.rejectUnknownKeys(table, section: section, allowed: allowed) }
         }
 
         let node = try reader.table(root, "node")
@@ -145,6 +167,7 @@ public struct AgentConfiguration: Sendable {
         for (index, entry) in (root["publish"]?.array ?? TOMLArray()).enumerated() {
             guard let table = entry.table else { throw reader.error("publish", section: nil, "must be [[publish]] tables") }
             let section = "publish#\(index)"
+            try reader.rejectUnknownKeys(table, section: section, allowed: Sections.publish)
             let resource = try reader.string(table, "resource", section: section)
             guard Identifier.isValid(resource) else { throw reader.error("resource", section: section, "'\(resource)' must be \(Identifier.rule)") }
             guard resources.insert(resource).inserted else { throw reader.error("resource", section: section, "\(resource) is published twice") }
@@ -161,6 +184,9 @@ public struct AgentConfiguration: Sendable {
             guard columns.isEmpty || exclude.isEmpty else { throw reader.error("exclude", section: section, "give columns or exclude, not both") }
             for column in key where exclude.contains(column) { throw reader.error("exclude", section: section, "key column \(column) cannot be excluded") }
             var rename: [String: String] = [:]
+            if let entry = table["rename"], entry.table == nil {
+                throw reader.error("rename", section: section, "expected a table like rename = { address = \"domicile\" }, found \(entry.type)")
+            }
             if let renames = table["rename"]?.table {
                 for source in renames.keys {
                     guard let target = renames[source]?.string, !target.isEmpty else { throw reader.error("rename", section: section, "\(source) must map to a non-empty name") }
@@ -185,6 +211,7 @@ public struct AgentConfiguration: Sendable {
         for (index, entry) in (root["subscribe"]?.array ?? TOMLArray()).enumerated() {
             guard let table = entry.table else { throw reader.error("subscribe", section: nil, "must be [[subscribe]] tables") }
             let section = "subscribe#\(index)"
+            try reader.rejectUnknownKeys(table, section: section, allowed: Sections.subscribe)
             let resource = try reader.string(table, "resource", section: section)
             guard Identifier.isValid(resource) else { throw reader.error("resource", section: section, "'\(resource)' must be \(Identifier.rule)") }
             guard !subscribe.contains(where: { $0.resource == resource }) else { throw reader.error("resource", section: section, "\(resource) is subscribed twice") }

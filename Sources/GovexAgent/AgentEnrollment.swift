@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexKeyStore
 import GovexWire
@@ -59,6 +60,8 @@ public enum AgentEnrollment {
         let body = BatchJSON.object([
             ("node", BatchJSON.string(nodeID)), ("token", BatchJSON.string(token)),
             ("csr", BatchJSON.string(try request.serializeAsPEM().pemString)), ("signing_key", BatchJSON.string(signingKey.publicKey.pem)),
+            ("signing_key_proof", BatchJSON.string(try NodeKeyProof.sign(
+                NodeKeyProof.enrollmentStatement(node: nodeID, token: token, keyPEM: signingKey.publicKey.pem), with: signingKey))),
         ])
         let caPEM = try ca.serializeAsPEM().pemString
         let client = try HubClient(baseURL: hubURL, caPEM: caPEM, identity: nil)

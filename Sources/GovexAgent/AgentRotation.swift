@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexKeyStore
 import GovexWire
@@ -52,10 +53,10 @@ public enum AgentRotation {
     public static func rotateSigning(_ configuration: AgentConfiguration, client: HubClient) async throws -> String {
         let current = try KeyStore.loadSigningKey(path: configuration.signingKeyPath)
         let fresh = try SigningKey.generate(configuration.signingAlgorithm)
-        let body = BatchJSON.object([("signing_key", BatchJSON.string(fresh.publicKey.pem))])
-        let response = try await client.post("/v1/keys", body: Array(body.utf8), contentType: "application/json")
+        let body = try JSONEncoder().encode(KeyRegistrationRequest.make(node: configuration.nodeID, fresh: fresh, current: current))
+        let response = try await client.post("/v1/keys", body: Array(body), contentType: "application/json")
         guard response.status == 200 else {
-            throw IdentityError("the hub refused the new signing key (HTTP \(response.status)): \(response.text); the current key stays in use")
+            throw IdentityError("the hub did not register the new signing key (HTTP \(response.status)): \(response.text); the current key stays in use")
         }
         let path = configuration.signingKeyPath
         let directory = (path as NSString).deletingLastPathComponent

@@ -4,6 +4,7 @@ import GovexCapture
 import GovexIdentity
 import GovexKeyStore
 import GovexMetrics
+import GovexPostgres
 import GovexWire
 import Metrics
 import Synchronization
@@ -98,7 +99,7 @@ public enum AgentRunner {
                         anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
         } : nil
         if let link, captures {
-            let publish = await checkAgainstCatalog(configuration, client: link.client)
+            let publish = try await checkAgainstCatalog(configuration, client: link.client)
             capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)
         } else if link == nil {
             log(4, "no [hub] url: batches stay in the spool" + (configuration.subscribe.isEmpty ? "" : " and [[subscribe]] receives nothing"))
@@ -175,7 +176,9 @@ public enum AgentRunner {
 
     /// The publications the hub's catalog allows: fetched at start (and cached for starts
     /// while the hub is unreachable); each disagreement is an alarm here and at the hub.
-    static func checkAgainstCatalog(_ configuration: AgentConfiguration, client: HubClient) async -> [AgentConfiguration.Publish] {
+    /// A publication whose columns differ from the catalog's stops the start: the hub would
+    /// reject every batch of it.
+    static func checkAgainstCatalog(_ configuration: AgentConfiguration, client: HubClient) async throws -> [AgentConfiguration.Publish] {
         let cache = CatalogReconciliation.cachePath(dataDirectory: configuration.dataDirectory)
         var catalog: [CatalogReconciliation.Entry]? = nil
         if let response = try? await client.get("/v1/catalog/mine"), response.status == 200,
@@ -192,9 +195,33 @@ public enum AgentRunner {
             return configuration.publish
         }
         let (publish, alarms) = CatalogReconciliation.reconcile(configuration.publish, with: catalog)
-        for alarm in alarms {
+        var mismatches: [String] = []
+        if !publish.isEmpty {
+            let source = try await PostgresConnection.connect(configuration.conninfo, name: "govex-catalog-check")
+            do {
+                for entry in publish where entry.share != "none" {
+                    guard let listed = catalog.first(where: { $0.code == entry.mapping.resource }) else { continue }
+                    let columns = try await source.query("""
+                        SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+                        """, [SQLQuoting.qualified(schema: entry.mapping.schema, name: entry.mapping.table)]).rows.compactMap { $0[0] }
+                    let published = CatalogReconciliation.publishedColumns(entry.mapping, tableColumns: columns)
+                    if let mismatch = CatalogReconciliation.columnMismatch(resource: entry.mapping.resource, published: published, catalog: listed) {
+                        mismatches.append(mismatch)
+                    }
+                }
+            } catch {
+                await source.close()
+                throw error
+            }
+            await source.close()
+        }
+        for alarm in alarms + mismatches {
             log(3, alarm)
             _ = try? await client.post("/v1/alarms", body: Array(alarm.utf8), contentType: "text/plain")
+        }
+        if !mismatches.isEmpty {
+            throw ConfigurationError(file: "agent.toml", line: nil, key: "[[publish]] columns",
+                                     problem: mismatches.joined(separator: "; ") + ". Nothing was captured: fix the mapping (or the catalog) and start again")
         }
         return publish
     }

@@ -38,6 +38,24 @@ public enum CatalogReconciliation {
         return (kept, alarms)
     }
 
+    /// Why a `[[publish]]` may not start: the columns it would publish (after renames) are not
+    /// exactly the catalog's. Extra columns would be rejected by the hub batch after batch;
+    /// missing ones would leave subscribers short. Nil when they agree.
+    public static func columnMismatch(resource: String, published: [String], catalog entry: Entry) -> String? {
+        let published = Set(published), listed = Set(entry.columns)
+        let extra = published.subtracting(listed).sorted(), missing = listed.subtracting(published).sorted()
+        guard !extra.isEmpty || !missing.isEmpty else { return nil }
+        var parts: [String] = []
+        if !extra.isEmpty { parts.append("publishes \(extra.joined(separator: ", ")), which the hub's catalog does not list (add it to columns/exclude, or ask the hub's administrator to list it)") }
+        if !missing.isEmpty { parts.append("does not publish \(missing.joined(separator: ", ")), which the catalog lists") }
+        return "[[publish]] \(resource) " + parts.joined(separator: "; and ")
+    }
+
+    /// The published names of a mapping's columns, given the table's columns in order.
+    public static func publishedColumns(_ mapping: TableMapping, tableColumns: [String]) -> [String] {
+        tableColumns.filter(mapping.includes).map(mapping.publishedName)
+    }
+
     /// The catalog as last fetched, kept for starts while the hub is unreachable.
     public static func cachePath(dataDirectory: String) -> String { dataDirectory + "/catalog.json" }
 }

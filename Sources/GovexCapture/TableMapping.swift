@@ -40,7 +40,7 @@ public struct TableMapping: Sendable, Equatable {
         }
     }
 
-    func publishedName(_ column: String) -> String { rename[column] ?? column }
+    public func publishedName(_ column: String) -> String { rename[column] ?? column }
 }
 
 /// A mapping resolved against a relation's columns as pgoutput described them:

@@ -47,6 +47,43 @@ public struct ConfigurationReader: Sendable {
         return ConfigurationError(file: path, line: locate.line(of: key, in: section), key: shown, problem: problem)
     }
 
+    /// Refuses any key of `table` that is not in `allowed`, naming the closest allowed key:
+    /// a misspelt `exclude` or `filter` must stop the program, never widen what is shared.
+    /// `section` is nil for the top level, where the keys are section names.
+    public func rejectUnknownKeys(_ table: TOMLTable, section: String?, allowed: [String]) throws(ConfigurationError) {
+        for key in table.keys.sorted() where !allowed.contains(key) {
+            let kind = section == nil ? "section" : "key"
+            let hint = Self.closestKey(to: key, among: allowed).map { "did you mean \($0)? " } ?? ""
+            throw error(key, section: section, "unknown \(kind); \(hint)expected one of \(allowed.joined(separator: ", "))")
+        }
+    }
+
+    /// The allowed name nearest to `key` by edit distance, when it is near enough to be a typo.
+    public static func closestKey(to key: String, among allowed: [String]) -> String? {
+        let scored = allowed.map { ($0, editDistance(key, $0)) }.min { $0.1 < $1.1 }
+        guard let (name, distance) = scored, distance <= max(2, key.count / 3) else { return nil }
+        return name
+    }
+
+    /// Levenshtein distance over characters, with transpositions counting once (`fitler` → `filter`).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var before = [Int](repeating: 0, count: b.count + 1)
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { current[j] = min(current[j], before[j - 2] + 1) }
+            }
+            (before, previous, current) = (previous, current, before)
+        }
+        return previous[b.count]
+    }
+
     public func table(_ root: TOMLTable, _ name: String, optional: Bool = false) throws(ConfigurationError) -> TOMLTable? {
         guard let value = root[name] else {
             if optional { return nil }

@@ -64,13 +64,12 @@ public struct Catalog: Sendable, Equatable {
     /// Parses and checks `catalog.toml`; every mistake names file, line and key.
     public static func load(path: String, text: String) throws(ConfigurationError) -> Catalog {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        for key in root.keys where key != "resource" && key != "subject" {
-            throw reader.error(key, section: nil, "unknown section; expected [[resource]] or [[subject]]")
-        }
+        try reader.rejectUnknownKeys(root, section: nil, allowed: ["resource", "subject"])
         var resources: [Resource] = []
         for (index, item) in (root["resource"]?.array ?? []).enumerated() {
             let section = "resource#\(index)"
             guard let table = item.table else { throw reader.error("resource", section: nil, "must be [[resource]] tables") }
+            try reader.rejectUnknownKeys(table, section: section, allowed: ["code", "name", "provider", "share", "legal_basis", "key", "columns", "update_frequency"])
             let code = try reader.string(table, "code", section: section)
             guard !resources.contains(where: { $0.code == code }) else { throw reader.error("code", section: section, "resource \(code) is listed twice") }
             let share = try reader.string(table, "share", section: section)
@@ -94,6 +93,7 @@ public struct Catalog: Sendable, Equatable {
         for (index, item) in (root["subject"]?.array ?? []).enumerated() {
             let section = "subject#\(index)"
             guard let table = item.table else { throw reader.error("subject", section: nil, "must be [[subject]] tables") }
+            try reader.rejectUnknownKeys(table, section: section, allowed: ["code", "name", "key_kind", "field"])
             let code = try reader.string(table, "code", section: section)
             // Consumers subscribe to subjects and resources by code, in one namespace.
             guard !resources.contains(where: { $0.code == code }), !subjects.contains(where: { $0.code == code }) else {
@@ -106,6 +106,7 @@ public struct Catalog: Sendable, Equatable {
                 guard let field = fieldItem.table else { throw reader.error("field", section: section, "must be [[subject.field]] tables") }
                 let fieldSection = "subject.field#\(fieldCount)"
                 fieldCount += 1
+                try reader.rejectUnknownKeys(field, section: fieldSection, allowed: ["name", "authority", "sources"])
                 let name = try reader.string(field, "name", section: fieldSection)
                 guard name != Subject.keyColumn, !fields.contains(where: { $0.name == name }) else {
                     throw reader.error("name", section: fieldSection, "subject \(code) has field \(name) twice, or names one \(Subject.keyColumn) (its key column)")

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexPostgres
 import GovexWire
@@ -18,9 +19,7 @@ public enum Enrollment {
 
     /// Adds the node (if new) and a token valid for `hours`; returns the token to hand over.
     public static func createToken(for nodeID: String, hours: Int = 24, on sql: PostgresConnection) async throws -> String {
-        guard Self.isValidNodeID(nodeID) else {
-            throw IdentityError("node id '\(nodeID)' must be 1 to 63 characters from a-z, 0-9, _ and -")
-        }
+        try checkNodeID(nodeID)
         var random = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
         // base64url may begin with "-", which a command line would take for an option: a prefix keeps it a value.
@@ -42,20 +41,46 @@ public enum Enrollment {
         "\\x" + Hex.encode(SHA256.hash(data: Array(token.utf8)))
     }
 
+    /// Names the hub itself acts under (the provider of golden records, the administrator in
+    /// decisions and the audit trail): a node enrolled under one could act as the hub.
+    public static let reservedNodeIDs: Set<String> = [Catalog.hubProvider, SubscriptionRules.hubAdministrator, "govex", "anonymous"]
+
+    public static func isReserved(_ id: String) -> Bool {
+        reservedNodeIDs.contains(id) || id.hasPrefix("hub-") || id.hasPrefix("govex-")
+    }
+
+    /// A node id the hub will enroll: well-formed and not one the hub acts under.
+    public static func checkNodeID(_ nodeID: String) throws(IdentityError) {
+        guard Self.isValidNodeID(nodeID) else {
+            throw IdentityError("node id '\(nodeID)' must be 1 to 63 characters from a-z, 0-9, _ and -")
+        }
+        guard !isReserved(nodeID) else {
+            throw IdentityError("node id '\(nodeID)' is reserved for the hub itself (hub, hub-admin, govex, anonymous and the hub-, govex- prefixes); choose the department's own name")
+        }
+    }
+
     public static func isValidNodeID(_ id: String) -> Bool {
         !id.isEmpty && id.utf8.count <= 63 && id.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 }
     }
 
     /// Spends a token: checks it (unused, unexpired, for this node), issues the certificate
     /// and registers the signing key, all in one transaction.
-    public static func enroll(nodeID: String, token: String, requestPEM: String, signingKeyPEM: String,
+    /// `signingKeyProof` is the signing key's signature over `NodeKeyProof.enrollmentStatement`:
+    /// nobody registers a public key they cannot sign with (nor another node's). Enrolling a
+    /// revoked node again (a token the administrator issued after the revocation) reinstates it:
+    /// its earlier certificates and signing keys are retired.
+    public static func enroll(nodeID: String, token: String, requestPEM: String, signingKeyPEM: String, signingKeyProof: String?,
                               ca: CertificateAuthority, hubSigningKey: VerifyingKey, on sql: PostgresConnection) async throws -> Granted {
+        try checkNodeID(nodeID)
         let request = try NodeIdentity.parseRequest(pem: requestPEM)
         let signingKey: VerifyingKey
         do {
             signingKey = try VerifyingKey(pem: signingKeyPEM)
         } catch {
             throw IdentityError("signing_key is not a public key in PEM: \(error)")
+        }
+        guard NodeKeyProof.isValid(signingKeyProof, over: NodeKeyProof.enrollmentStatement(node: nodeID, token: token, keyPEM: signingKey.pem), by: signingKey) else {
+            throw IdentityError("signing_key_proof is not the signing key's signature over the enrollment statement: update govex on the agent, and enroll with the key it holds")
         }
         let hash = tokenHash(token)
         return try await sql.transaction {
@@ -69,9 +94,17 @@ public enum Enrollment {
             let pem = try certificate.serializeAsPEM().pemString
             try await sql.query("UPDATE govex.enrollment_tokens SET used_at = now() WHERE token_hash = $1::bytea",
                                 [hash])
-            try await sql.query("""
-                INSERT INTO govex.certificates (serial, node_id, not_after, pem) VALUES ($1, $2, $3::timestamptz, $4)
-                """, [certificate.serialNumber.description, nodeID, ISO8601DateFormatter().string(from: certificate.notValidAfter), pem])
+            let reinstated = try await sql.query("UPDATE govex.nodes SET revoked_at = NULL WHERE node_id = $1 AND revoked_at IS NOT NULL",
+                                                 [nodeID]).affectedRows == 1
+            if reinstated {
+                try await sql.query("UPDATE govex.node_keys SET retired_at = coalesce(retired_at, now()) WHERE node_id = $1", [nodeID])
+                try await HubStore.audit("node_reinstated", subject: nodeID, actor: SubscriptionRules.hubAdministrator, on: sql)
+            }
+            if try await sql.query("SELECT 1 FROM govex.node_keys WHERE node_id = $1 AND key_id = $2 AND retired_at IS NOT NULL",
+                                   [nodeID, Hex.encode(signingKey.keyID)]).rows.first != nil {
+                throw EnrollmentRefused("signing key \(Hex.encode(signingKey.keyID)) was retired at the hub; make a new one (govex keygen) and enroll with it")
+            }
+            try await NodeCertificates.recordCurrent(certificate, node: nodeID, on: sql)
             try await HubStore.registerKey(signingKey, for: nodeID, on: sql)
             try await HubStore.audit("node_enrolled", subject: nodeID, actor: nodeID,
                                      details: [("certificate_serial", BatchJSON.string(certificate.serialNumber.description)),

@@ -38,14 +38,9 @@ public struct HubConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        for key in root.keys where key != "hub" && key != "metrics" {
-            throw reader.error(key, section: nil, "unknown section; expected [hub] or [metrics]")
-        }
+        try reader.rejectUnknownKeys(root, section: nil, allowed: ["hub", "metrics"])
         let hub = try reader.table(root, "hub")
-        let known = ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"]
-        for key in hub.keys where !known.contains(key) {
-            throw reader.error(key, section: "hub", "unknown key; expected one of \(known.joined(separator: ", "))")
-        }
+        try reader.rejectUnknownKeys(hub, section: "hub", allowed: ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"])
         let dataDirectory = try reader.string(hub, "data_dir", section: "hub")
         let listen = try reader.string(hub, "listen", section: "hub", default: "127.0.0.1:8443")
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
@@ -65,9 +60,7 @@ public struct HubConfiguration: Sendable {
         let retention = try reader.integer(hub, "batch_retention_days", section: "hub", default: 365, range: 1...36_500)
         var metricsListen: String? = nil
         if let metrics = try reader.table(root, "metrics", optional: true) {
-            for key in metrics.keys where key != "listen" {
-                throw reader.error(key, section: "metrics", "unknown key; expected listen")
-            }
+            try reader.rejectUnknownKeys(metrics, section: "metrics", allowed: ["listen"])
             let listen = try reader.string(metrics, "listen", section: "metrics", default: "")
             if !listen.isEmpty {
                 let parts = listen.split(separator: ":", omittingEmptySubsequences: false)

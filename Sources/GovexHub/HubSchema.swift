@@ -306,6 +306,19 @@ public enum HubSchema {
                 ADD COLUMN feeds_subject boolean NOT NULL DEFAULT true,
                 ADD COLUMN copy_pending boolean NOT NULL DEFAULT false;
             """),
+        Migration(version: 14, description: "only a node's current certificate and accepted signing keys count", sql: """
+            -- A certificate is current until rotation retires it or the administrator revokes it;
+            -- of the certificates issued before this version, each node's newest stays current.
+            ALTER TABLE govex.certificates ADD COLUMN retired_at timestamptz, ADD COLUMN revoked_at timestamptz;
+            UPDATE govex.certificates c SET retired_at = now()
+             WHERE EXISTS (SELECT 1 FROM govex.certificates d WHERE d.node_id = c.node_id AND (d.issued_at, d.serial) > (c.issued_at, c.serial));
+            CREATE INDEX certificates_node ON govex.certificates (node_id);
+            -- A signing key counts once accepted: endorsed by a current key of the node at
+            -- registration, or accepted by the administrator. Keys registered before stay accepted.
+            ALTER TABLE govex.node_keys ADD COLUMN accepted_at timestamptz DEFAULT now();
+            ALTER TABLE govex.node_keys ALTER COLUMN accepted_at DROP DEFAULT;
+            CREATE INDEX node_keys_key_id ON govex.node_keys (key_id);
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

@@ -4,6 +4,7 @@ import GovexIdentity
 import GovexPostgres
 import GovexWire
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import NIOCore
 import NIOSSL
@@ -15,6 +16,8 @@ import X509
 public struct HubRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     let channel: any Channel
+    /// The node the gate admitted (`HubGateMiddleware`); nil on the public routes.
+    var node: String? = nil
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -24,13 +27,6 @@ public struct HubRequestContext: RequestContext {
     /// Batches are up to 64 MiB; the route enforces its own limit.
     public var maxUploadSize: Int { 64 << 20 }
 
-    /// The node named by the client certificate. The TLS layer has already verified that
-    /// certificate against the hub's CA (optional verification: a client without one
-    /// still connects, for enrollment, but gets no identity).
-    func clientNode() async throws -> String? {
-        guard let certificate = try await channel.nioSSL_peerCertificate().get() else { return nil }
-        return NodeIdentity.nodeID(of: try Certificate(derEncoded: try certificate.toDERBytes()))
-    }
 }
 
 /// The hub's HTTPS API (see docs/api.md).
@@ -45,6 +41,12 @@ public struct HubServer: Sendable {
         public var maxBatchBytes: Int = 64 << 20
         /// The hub's rotated signing keys, each endorsed by the one before (`govex hub rotate signing`).
         public var hubKeyEndorsements: [HubKeyEndorsement] = []
+        /// A client must finish its TLS handshake within this, or is disconnected.
+        public var handshakeTimeout: TimeAmount = .seconds(10)
+        /// A connection with no request in flight is closed after this.
+        public var idleTimeout: TimeAmount = .seconds(120)
+        /// Connections open at once, over all clients; the unit's LimitNOFILE leaves room above it.
+        public var maxConnections = 4096
 
         public init(host: String, port: Int, serverCertificatePEM: String, serverKeyPEM: String, ca: CertificateAuthority, hubSigningKey: SigningKey) {
             self.host = host
@@ -62,6 +64,7 @@ public struct HubServer: Sendable {
     let wakeups = DeliveryWakeups()
     let merger = GoldenMerger()
     let connections = NodeConnections()
+    let enrollmentAttempts = AttemptLimiter(perMinute: 10)
 
     public init(settings: Settings, pool: ConnectionPool) {
         self.settings = settings
@@ -77,6 +80,9 @@ public struct HubServer: Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(settings.serverCertificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(settings.serverKeyPEM.utf8), format: .pem)))
         tls.minimumTLSVersion = .tlsv12
+        // TLS 1.2 with forward-secret AEAD suites only (TLS 1.3's are all AEAD): no CBC, no SHA-1
+        // MACs, no static RSA; with nothing weak on offer the client's order cannot pick one.
+        tls.cipherSuites = Self.tls12CipherSuites
         // A closing connection (shutdown, revocation) waits this long for the client's close_notify.
         tls.shutdownTimeout = .seconds(1)
         tls.certificateVerification = .optionalVerification
@@ -84,18 +90,20 @@ public struct HubServer: Sendable {
         return tls
     }
 
+    public static let tls12CipherSuites = [
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256",
+    ].joined(separator: ":")
+
+    var recorder: RefusalRecorder { RefusalRecorder(pool: pool) }
+
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
-        let store = self.store, pool = self.pool, settings = self.settings, connections = self.connections, merger = self.merger
+        let store = self.store, pool = self.pool, settings = self.settings, merger = self.merger
+        router.add(middleware: HubGateMiddleware(pool: pool, ca: settings.ca, connections: connections, recorder: recorder))
 
-        /// Runs `body` for a node that presented a certificate of the hub's CA and is not
-        /// revoked; remembers the connection so that a revocation closes it.
+        /// Runs `body` for the node the gate admitted (every route but the public ones passes it).
         @Sendable func authenticated(_ context: HubRequestContext, _ body: (String) async throws -> Response) async throws -> Response {
-            guard let node = try await context.clientNode() else { return Self.certificateRequired() }
-            guard try await !pool.withConnection({ sql in try await HubStore.isRevoked(node, on: sql) }) else {
-                return Self.error(.forbidden, "node_revoked", "node \(node) has been revoked at the hub")
-            }
-            connections.note(context.channel, node: node)
+            guard let node = context.node else { return Self.certificateRequired() }
             return try await body(node)
         }
 
@@ -111,14 +119,19 @@ public struct HubServer: Sendable {
                 let token: String
                 let csr: String
                 let signing_key: String
+                let signing_key_proof: String?
             }
             let bytes = try await request.body.collect(upTo: 64 << 10)
             guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
-                return Self.error(.badRequest, "bad_request", "expected JSON {node, token, csr, signing_key}")
+                return Self.error(.badRequest, "bad_request", "expected JSON {node, token, csr, signing_key, signing_key_proof}")
+            }
+            guard await enrollmentAttempts.allow(context.channel.remoteAddress?.ipAddress ?? "?") else {
+                return Self.error(.tooManyRequests, "enrollment_rate_limited", "too many enrollment attempts from this address; wait a minute")
             }
             do {
                 let granted = try await pool.withConnection { sql in
                     try await Enrollment.enroll(nodeID: body.node, token: body.token, requestPEM: body.csr, signingKeyPEM: body.signing_key,
+                                                signingKeyProof: body.signing_key_proof,
                                                 ca: settings.ca, hubSigningKey: settings.hubSigningKey.publicKey, on: sql)
                 }
                 let json = BatchJSON.object([("certificate", BatchJSON.string(granted.certificatePEM)), ("ca", BatchJSON.string(granted.caPEM)),
@@ -151,18 +164,14 @@ public struct HubServer: Sendable {
         router.post("/v1/alarms") { request, context -> Response in
             try await authenticated(context) { node in
                 let text = String(decoding: Array(buffer: try await request.body.collect(upTo: 16 << 10)), as: UTF8.self)
-                let line = "<3>govex hub: alarm from node \(node): \(text.replacingOccurrences(of: "\n", with: " "))\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                HubLog.write(3, "alarm from node \(node): \(text)")
                 return Self.json(.ok, "{}")
             }
         }
 
         router.post("/v1/batches") { request, context -> Response in
-            // Revocation is part of the ingest decision, under the node's ledger lock.
-            guard let node = try await context.clientNode() else {
-                return Self.certificateRequired()
-            }
-            connections.note(context.channel, node: node)
+            // Revocation is checked again in the ingest decision, under the node's ledger lock.
+            guard let node = context.node else { return Self.certificateRequired() }
             let body: ByteBuffer
             do {
                 body = try await request.body.collect(upTo: settings.maxBatchBytes)
@@ -182,8 +191,9 @@ public struct HubServer: Sendable {
             }
             if outcome.mergeQueued { merger.wake() }
             HubMetrics.shared.ingested(outcome.decision, records: outcome.records)
-            return Response(status: .init(code: outcome.status), headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if outcome.status >= 400 { headers[HubGateMiddleware.refusalHeader] = outcome.decision }
+            return Response(status: .init(code: outcome.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))
         }
         addExchangeRoutes(to: router, authenticated: authenticated)
         addFeedbackRoutes(to: router, authenticated: authenticated)
@@ -209,20 +219,25 @@ public struct HubServer: Sendable {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-        json(status, HubStore.errorJSON(code: code, message: message))
+    /// An error answer; the gate records it as a refusal (unless it already did: `recorded`).
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, recorded: Bool = false) -> Response {
+        var response = json(status, HubStore.errorJSON(code: code, message: message))
+        if !recorded { response.headers[HubGateMiddleware.refusalHeader] = code }
+        return response
     }
 
     /// Serves until the surrounding task is cancelled; `onRunning` receives the bound port.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let recorder = self.recorder, handshakeTimeout = settings.handshakeTimeout
         let app = Application(
             router: router(),
-            server: try .tls(.http1(), tlsConfiguration: tlsConfiguration()),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub"),
+            server: try .tls(.http1(configuration: .init(additionalChannelHandlers: [HandshakeGuard(timeout: handshakeTimeout, recorder: recorder)],
+                                                         idleTimeout: settings.idleTimeout)),
+                             tlsConfiguration: tlsConfiguration()),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
-        let log: @Sendable (Int, String) -> Void = { priority, message in
-            FileHandle.standardError.write(Data("<\(priority)>govex hub: \(message)\n".utf8))
-        }
+        let log: @Sendable (Int, String) -> Void = { priority, message in HubLog.write(priority, message) }
         let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections, log: log)
         let merger = self.merger, store = self.store, pool = self.pool
         try await withThrowingTaskGroup(of: Void.self) { group in

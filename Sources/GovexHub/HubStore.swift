@@ -44,11 +44,9 @@ public struct HubStore: Sendable {
         try await sql.query("INSERT INTO govex.nodes (node_id) VALUES ($1) ON CONFLICT (node_id) DO NOTHING", [nodeID])
     }
 
+    /// Registers an accepted signing key for the node (its possession already proven).
     public static func registerKey(_ key: VerifyingKey, for nodeID: String, on sql: PostgresConnection) async throws {
-        try await sql.query("""
-            INSERT INTO govex.node_keys (node_id, key_id, algorithm, public_key_pem) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (node_id, key_id) DO NOTHING
-            """, [nodeID, Hex.encode(key.keyID), key.algorithm.description, key.pem])
+        try await NodeKeys.insertAccepted(key, for: nodeID, on: sql)
     }
 
     static func textArray(_ items: [String]) -> String {
@@ -123,14 +121,13 @@ public struct HubStore: Sendable {
             var records: [ChangeRecord] = [], columnNames: [String] = []
             var rejection: ContentRejection? = nil
             if ledger != nil, header.nodeID == authenticatedNode, stored == nil {
-                let key = try await sql.query("""
-                    SELECT public_key_pem FROM govex.node_keys WHERE node_id = $1 AND key_id = $2
-                    """, [authenticatedNode, Hex.encode(header.keyID)]).rows.first?[0].flatMap { try? VerifyingKey(pem: $0) }
+                let key = try await NodeKeys.current(node: authenticatedNode, keyID: header.keyID, on: sql)
                 var catalog: [String: CatalogResourceEntry] = [:]
                 for row in try await sql.query("""
-                    SELECT code, provider, share FROM govex.catalog_resources WHERE code = ANY($1::text[])
+                    SELECT code, provider, share, columns FROM govex.catalog_resources WHERE code = ANY($1::text[])
                     """, [Self.textArray(header.resources)]).rows {
-                    catalog[row[0] ?? ""] = CatalogResourceEntry(code: row[0] ?? "", provider: row[1] ?? "", share: row[2] ?? "")
+                    catalog[row[0] ?? ""] = CatalogResourceEntry(code: row[0] ?? "", provider: row[1] ?? "", share: row[2] ?? "",
+                                                                 columns: Set(GoldenTable.arrayElements(row[3] ?? "{}")))
                 }
                 switch IngestRules.checkContent(file, key: key, catalog: catalog) {
                 case .success(let decoded): (records, columnNames) = decoded

@@ -36,10 +36,13 @@ public struct CatalogResourceEntry: Sendable, Equatable {
     public var code: String
     public var provider: String
     public var share: String
-    public init(code: String, provider: String, share: String) {
+    /// The columns the catalog lists: a batch may carry no other, whatever the agent's configuration says.
+    public var columns: Set<String>
+    public init(code: String, provider: String, share: String, columns: Set<String>) {
         self.code = code
         self.provider = provider
         self.share = share
+        self.columns = columns
     }
 }
 
@@ -112,6 +115,23 @@ public enum IngestRules {
         return rejection.map { .reject(reason: $0.description) } ?? .accept
     }
 
+    /// The first resource whose records carry a column its catalog entry does not list. A batch of
+    /// one resource is checked by the names the decoder saw; several resources, record by record.
+    static func unlistedColumns(_ records: [ChangeRecord], columnNames: [String], catalog: [String: CatalogResourceEntry]) -> ContentRejection? {
+        if let only = records.first?.resource, records.allSatisfy({ $0.resource == only }) {
+            let extra = columnNames.filter { !(catalog[only]?.columns.contains($0) ?? false) }
+            return extra.isEmpty ? nil : .unlistedColumns(only, extra.sorted())
+        }
+        var extra: [String: Set<String>] = [:]
+        for record in records {
+            let listed = catalog[record.resource]?.columns ?? []
+            for column in record.key + record.values + (record.oldKey ?? []) where !listed.contains(column.name) {
+                extra[record.resource, default: []].insert(column.name)
+            }
+        }
+        return extra.min { $0.key < $1.key }.map { .unlistedColumns($0.key, $0.value.sorted()) }
+    }
+
     static func hexPrefix(_ digest: [UInt8]) -> String {
         digest.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
@@ -152,6 +172,7 @@ public enum IngestRules {
             for (index, record) in records.enumerated() where !file.header.resources.contains(record.resource) {
                 return .failure(.content("record \(index) names resource \(record.resource), which the header does not list"))
             }
+            if let unlisted = unlistedColumns(records, columnNames: columnNames, catalog: catalog) { return .failure(unlisted) }
             return .success((records, columnNames))
         } catch {
             return .failure(.content(error.description))
@@ -166,15 +187,19 @@ public enum ContentRejection: Error, Sendable, Equatable, CustomStringConvertibl
     case unknownResource(String)
     case foreignResource(String, provider: String)
     case negativeList(String)
+    case unlistedColumns(String, [String])
     case content(String)
 
     public var description: String {
         switch self {
-        case .noRegisteredKey: return "the node has no registered batch-signing key"
+        case .noRegisteredKey: return "the batch's signing key is not a current key of the node (never registered, waiting for the administrator's accept-key, or retired)"
         case .signature(let reason): return "signature check failed: \(reason)"
         case .unknownResource(let code): return "resource \(code) is not in the catalog"
         case let .foreignResource(code, provider): return "resource \(code) is provided by \(provider), not by this node"
         case .negativeList(let code): return "resource \(code) has share class none: it may never be shared"
+        case let .unlistedColumns(code, columns):
+            return "resource \(code) carries \(columns.joined(separator: ", ")), which the catalog does not list for it: "
+                + "the agent's [[publish]] must publish only the catalog's columns (nothing of this batch was stored as data)"
         case .content(let reason): return "unreadable content: \(reason)"
         }
     }

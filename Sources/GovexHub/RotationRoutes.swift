@@ -39,9 +39,8 @@ extension HubServer {
                 let pem = try certificate.serializeAsPEM().pemString
                 try await pool.withConnection { sql in
                     try await sql.transaction {
-                        try await sql.query("""
-                            INSERT INTO govex.certificates (serial, node_id, not_after, pem) VALUES ($1, $2, $3::timestamptz, $4)
-                            """, [certificate.serialNumber.description, node, ISO8601DateFormatter().string(from: certificate.notValidAfter), pem])
+                        // The certificate this request came with is retired: only the newest one counts.
+                        try await NodeCertificates.recordCurrent(certificate, node: node, on: sql)
                         try await HubStore.audit("certificate_renewed", subject: node, actor: node,
                                                  details: [("serial", BatchJSON.string(certificate.serialNumber.description))], on: sql)
                     }
@@ -52,21 +51,20 @@ extension HubServer {
 
         router.post("/v1/keys") { request, context -> Response in
             try await authenticated(context) { node in
-                struct Body: Decodable { let signing_key: String }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
-                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))),
-                      let key = try? VerifyingKey(pem: body.signing_key) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {signing_key: a public key in PEM}")
+                guard let body = try? JSONDecoder().decode(KeyRegistrationRequest.self, from: Data(Array(buffer: bytes))) else {
+                    return Self.error(.badRequest, "bad_request", "expected JSON {signing_key, proof, endorsed_by, endorsement}")
                 }
-                try await pool.withConnection { sql in
-                    try await sql.transaction {
-                        try await HubStore.registerKey(key, for: node, on: sql)
-                        try await HubStore.audit("signing_key_registered", subject: node, actor: node,
-                                                 details: [("key_id", BatchJSON.string(Hex.encode(key.keyID))),
-                                                           ("algorithm", BatchJSON.string(key.algorithm.description))], on: sql)
-                    }
+                do {
+                    let registered = try await pool.withConnection { sql in try await NodeKeys.register(body, from: node, on: sql) }
+                    // An unendorsed key is kept for the administrator, but the request is still a refusal to record.
+                    var response = Self.json(registered.status == .registered ? .ok : .accepted,
+                                             String(decoding: try JSONEncoder().encode(registered), as: UTF8.self))
+                    if registered.status == .pendingAdministrator { response.headers[HubGateMiddleware.refusalHeader] = "signing_key_not_endorsed" }
+                    return response
+                } catch let refused as NodeKeys.Refused {
+                    return Self.error(refused.code == "bad_request" ? .badRequest : .forbidden, refused.code, refused.description)
                 }
-                return Self.json(.ok, BatchJSON.object([("key_id", BatchJSON.string(Hex.encode(key.keyID)))]))
             }
         }
     }

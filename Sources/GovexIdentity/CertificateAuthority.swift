@@ -53,6 +53,9 @@ public struct CertificateAuthority: Sendable {
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
             throw IdentityError("the certificate signing request's signature is invalid")
         }
+        guard P256.Signing.PublicKey(request.publicKey) != nil else {
+            throw IdentityError("the certificate signing request's key must be ECDSA P-256 (as `govex enroll` makes it), not \(request.publicKey)")
+        }
         guard let requested = NodeIdentity.commonName(of: request.subject) else {
             throw IdentityError("the certificate signing request has no common name; it must be the node id \(nodeID)")
         }
@@ -65,6 +68,12 @@ public struct CertificateAuthority: Sendable {
         }
         return try issue(publicKey: request.publicKey, subject: subject, days: days, now: now,
                          purpose: [try ExtendedKeyUsage([.clientAuth]).makeCertificateExtension()])
+    }
+
+    /// Whether this CA itself signed `leaf` (not an intermediate under it): node certificates
+    /// sit right under the hub's CA, whatever a chain presented over TLS would allow.
+    public func issuedDirectly(_ leaf: Certificate) -> Bool {
+        leaf.issuer == certificate.subject && certificate.publicKey.isValidSignature(leaf.signature, for: leaf)
     }
 
     /// Issues the hub's own server certificate, naming the hosts and addresses agents dial.

@@ -14,6 +14,29 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public let detail: String?
     public let hint: String?
     public let context: String
+    /// The schema, table, column and constraint the server named (diagnostic fields s, t, c, n).
+    public var schema: String? = nil
+    public var table: String? = nil
+    public var column: String? = nil
+    public var constraint: String? = nil
+
+    public init(sqlState: String?, message: String, detail: String?, hint: String?, context: String) {
+        self.sqlState = sqlState
+        self.message = message
+        self.detail = detail
+        self.hint = hint
+        self.context = context
+    }
+
+    /// What a log may carry: SQLSTATE and the objects named, never the message or detail, which
+    /// can quote row values (`Failing row contains (…)`, `invalid input syntax for type …: "…"`).
+    public var loggable: String {
+        var parts = ["SQLSTATE \(sqlState ?? "none")"]
+        if let table { parts.append("table " + [schema, table].compactMap { $0 }.joined(separator: ".")) }
+        if let column { parts.append("column \(column)") }
+        if let constraint { parts.append("constraint \(constraint)") }
+        return context + ": " + parts.joined(separator: ", ")
+    }
 
     public var description: String {
         var text = "\(context): \(message)"
@@ -203,8 +226,10 @@ final class LibPQConnection: @unchecked Sendable {
                 return String(cString: value)
             }
             let message = field("M") ?? Self.trimmed(PQresultErrorMessage(result))
-            throw PostgresError(sqlState: field("C"), message: message.isEmpty ? String(cString: PQresStatus(status)) : message,
-                                detail: field("D"), hint: field("H"), context: context)
+            var error = PostgresError(sqlState: field("C"), message: message.isEmpty ? String(cString: PQresStatus(status)) : message,
+                                      detail: field("D"), hint: field("H"), context: context)
+            (error.schema, error.table, error.column, error.constraint) = (field("s"), field("t"), field("c"), field("n"))
+            throw error
         }
     }
 

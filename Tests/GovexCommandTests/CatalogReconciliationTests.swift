@@ -24,6 +24,25 @@ struct CatalogReconciliationTests {
             "[[publish]] C is not a resource this node provides in the hub's catalog: it is not captured",
         ])
     }
+
+    @Test("published columns (after exclude and rename) must be exactly the catalog's, or the agent does not start")
+    func columns() {
+        let entry = CatalogReconciliation.Entry(code: "GA-RK-0001", share: "unconditional", key: ["id_number"], columns: ["id_number", "name", "domicile"])
+        let table = ["id_number", "name", "address", "internal_note"]
+        let meant = TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id_number"],
+                                 columns: .excluding(["internal_note"]), rename: ["address": "domicile"])
+        #expect(CatalogReconciliation.publishedColumns(meant, tableColumns: table) == ["id_number", "name", "domicile"])
+        #expect(CatalogReconciliation.columnMismatch(resource: "GA-RK-0001", published: ["id_number", "name", "domicile"], catalog: entry) == nil)
+        // The DBA's `exlude` typo (were it not refused at load) would have published everything.
+        var typo = meant
+        typo.columns = .all
+        let mismatch = CatalogReconciliation.columnMismatch(resource: "GA-RK-0001", published: CatalogReconciliation.publishedColumns(typo, tableColumns: table), catalog: entry)
+        #expect(mismatch?.hasPrefix("[[publish]] GA-RK-0001 publishes internal_note, which the hub's catalog does not list") == true, "\(mismatch ?? "nil")")
+        var unrenamed = meant
+        unrenamed.rename = [:]
+        let missing = CatalogReconciliation.columnMismatch(resource: "GA-RK-0001", published: CatalogReconciliation.publishedColumns(unrenamed, tableColumns: table), catalog: entry)
+        #expect(missing?.contains("publishes address") == true && missing?.contains("does not publish domicile") == true, "\(missing ?? "nil")")
+    }
 }
 
 @Suite("Certificate expiry warning")

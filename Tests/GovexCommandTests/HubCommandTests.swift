@@ -99,9 +99,9 @@ struct HubCommandTests {
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"example.org\"]\n", "hub.toml:4: [hub] addresses: 'example.org' is not an IPv4 or IPv6 address"),
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\nlisten = \"8443\"\n", "hub.toml:5: [hub] listen: '8443' must be host:port"),
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\n", "hub.toml:1: [hub] hostnames: give the names or addresses"),
-        ("[hubb]\n", "hub.toml:1: hubb: unknown section; expected [hub]"),
+        ("[hubb]\n", "hub.toml:1: hubb: unknown section; did you mean hub? expected one of hub, metrics"),
         ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\n[metrics]\nlisten = \"9188\"\n", "hub.toml:6: [metrics] listen: '9188' must be host:port"),
-        ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\n[metrics]\nport = 9188\n", "hub.toml:6: [metrics] port: unknown key; expected listen"),
+        ("[hub]\ndata_dir = \"/d\"\ndatabase = \"x\"\naddresses = [\"127.0.0.1\"]\n[metrics]\nport = 9188\n", "hub.toml:6: [metrics] port: unknown key; expected one of listen"),
     ])
     func configurationErrors(text: String, expected: String) {
         #expect {

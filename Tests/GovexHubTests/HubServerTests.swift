@@ -80,10 +80,19 @@ struct HubServerTests {
     }
 
     /// A client key and certificate in files, issued by `ca` for `node`, optionally long expired.
-    static func identity(_ hub: Hub, node: String, ca: CertificateAuthority? = nil, expired: Bool = false) throws -> (certificate: String, key: String) {
+    /// A key and certificate for `node`, issued by the hub's CA (or `ca`); recorded at the hub as
+    /// the node's current certificate, as enrollment would, unless `recorded` is false.
+    static func identity(_ hub: Hub, node: String, ca: CertificateAuthority? = nil, expired: Bool = false,
+                         recorded: Bool = true) async throws -> (certificate: String, key: String) {
         let (key, request) = try NodeIdentity.makeRequest(nodeID: node)
         let now = expired ? Date() - 400 * 86_400 : Date()
         let certificate = try (ca ?? hub.ca).issueClientCertificate(for: request, nodeID: node, days: expired ? 30 : 365, now: now)
+        if recorded, ca == nil {
+            try await PostgresConnection.with(hub.conninfo) { sql in
+                try await HubStore.addNode(node, on: sql)
+                try await NodeCertificates.recordCurrent(certificate, node: node, on: sql)
+            }
+        }
         let base = hub.directory + "/\(node)-\(UUID().uuidString.prefix(6))"
         try certificate.serializeAsPEM().pemString.write(toFile: base + ".pem", atomically: true, encoding: .utf8)
         try key.pemRepresentation.write(toFile: base + ".key", atomically: true, encoding: .utf8)
@@ -95,11 +104,19 @@ struct HubServerTests {
         try await Self.withHub { hub in
             let token = try await PostgresConnection.with(hub.conninfo) { try await Enrollment.createToken(for: "minzheng", on: $0) }
             let (key, request) = try NodeIdentity.makeRequest(nodeID: "minzheng")
-            func body(node: String) throws -> [UInt8] {
-                Array(BatchJSON.object([("node", BatchJSON.string(node)), ("token", BatchJSON.string(token)),
-                                        ("csr", BatchJSON.string(try request.serializeAsPEM().pemString)),
-                                        ("signing_key", BatchJSON.string(VectorKeys.ed25519(seed: Array(repeating: 7, count: 32)).publicKey.pem))]).utf8)
+            let signingKey = VectorKeys.ed25519(seed: Array(repeating: 7, count: 32))
+            func body(node: String, proofBy prover: SigningKey? = signingKey) throws -> [UInt8] {
+                let statement = NodeKeyProof.enrollmentStatement(node: node, token: token, keyPEM: signingKey.publicKey.pem)
+                return Array(BatchJSON.object([("node", BatchJSON.string(node)), ("token", BatchJSON.string(token)),
+                                               ("csr", BatchJSON.string(try request.serializeAsPEM().pemString)),
+                                               ("signing_key", BatchJSON.string(signingKey.publicKey.pem)),
+                                               ("signing_key_proof", try prover.map { BatchJSON.string(try NodeKeyProof.sign(statement, with: $0)) } ?? "null")]).utf8)
             }
+            // Proof of possession: a public key alone (someone else's, say) is not enough.
+            let unproven = try await Self.curl(hub, "/v1/enroll", body: try body(node: "minzheng", proofBy: nil))
+            #expect(unproven.status == 400 && unproven.body.contains("signing_key_proof"), "\(unproven)")
+            let otherProver = try await Self.curl(hub, "/v1/enroll", body: try body(node: "minzheng", proofBy: VectorKeys.gongan))
+            #expect(otherProver.status == 400 && otherProver.body.contains("signing_key_proof"), "\(otherProver)")
             let wrongNode = try await Self.curl(hub, "/v1/enroll", body: try body(node: "gongan"))
             #expect(wrongNode.status == 403 && wrongNode.body.contains("not valid for node gongan"), "\(wrongNode)")
             let granted = try await Self.curl(hub, "/v1/enroll", body: try body(node: "minzheng"))
@@ -120,7 +137,7 @@ struct HubServerTests {
     @Test("a push with the node's certificate gets a signed receipt; without one, or for another node, it is refused")
     func push() async throws {
         try await Self.withHub { hub in
-            let gongan = try Self.identity(hub, node: "gongan")
+            let gongan = try await Self.identity(hub, node: "gongan")
             let batch = try HubStoreTests.batch(1)
             let accepted = try await Self.curl(hub, "/v1/batches", body: batch, identity: gongan)
             #expect(accepted.status == 200, "\(accepted)")
@@ -131,7 +148,7 @@ struct HubServerTests {
             #expect(anonymous.status == 401 && anonymous.body.contains("client_certificate_required"))
 
             try await PostgresConnection.with(hub.conninfo) { try await HubStore.addNode("minzheng", on: $0) }
-            let minzheng = try Self.identity(hub, node: "minzheng")
+            let minzheng = try await Self.identity(hub, node: "minzheng")
             let impostor = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(2), identity: minzheng)
             #expect(impostor.status == 403 && impostor.body.contains("node_mismatch"), "\(impostor)")
         }
@@ -141,13 +158,13 @@ struct HubServerTests {
     func refused() async throws {
         try await Self.withHub { hub in
             let foreignCA = try CertificateAuthority.create(commonName: "not the hub's CA")
-            let foreign = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try Self.identity(hub, node: "gongan", ca: foreignCA))
+            let foreign = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try await Self.identity(hub, node: "gongan", ca: foreignCA))
             #expect(foreign.status == 0 && foreign.output.contains("unknown ca"), "the handshake must fail: \(foreign)")
-            let expired = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try Self.identity(hub, node: "gongan", expired: true))
+            let expired = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try await Self.identity(hub, node: "gongan", expired: true))
             #expect(expired.status == 0 && expired.output.contains("certificate expired"), "the handshake must fail: \(expired)")
 
             try await PostgresConnection.with(hub.conninfo) { _ = try await $0.query("UPDATE govex.nodes SET revoked_at = now() WHERE node_id = 'gongan'") }
-            let revoked = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try Self.identity(hub, node: "gongan"))
+            let revoked = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: try await Self.identity(hub, node: "gongan"))
             #expect(revoked.status == 403 && revoked.body.contains("revoked"), "\(revoked)")
         }
     }

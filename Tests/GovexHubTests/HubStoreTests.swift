@@ -20,8 +20,8 @@ struct HubStoreTests {
                 try await HubSchema.ensurePartitions(sql)
                 try await HubStore.addNode("gongan", on: sql)
                 try await HubStore.registerKey(VectorKeys.gongan.publicKey, for: "gongan", on: sql)
-                try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "unconditional", key: ["id"], columns: ["id", "name"]), on: sql)
-                try await Catalog.upsert(Catalog.Resource(code: "MZ-HY-0003", name: "marriages", provider: "gongan", share: "conditional", key: ["id_number", "registered_on"], columns: ["marital_status", "office"]), on: sql)
+                try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "unconditional", key: ["id"], columns: EdgeValues.columnNames), on: sql)
+                try await Catalog.upsert(Catalog.Resource(code: "MZ-HY-0003", name: "marriages", provider: "gongan", share: "conditional", key: ["id_number", "registered_on"], columns: ["id_number", "registered_on", "marital_status", "office"]), on: sql)
                 try await body(database, sql)
             }
         }

@@ -8,8 +8,8 @@ import Testing
 @Suite("Ingest rules")
 struct IngestRulesTests {
     static let catalog: [String: CatalogResourceEntry] = [
-        "GA-RK-0001": .init(code: "GA-RK-0001", provider: "gongan", share: "unconditional"),
-        "MZ-HY-0003": .init(code: "MZ-HY-0003", provider: "gongan", share: "conditional"),
+        "GA-RK-0001": .init(code: "GA-RK-0001", provider: "gongan", share: "unconditional", columns: Set(EdgeValues.rows[0].map(\.name))),
+        "MZ-HY-0003": .init(code: "MZ-HY-0003", provider: "gongan", share: "conditional", columns: ["id_number", "registered_on", "marital_status", "office"]),
     ]
 
     static func batch(sequence: UInt64, epoch: UInt64 = 7, node: String = "gongan", records: [ChangeRecord] = SampleBatches.mixedRecords(),
@@ -107,5 +107,26 @@ struct IngestRulesTests {
         var negative = Self.catalog
         negative["GA-RK-0001"]?.share = "none"
         #expect(rejection(good.file, catalog: negative) == .negativeList("GA-RK-0001"))
+    }
+
+    @Test("a column the catalog does not list for the resource rejects the batch, whatever the agent was configured to send")
+    func unlistedColumns() throws {
+        let good = try Self.batch(sequence: 1)
+        var narrower = Self.catalog
+        narrower["MZ-HY-0003"]?.columns.remove("office")
+        guard case .failure(let rejection) = IngestRules.checkContent(good.file, key: VectorKeys.gongan.publicKey, catalog: narrower) else {
+            Issue.record("a batch carrying an unlisted column was accepted"); return
+        }
+        #expect(rejection == .unlistedColumns("MZ-HY-0003", ["office"]))
+        #expect(rejection.description.contains("resource MZ-HY-0003 carries office, which the catalog does not list"))
+        // One resource alone is checked by the names the decoder saw.
+        let residents = SampleBatches.mixedRecords().filter { $0.resource == "GA-RK-0001" }
+        let single = try Self.batch(sequence: 1, records: residents)
+        var withoutName = Self.catalog
+        withoutName["GA-RK-0001"]?.columns = ["id"]
+        guard case .failure(.unlistedColumns("GA-RK-0001", let extra)) = IngestRules.checkContent(single.file, key: VectorKeys.gongan.publicKey, catalog: withoutName) else {
+            Issue.record("single-resource batch with unlisted columns accepted"); return
+        }
+        #expect(!extra.isEmpty && !extra.contains("id"))
     }
 }

@@ -43,13 +43,16 @@ struct SubscriptionTests {
     func routes() async throws {
         try await HubServerTests.withHub { hub in
             try await PostgresConnection.with(hub.conninfo) { sql in
-                try await Catalog.upsert(Self.residents, on: sql)
+                // The pushed sample batch carries the edge-value columns: the catalog lists them all.
+                var residents = Self.residents
+                residents.columns = EdgeValues.columnNames
+                try await Catalog.upsert(residents, on: sql)
                 try await HubStore.addNode("minzheng", on: sql)
                 try await HubStore.addNode("zhujian", on: sql)
             }
-            let gongan = try HubServerTests.identity(hub, node: "gongan")
-            let minzheng = try HubServerTests.identity(hub, node: "minzheng")
-            let zhujian = try HubServerTests.identity(hub, node: "zhujian")
+            let gongan = try await HubServerTests.identity(hub, node: "gongan")
+            let minzheng = try await HubServerTests.identity(hub, node: "minzheng")
+            let zhujian = try await HubServerTests.identity(hub, node: "zhujian")
 
             let subscribed = try await Self.post(hub, "/v1/subscriptions", json: #"{"resource":"GA-RK-0001","purpose":"housing","columns":["name"]}"#, identity: minzheng)
             #expect(subscribed.status == 200 && subscribed.body.contains(#""status":"active""#), "\(subscribed)")
