@@ -62,6 +62,8 @@ public struct HubServer: Sendable {
     let pool: ConnectionPool
     let store: HubStore
     let wakeups = DeliveryWakeups()
+    /// Batches waiting for their predecessor, by node.
+    let ledgerWakeups = Wakeups<String>()
     let merger = GoldenMerger()
     let connections = NodeConnections()
     let enrollmentAttempts = AttemptLimiter(perMinute: 10)
@@ -98,7 +100,7 @@ public struct HubServer: Sendable {
 
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
-        let store = self.store, pool = self.pool, settings = self.settings, merger = self.merger
+        let store = self.store, pool = self.pool, settings = self.settings, merger = self.merger, ledgerWakeups = self.ledgerWakeups
         router.add(middleware: HubGateMiddleware(pool: pool, ca: settings.ca, connections: connections, recorder: recorder))
 
         /// Runs `body` for the node the gate admitted (every route but the public ones passes it).
@@ -181,14 +183,18 @@ public struct HubServer: Sendable {
             let bytes = Array(buffer: body)
             // An agent sends several batches at once, on separate connections, so one may arrive
             // just before its predecessor: a batch a few sequences ahead waits for them (up to
-            // 3 s) instead of being refused, which keeps pushes in flight without reordering.
+            // 3 s) instead of being refused, which keeps pushes in flight without reordering. It
+            // is woken by its node's next commit here (or, for another replica's, by a short
+            // timeout); each try decides from the header alone, so its content is checked once.
+            let deadline = ContinuousClock.now + .seconds(3)
+            var seen = await ledgerWakeups.generation(of: node)
             var outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
-            var waited = 0
-            while let ahead = outcome.sequencesAhead, ahead <= 16, waited < 150 {
-                try await Task.sleep(for: .milliseconds(20))
-                waited += 1
+            while let ahead = outcome.sequencesAhead, ahead <= 16, ContinuousClock.now < deadline {
+                await ledgerWakeups.wait(for: node, after: seen, timeout: .milliseconds(250))
+                seen = await ledgerWakeups.generation(of: node)
                 outcome = try await pool.withConnection { sql in try await store.ingest(bytes, from: node, on: sql) }
             }
+            if outcome.decision == "accepted" || outcome.decision == "rejected" { await ledgerWakeups.wake(node) }
             if outcome.mergeQueued { merger.wake() }
             HubMetrics.shared.ingested(outcome.decision, records: outcome.records)
             var headers: HTTPFields = [.contentType: "application/json"]

@@ -3,6 +3,7 @@ import GovexAPI
 import GovexPolicy
 import GovexPostgres
 import GovexWire
+import Synchronization
 
 /// The hub's state in PostgreSQL. Every decision about a node's batches happens under
 /// that node's row lock, so any number of hub replicas may share one database.
@@ -10,6 +11,8 @@ public struct HubStore: Sendable {
     public let hubKey: SigningKey
     /// Records of the batches this process queued for the golden merge (see `GoldenQueue`).
     public let pendingMerges: PendingMerges
+    /// How many pushed batches this process verified and decoded: only those whose sequence was due.
+    public let contentChecks = SharedCounter()
 
     /// `pendingMergeRecords`: how many queued records to keep in memory for the merger.
     public init(hubKey: SigningKey, pendingMergeRecords: Int = 4 * GoldenQueue.defaultGroupRecords) {
@@ -36,6 +39,14 @@ public struct HubStore: Sendable {
 
     static func errorJSON(code: String, message: String) -> String {
         BatchJSON.object([("error", BatchJSON.string(code)), ("message", BatchJSON.string(message))])
+    }
+
+    /// A count shared by the copies of a value type.
+    public final class SharedCounter: Sendable {
+        private let count = Atomic<Int>(0)
+        public init() {}
+        public func increment() { count.add(1, ordering: .relaxed) }
+        public var value: Int { count.load(ordering: .relaxed) }
     }
 
     // MARK: Nodes
@@ -118,9 +129,13 @@ public struct HubStore: Sendable {
                 """, [header.nodeID, String(header.nodeEpoch), String(header.sequence)]).rows.first
             let stored = storedRow.map { StoredBatchIdentity(digest: Self.bytea($0[0]), accepted: $0[1] == "t") }
 
+            // Who, which epoch and which sequence are decided from the header alone: a batch that
+            // is early, a replay or a conflict is answered without verifying or decompressing it.
+            var decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest,
+                                              stored: stored, rejection: nil)
             var records: [ChangeRecord] = [], columnNames: [String] = []
-            var rejection: ContentRejection? = nil
-            if ledger != nil, header.nodeID == authenticatedNode, stored == nil {
+            if decision == .accept {
+                contentChecks.increment()
                 let key = try await NodeKeys.current(node: authenticatedNode, keyID: header.keyID, on: sql)
                 var catalog: [String: CatalogResourceEntry] = [:]
                 for row in try await sql.query("""
@@ -131,12 +146,9 @@ public struct HubStore: Sendable {
                 }
                 switch IngestRules.checkContent(file, key: key, catalog: catalog) {
                 case .success(let decoded): (records, columnNames) = decoded
-                case .failure(let reason): rejection = reason
+                case .failure(let reason): decision = .reject(reason: reason.description)
                 }
             }
-
-            let decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest,
-                                              stored: stored, rejection: rejection)
             switch decision {
             case .refuse(let status, let code, let message):
                 var outcome = IngestOutcome.error(status, code: code, message: message, decision: code)

@@ -3,44 +3,47 @@ import GovexPostgres
 import NIOCore
 import Synchronization
 
-/// Long-polls waiting for a subscription's stream to grow. Each subscription has a
-/// generation that every NOTIFY for it advances: a request reads the generation, then
-/// queries, then waits for the generation to move, so a delivery routed between its
-/// query and its wait still wakes it.
-actor DeliveryWakeups {
-    private var generations: [Int64: UInt64] = [:]
-    private var waiters: [Int64: [UUID: CheckedContinuation<Void, Never>]] = [:]
+/// Requests waiting for something keyed (a subscription's stream to grow, a node's ledger to
+/// advance). Each key has a generation that every wake advances: a request reads the
+/// generation, then queries, then waits for it to move, so a change between its query and its
+/// wait still wakes it.
+actor Wakeups<Key: Hashable & Sendable> {
+    private var generations: [Key: UInt64] = [:]
+    private var waiters: [Key: [UUID: CheckedContinuation<Void, Never>]] = [:]
 
-    func generation(of subscription: Int64) -> UInt64 { generations[subscription, default: 0] }
+    func generation(of key: Key) -> UInt64 { generations[key, default: 0] }
 
     /// Returns when the generation moves past `seen`, or after `timeout`.
-    func wait(for subscription: Int64, after seen: UInt64, timeout: Duration) async {
-        guard generations[subscription, default: 0] == seen else { return }
+    func wait(for key: Key, after seen: UInt64, timeout: Duration) async {
+        guard generations[key, default: 0] == seen else { return }
         let token = UUID()
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            await self?.resume(subscription, token)
+            await self?.resume(key, token)
         }
         await withCheckedContinuation { continuation in
-            waiters[subscription, default: [:]][token] = continuation
+            waiters[key, default: [:]][token] = continuation
         }
         timer.cancel()
     }
 
-    private func resume(_ subscription: Int64, _ token: UUID) {
-        waiters[subscription]?.removeValue(forKey: token)?.resume()
+    private func resume(_ key: Key, _ token: UUID) {
+        waiters[key]?.removeValue(forKey: token)?.resume()
     }
 
-    func wake(_ subscription: Int64) {
-        generations[subscription, default: 0] &+= 1
-        for continuation in (waiters.removeValue(forKey: subscription) ?? [:]).values { continuation.resume() }
+    func wake(_ key: Key) {
+        generations[key, default: 0] &+= 1
+        for continuation in (waiters.removeValue(forKey: key) ?? [:]).values { continuation.resume() }
     }
 
     /// After the listening connection was lost, notifications may have been missed.
     func wakeAll() {
-        for subscription in Array(waiters.keys) { wake(subscription) }
+        for key in Array(waiters.keys) { wake(key) }
     }
 }
+
+/// Long-polls waiting for a subscription's stream to grow (woken by NOTIFY).
+typealias DeliveryWakeups = Wakeups<Int64>
 
 /// The open client connections by node, so that a revocation (made by `govex hub node
 /// revoke`, possibly against another replica) closes the ones already established.

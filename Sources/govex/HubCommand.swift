@@ -158,8 +158,9 @@ struct HubServe: AsyncParsableCommand {
 struct HubNode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "Add or revoke the nodes (department agents) that may connect.",
-        subcommands: [HubNodeAdd.self, HubNodeRevoke.self, HubNodeAcceptEpoch.self]
+        abstract: "Add or revoke the nodes (department agents) that may connect, and manage their keys and certificates.",
+        subcommands: [HubNodeAdd.self, HubNodeRevoke.self, HubNodeAcceptEpoch.self, HubNodeKeys.self, HubNodeAcceptKey.self,
+                      HubNodeRetireKey.self, HubNodeRevokeCertificate.self]
     )
 }
 
@@ -169,7 +170,11 @@ struct HubNodeAdd: AsyncParsableCommand {
         abstract: "Register a node and print a one-time enrollment token for it.",
         discussion: """
         Give the token to the department's operator, who runs
-        `govex enroll --hub https://HUB:8443 --token TOKEN --config agent.toml` before it expires.
+        `govex enroll --hub https://HUB:8443 --token-file FILE --ca-sha256 HASH --config agent.toml`
+        before it expires. For a revoked node, the new enrollment reinstates it (its old
+        certificates and signing keys are retired). The ids hub, hub-admin, govex, anonymous and
+        the hub-, govex- prefixes are reserved.
+        Example: govex hub node add gongan --config /etc/govex/hub.toml
         """
     )
 

@@ -73,14 +73,17 @@ struct HubCommandTests {
                                                     "--config", agentConfig])
             #expect(wrongCA.status == 2 && wrongCA.output.contains("do not enroll"), "\(wrongCA.output)")
             #expect(!FileManager.default.fileExists(atPath: agentDir + "/tls/tls.key"))
-            let enrolled = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", agentConfig])
+            // The token from a file, so that it never shows in `ps`; and from standard input.
+            let tokenFile = agentDir + "/token"
+            try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let enrolled = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token-file", tokenFile, "--ca-sha256", caHash, "--config", agentConfig])
             #expect(enrolled.status == 0 && enrolled.output.contains("enrolled gongan"), "\(enrolled.output)")
             let mode = try FileManager.default.attributesOfItem(atPath: agentDir + "/tls/tls.key")[.posixPermissions] as? Int
             #expect(mode == 0o600)
             let certificate = try NodeIdentity.loadCertificate(path: agentDir + "/tls/tls.pem")
             #expect(NodeIdentity.nodeID(of: certificate) == "gongan")
             #expect(try String(contentsOfFile: agentDir + "/tls/hub-ca.pem", encoding: .utf8) == caBefore)
-            let twice = try await Subprocess.run([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", agentConfig])
+            let twice = try await Subprocess.run(["bash", "-c", "\(govex) enroll --hub \(hubURL) --token-file - --ca-sha256 \(caHash) --config \(agentConfig) < \(tokenFile)"])
             #expect(twice.status == 2 && twice.output.contains("already enrolled"), "\(twice.output)")
 
             let revoked = try await Subprocess.run([govex, "hub", "node", "revoke", "gongan", "--config", path])

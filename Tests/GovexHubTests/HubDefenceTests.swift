@@ -33,6 +33,22 @@ struct HubDefenceTests {
         #expect(try await refusals(hub, reason: reason) == count, "refusals recorded for \(reason)", sourceLocation: sourceLocation)
     }
 
+    @Test("a batch ahead of its predecessor is answered from its header: verified and decoded once, when its turn comes")
+    func gapDecodedOnce() async throws {
+        try await HubStoreTests.withHub { _, sql in
+            let store = HubStore(hubKey: VectorKeys.hub)
+            let second = try HubStoreTests.batch(2), first = try HubStoreTests.batch(1)
+            for _ in 0..<5 {
+                #expect(try await store.ingest(second, from: "gongan", on: sql).decision == "sequence_gap")
+            }
+            #expect(store.contentChecks.value == 0, "an early batch must not be verified or decompressed again and again")
+            #expect(try await store.ingest(first, from: "gongan", on: sql).decision == "accepted")
+            #expect(try await store.ingest(second, from: "gongan", on: sql).decision == "accepted")
+            #expect(try await store.ingest(second, from: "gongan", on: sql).decision == "replay")
+            #expect(store.contentChecks.value == 2)
+        }
+    }
+
     @Test("node ids the hub acts under (hub, hub-admin) cannot be enrolled", arguments: ["hub", "hub-admin", "anonymous", "hub-backup"])
     func reservedNodeIDs(node: String) async throws {
         try await HubStoreTests.withHub { _, sql in
