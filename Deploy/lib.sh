@@ -77,6 +77,7 @@ database = "$1"
 hostnames = ["localhost"]
 addresses = ["127.0.0.1"]
 EOF
+    chmod 640 "$work/hub.toml"   # it may hold the database password: the hub refuses a world-readable one
     "$GOVEX_BIN" hub init --config "$work/hub.toml"
     "$GOVEX_BIN" hub catalog apply "$2" --config "$work/hub.toml"
     "$GOVEX_BIN" hub --config "$work/hub.toml" 2> "$work/hub.log" & pids+=($!)

@@ -23,25 +23,26 @@ extension DeliveryPuller {
                 attempts += 1
                 if attempts < retry.attempts {
                     let wait = retry.delay(afterFailures: attempts)
-                    log(4, "subscription \(subscription.id): try \(attempts) of \(retry.attempts) failed: \(error); trying again in \(wait)")
+                    log(4, "subscription \(subscription.id): try \(attempts) of \(retry.attempts) failed: \(error.loggable); trying again in \(wait)")
                     try await pause(wait, shouldStop: shouldStop)
                     continue
                 }
                 let id = try await applier.deadLetter(file, sequence: verified.sequence, origin: origin, error: error.description, attempts: attempts)
-                if let (letter, _) = try await applier.waitingDeadLetter(), letter.id == id { raiseAlarm(letter) }
+                if let (letter, _) = try await applier.waitingDeadLetter(), letter.id == id { raiseAlarm(letter, cause: error.loggable) }
                 try await awaitDecision(applier: applier, shouldStop: shouldStop)
                 return .alreadyApplied
             }
         }
     }
 
-    func raiseAlarm(_ letter: DeadLetter) {
+    /// `cause` is what the log may say of the error (the dead letter keeps PostgreSQL's full text).
+    func raiseAlarm(_ letter: DeadLetter, cause: String) {
         Gauge(label: "govex_dead_letters_waiting", dimensions: [("subscription", String(subscription.id))]).record(1)
         // Unlabelled, as the capture side registers it: Prometheus refuses to mix the two.
         Counter(label: "govex_alarms_total").increment()
         Counter(label: "govex_dead_letters_total").increment()
         log(2, "ALARM: delivery \(letter.delivery) of subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)) is dead letter "
-            + "\(letter.id) after \(letter.attempts) tries: \(letter.error). Later deliveries of \(subscription.resource) wait; "
+            + "\(letter.id) after \(letter.attempts) tries: \(cause) (`govex deadletter show \(letter.id)` has the database's full message). Later deliveries of \(subscription.resource) wait; "
             + "fix the cause, then `govex deadletter replay \(letter.id)` (or `govex deadletter skip \(letter.id) --reason …`)")
     }
 
@@ -66,7 +67,7 @@ extension DeliveryPuller {
                     throw error
                 } catch {
                     try await applier.settleDeadLetter(letter.id, as: .dead, error: "replay failed: \(error)")
-                    log(2, "ALARM: replaying dead letter \(letter.id) failed: \(error); it waits again")
+                    log(2, "ALARM: replaying dead letter \(letter.id) failed: \(ApplyError.loggable(error)); it waits again")
                 }
             case .skip:
                 try await applier.skip(sequence: letter.delivery, origin: letter.origin)

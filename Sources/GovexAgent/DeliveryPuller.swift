@@ -66,7 +66,7 @@ final class DeliveryPuller: Sendable {
                     var cursor = try await applier.cursor()
                     log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
                     if let (letter, _) = try await applier.waitingDeadLetter() {
-                        raiseAlarm(letter)
+                        raiseAlarm(letter, cause: "refused by the database before this start")
                         try await awaitDecision(applier: applier, shouldStop: shouldStop)
                         cursor = try await applier.cursor()
                     }
@@ -92,7 +92,7 @@ final class DeliveryPuller: Sendable {
             } catch {
                 guard !Task.isCancelled else { return }
                 failures += 1
-                log(3, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): \(error); retrying with backoff")
+                log(3, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): \(ApplyError.loggable(error)); retrying with backoff")
                 try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
             }
         }
@@ -127,7 +127,7 @@ final class DeliveryPuller: Sendable {
                     continue
                 } catch let error as ApplyError where error.permanent {
                     // One of them fails: one by one, that one is retried and dead-lettered alone.
-                    log(5, "subscription \(subscription.id): deliveries \(prepared.firstSequence)–\(prepared.sequence) together failed (\(error)); applying them one by one")
+                    log(5, "subscription \(subscription.id): deliveries \(prepared.firstSequence)–\(prepared.sequence) together failed (\(error.loggable)); applying them one by one")
                 }
             }
             for (file, verified) in zip(group, ready.verified) {

@@ -21,10 +21,23 @@ public struct ApplyError: Error, CustomStringConvertible {
     /// column): trying again as it is will fail again. Otherwise (the connection, a
     /// deadlock, the server shutting down) it may well succeed.
     public let permanent: Bool
+    /// What a log line may say: no values of rows (PostgreSQL's message and detail can quote
+    /// them: `Failing row contains (…)`). The full description stays with the dead letter.
+    public let loggable: String
 
-    public init(description: String, permanent: Bool = true) {
+    public init(description: String, permanent: Bool = true, loggable: String? = nil) {
         self.description = description
         self.permanent = permanent
+        self.loggable = loggable ?? description
+    }
+
+    /// An error for a log line, without row data.
+    public static func loggable(_ error: any Error) -> String {
+        switch error {
+        case let error as ApplyError: return error.loggable
+        case let error as PostgresError: return error.loggable
+        default: return "\(error)"
+        }
     }
 
     /// SQLSTATE classes that say nothing about the delivery: connection exceptions,
@@ -182,7 +195,7 @@ public final class DeliveryApplier: Sendable {
         do {
             steps = try ApplyPlan.steps(for: records.filter { $0.resource == resource }, schema: schema, table: table)
         } catch {
-            throw ApplyError(description: "\(context): \(error.description)")
+            throw ApplyError(description: "\(context): \(error.description)", loggable: "\(context): the delivery's records cannot be planned")
         }
         var columns = Set<String>()
         let target = SQLQuoting.qualified(schema: schema, name: table)
@@ -267,7 +280,7 @@ public final class DeliveryApplier: Sendable {
             // The DBA may be changing the table to fix this: the next try reads it again.
             stagedColumns.withLock { $0 = nil }
             throw ApplyError(description: "\(context): \(error.message)" + (error.detail.map { "; \($0)" } ?? ""),
-                             permanent: !ApplyError.isTransient(error))
+                             permanent: !ApplyError.isTransient(error), loggable: "\(context): \(error.loggable)")
         }
     }
 
@@ -303,7 +316,7 @@ public final class DeliveryApplier: Sendable {
                 ORDER BY a.attnum
                 """, [SQLQuoting.qualified(schema: schema, name: table)]).rows
         } catch let error as PostgresError {
-            throw ApplyError(description: "\(context): \(error.message)", permanent: !ApplyError.isTransient(error))
+            throw ApplyError(description: "\(context): \(error.message)", permanent: !ApplyError.isTransient(error), loggable: "\(context): \(error.loggable)")
         }
         let known = Set(attributes.compactMap { $0[0] })
         let missing = columns.subtracting(known).sorted()

@@ -8,6 +8,7 @@ import GovexWire
 public enum KeyStoreError: Error, Equatable, CustomStringConvertible {
     case unreadable(path: String, reason: String)
     case tooOpen(path: String, mode: UInt32)
+    case configurationTooOpen(path: String, mode: UInt32)
     case invalidKey(path: String, reason: String)
     case exists(path: String)
     case writeFailed(path: String, reason: String)
@@ -18,6 +19,9 @@ public enum KeyStoreError: Error, Equatable, CustomStringConvertible {
             return "cannot read key file \(path): \(reason)"
         case let .tooOpen(path, mode):
             return "refusing key file \(path): its mode is \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)), so group or others can read it; run `chmod 600 \(path)` (and make sure it was not copied elsewhere meanwhile)"
+        case let .configurationTooOpen(path, mode):
+            return "refusing \(path): its mode is \(String(mode, radix: 8, uppercase: false).leftPadded(to: 4)), so every user of this machine can read it, "
+                + "and it may hold the database password; run `chmod 640 \(path)` (owner root, group of the service user)"
         case let .invalidKey(path, reason):
             return "key file \(path) is not a usable key: \(reason)"
         case .exists(let path):
@@ -94,6 +98,16 @@ public enum KeyStore {
         guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
         let mode = UInt32(info.st_mode) & 0o7777
         guard mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: mode) }
+        return try readText(path)
+    }
+
+    /// Reads a configuration file that may hold credentials: its group (the service's) may read
+    /// it, others may not.
+    public static func readConfiguration(path: String) throws(KeyStoreError) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
+        let mode = UInt32(info.st_mode) & 0o7777
+        guard mode & 0o007 == 0 else { throw .configurationTooOpen(path: path, mode: mode) }
         return try readText(path)
     }
 

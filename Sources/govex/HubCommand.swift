@@ -33,8 +33,8 @@ struct HubOptions: ParsableArguments {
     var config: String = "/etc/govex/hub.toml"
 
     func load() throws -> HubConfiguration {
-        let text = try readConfigurationFile(config)
         do {
+            let text = try KeyStore.readConfiguration(path: config)
             return try HubConfiguration.load(path: config, text: text)
         } catch {
             printError("\(error)")

@@ -74,6 +74,8 @@ struct AgentCommandTests {
     static func write(_ text: String) throws -> String {
         let path = Subprocess.temporaryDirectory("govex-agent-config") + "/agent.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
+        // As installed: readable by the service's group, not by every user (hub.toml refuses that).
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
         return path
     }
 

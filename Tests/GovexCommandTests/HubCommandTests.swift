@@ -30,6 +30,11 @@ struct HubCommandTests {
             let path = try AgentCommandTests.write(Self.config(dataDir: dataDir, conninfo: database.conninfo, port: port))
             let govex = AgentCommandTests.govex
 
+            // hub.toml may hold the database password: a copy every user can read is refused.
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+            let worldReadable = try await Subprocess.run([govex, "hub", "init", "--config", path])
+            #expect(worldReadable.status == 2 && worldReadable.output.contains("run `chmod 640 \(path)`"), "\(worldReadable.output)")
+            try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
             let initialized = try await Subprocess.run([govex, "hub", "init", "--config", path])
             #expect(initialized.status == 0 && initialized.output.contains("migrated the database schema"), "\(initialized.output)")
             for secret in ["/ca/ca.key", "/keys/signing.key", "/tls/server.key"] {
