@@ -7,16 +7,23 @@ import GovexWire
 /// Golden-subject subscriptions: a consumer subscribes to a subject (`person`) and receives
 /// its golden records — the key and each field it may see. A field is seen only through the
 /// consumer's own active subscription to a resource of the field's authority that feeds it
-/// (with that column), and masked as that subscription masks it; the subject subscription
-/// itself grants nothing. Pure.
+/// (with that column, and with its row filter admitting the subject's row there), and masked
+/// as that subscription masks it; the subject subscription itself grants nothing. The key
+/// travels pseudonymised when a source approval pseudonymises it. Pure.
 public enum GoldenDeliveries {
     /// The records that carry `golden` to a subscriber: an update per record with at least one
     /// authoritative value it may see; for one without, a delete if the record's state
     /// `before` had one (so the subscriber held it), otherwise nothing — not even the key goes
     /// to a subscriber that may see none of a record's values: which people or organisations
-    /// exist is itself information. `columns` are the subscription's.
+    /// exist is itself information. `columns` are the subscription's; `sourceRows` the hub
+    /// copy's rows the entitlement's row filters read (`HubStore.sourceRows`).
+    ///
+    /// Whether a subscriber held a record is judged by the rows as they are now: a subject
+    /// whose row leaves a filter gets no delete here (its old values stay at the subscriber
+    /// until the golden backfill is refreshed), so that a change to a row outside the filter
+    /// never reveals its key.
     public static func records(for golden: [GoldenMerge.Record], before: [String: GoldenMerge.Record] = [:], subject: GoldenMerge.Subject,
-                               columns: [String], entitlement: DiscrepancyFeedback.Entitlement,
+                               columns: [String], entitlement: DiscrepancyFeedback.Entitlement, sourceRows: DiscrepancyFeedback.SourceRows = [:],
                                operation: ChangeOperation = .update) -> [ChangeRecord] {
         let fields = subject.fields.indices.filter { columns.contains(subject.fields[$0].name) }
         func shown(_ record: GoldenMerge.Record) -> [Column]? {
@@ -24,8 +31,8 @@ public enum GoldenDeliveries {
             var known = false
             for index in fields {
                 let field = subject.fields[index], slot = record.slots[subject.authoritySlot[index]]
-                guard let visible = DiscrepancyFeedback.visible(slot ?? nil, owner: field.authority, subject: subject.code, field: field.name,
-                                                                entitlement: entitlement) else { continue }
+                guard let visible = DiscrepancyFeedback.visible(slot ?? nil, owner: field.authority, subject: subject.code, key: record.key,
+                                                                field: field.name, entitlement: entitlement, sourceRows: sourceRows) else { continue }
                 values.append(Column(field.name, visible.map(Value.text) ?? .null))
                 known = known || slot != nil
             }
@@ -34,7 +41,7 @@ public enum GoldenDeliveries {
         var records: [ChangeRecord] = []
         records.reserveCapacity(golden.count)
         for record in golden {
-            let key = [Column(Catalog.Subject.keyColumn, .text(record.key))]
+            let key = [Column(Catalog.Subject.keyColumn, .text(entitlement.shownKey(record.key, subject: subject.code)))]
             let position = SourcePosition(commit: 0, ordinal: UInt32(truncatingIfNeeded: records.count))
             if let values = shown(record) {
                 records.append(ChangeRecord(operation: operation, resource: subject.code, position: position, key: key, values: values))
@@ -64,7 +71,9 @@ extension HubStore {
                 entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
                 entitlements[subscription.subscriber] = entitlement
             }
-            let records = GoldenDeliveries.records(for: golden, before: before, subject: table.subject, columns: subscription.columns, entitlement: entitlement)
+            let sourceRows = try await Self.sourceRows(for: entitlement, subject: subject.code, keys: golden.map(\.key), on: sql)
+            let records = GoldenDeliveries.records(for: golden, before: before, subject: table.subject, columns: subscription.columns,
+                                                   entitlement: entitlement, sourceRows: sourceRows)
             guard !records.isEmpty else { continue }
             let delivery = UInt64(try await sql.query("""
                 UPDATE govex.subscriptions SET next_delivery = next_delivery + 1 WHERE subscription_id = $1 RETURNING (next_delivery - 1)::text
@@ -85,7 +94,8 @@ extension HubStore {
         let golden = try await table.allRecords(on: sql)
         let entitlement = try await Self.entitlement(of: subscription.subscriber, on: sql)
         let records = [ChangeRecord(operation: .truncate, resource: subject.code, position: SourcePosition(commit: 0, ordinal: 0))]
-            + GoldenDeliveries.records(for: golden, subject: table.subject, columns: subscription.columns, entitlement: entitlement, operation: .insert)
+            + GoldenDeliveries.records(for: golden, subject: table.subject, columns: subscription.columns, entitlement: entitlement,
+                                       sourceRows: try await Self.sourceRows(for: entitlement, subject: subject.code, keys: nil, on: sql), operation: .insert)
         // Hub-made pages number their records by ordinal, from 0 in each page.
         let pages = stride(from: 0, to: records.count, by: Backfill.pageRows).map { start in
             records[start..<min(start + Backfill.pageRows, records.count)].enumerated().map { index, record in

@@ -120,16 +120,8 @@ public struct SharingPolicy: Sendable, Equatable {
             var shaped = record
             shaped.values = record.values.filter { allowed.contains($0.name) }
             if shaped.values.count != record.values.count { changed = true }
-            if let filter, record.operation == .insert || record.operation == .update {
-                let row = record.key + record.values
-                // A column PostgreSQL did not resend (unchanged TOAST) is unknown here: the
-                // row counts as outside the filter until a change resends it.
-                let unknown = row.contains { column in
-                    if case .unchanged = column.value { return filter.columns.contains(column.name) } else { return false }
-                }
-                var passes = false
-                if !unknown { passes = try filter.passes { name in row.first { $0.name == name }?.value } }
-                if !passes {
+            if filter != nil, record.operation == .insert || record.operation == .update {
+                if try !admits(record.key + record.values) {
                     changed = true
                     guard record.operation == .update else { continue }
                     for key in [record.oldKey, record.key].compactMap({ $0 }) {
@@ -155,14 +147,39 @@ public struct SharingPolicy: Sendable, Equatable {
         filter == nil && masks.isEmpty && batchResources == [resource] && Set(columns).isSuperset(of: columnNames)
     }
 
+    // The two rules every outgoing path applies, one row and one value at a time: resource
+    // deliveries and backfills (`apply`), golden records and discrepancy feedback (through
+    // `DiscrepancyFeedback.visible`) all decide with these.
+
+    /// Whether a row (its columns by name, key included) is one this subscription receives. A
+    /// column PostgreSQL did not resend (unchanged TOAST) is unknown: the row counts as outside
+    /// the filter until a change resends it.
+    public func admits(_ row: [Column]) throws(RowFilterError) -> Bool {
+        guard let filter else { return true }
+        let unknown = row.contains { column in
+            if case .unchanged = column.value { return filter.columns.contains(column.name) } else { return false }
+        }
+        guard !unknown else { return false }
+        return try filter.passes { name in row.first { $0.name == name }?.value }
+    }
+
+    /// A column's value as this subscription receives it (masked, or as it is).
+    public func shown(_ column: String, _ value: Value) -> Value {
+        guard let mask = masks[column] else { return value }
+        return mask.apply(to: value, secret: secret)
+    }
+
+    /// Whether this subscription pseudonymises one of `key`'s columns: then a subject key built
+    /// from them travels pseudonymised on every path.
+    public func pseudonymises(anyOf key: [String]) -> Bool {
+        key.contains { masks[$0] == .pseudonym }
+    }
+
     func masked(_ record: ChangeRecord) -> ChangeRecord {
         guard !masks.isEmpty else { return record }
         var record = record
         func mask(_ columns: [Column]) -> [Column] {
-            columns.map { column in
-                guard let mask = masks[column.name] else { return column }
-                return Column(column.name, mask.apply(to: column.value, secret: secret))
-            }
+            columns.map { Column($0.name, shown($0.name, $0.value)) }
         }
         record.key = mask(record.key)
         record.values = mask(record.values)

@@ -33,6 +33,24 @@ struct GoldenDeliveriesTests {
         #expect(own.first?.values == [Column("marital_status", .text("已婚"))], "an authority sees its own fields; the subscription's columns narrow")
     }
 
+    @Test("a source approval's row filter limits which subjects are seen; its key pseudonym is the key the record travels under")
+    func filterAndPseudonym() throws {
+        let other = Self.merged.record(key: "440306199003072315", values: ["name": "李建国"])
+        let policy = SharingPolicy(columns: ["id_number", "name", "district"], filter: try RowFilter.parse("district = '朝阳区'"),
+                                   masks: ["id_number": .pseudonym], secret: Array(repeating: 5, count: 32))
+        var viewer = entitlement("zhujian", [DiscrepancyFeedback.Grant(resource: "GA-RK-0001", policy: policy)])
+        viewer.keys = ["GA-RK-0001": ["id_number"], "MZ-HY-0003": ["id_number"]]
+        let rows: DiscrepancyFeedback.SourceRows = ["GA-RK-0001": [
+            Self.record.key: [Column("id_number", .text(Self.record.key)), Column("district", .text("朝阳区"))],
+            other.key: [Column("id_number", .text(other.key)), Column("district", .text("海淀区"))],
+        ]]
+        let records = GoldenDeliveries.records(for: [Self.record, other], subject: Self.merged, columns: ["name"], entitlement: viewer, sourceRows: rows)
+        let pseudonym = ColumnMask.pseudonym.apply(to: .text(Self.record.key), secret: policy.secret)
+        #expect(records.map(\.key) == [[Column("subject_key", pseudonym)]], "only the Chaoyang subject, under the approval's pseudonym: \(records)")
+        #expect(GoldenDeliveries.records(for: [Self.record], subject: Self.merged, columns: ["name"], entitlement: viewer).isEmpty,
+                "a row the hub does not hold does not pass a filter")
+    }
+
     @Test("a subscriber entitled to nothing gets not even the key; one that was entitled before gets a delete")
     func nothingVisible() {
         let nobody = entitlement("zhujian", [])
