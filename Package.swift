@@ -233,7 +233,7 @@ let package = Package(
         .testTarget(
             name: "GovexCommandTests",
             dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire", "GovexHub", "GovexIdentity", "GovexAgent", "GovexConfiguration",
-                           .product(name: "SwiftASN1", package: "swift-asn1")],
+                           .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -16,7 +16,24 @@ import TOMLKit
 ///
 ///     [metrics]
 ///     listen = "127.0.0.1:9188"                 # Prometheus; absent or "" = off
+///
+///     [limits]                                  # what one client can hold of the hub
+///     handshake_timeout = "10s"                 # a TLS handshake not done by then is closed
+///     idle_timeout = "2m"                       # a connection with no request for this long is closed
+///     max_connections = 4096                    # open at once (capped below the file limit)
+///     uploads = 16                              # batches being received at once: memory ≤ uploads × max_batch_bytes
+///     uploads_per_node = 8                      # of them from one node (an agent sends 4 at a time)
 public struct HubConfiguration: Sendable {
+    /// `[limits]`: what one client, or all of them, can hold of the hub.
+    public struct Limits: Sendable, Equatable {
+        public var handshakeTimeout: Duration = .seconds(10)
+        public var idleTimeout: Duration = .seconds(120)
+        public var maxConnections = 4096
+        public var uploads = 16
+        public var uploadsPerNode = 8
+        public init() {}
+    }
+
     public var dataDirectory: String
     public var host: String
     public var port: Int
@@ -28,6 +45,7 @@ public struct HubConfiguration: Sendable {
     public var batchRetentionDays: Int
     /// `host:port` of the Prometheus endpoint; nil when off.
     public var metricsListen: String? = nil
+    public var limits = Limits()
 
     public var caDirectory: String { dataDirectory + "/ca" }
     public var keysDirectory: String { dataDirectory + "/keys" }
@@ -38,7 +56,7 @@ public struct HubConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        try reader.rejectUnknownKeys(root, section: nil, allowed: ["hub", "metrics"])
+        try reader.rejectUnknownKeys(root, section: nil, allowed: ["hub", "metrics", "limits"])
         let hub = try reader.table(root, "hub")
         try reader.rejectUnknownKeys(hub, section: "hub", allowed: ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"])
         let dataDirectory = try reader.string(hub, "data_dir", section: "hub")
@@ -70,7 +88,17 @@ public struct HubConfiguration: Sendable {
                 metricsListen = listen
             }
         }
+        var limits = Limits()
+        if let table = try reader.table(root, "limits", optional: true) {
+            try reader.rejectUnknownKeys(table, section: "limits", allowed: ["handshake_timeout", "idle_timeout", "max_connections", "uploads", "uploads_per_node"])
+            limits.handshakeTimeout = try reader.duration(table, "handshake_timeout", section: "limits", default: limits.handshakeTimeout)
+            limits.idleTimeout = try reader.duration(table, "idle_timeout", section: "limits", default: limits.idleTimeout)
+            limits.maxConnections = try reader.integer(table, "max_connections", section: "limits", default: limits.maxConnections, range: 16...1_000_000)
+            limits.uploads = try reader.integer(table, "uploads", section: "limits", default: limits.uploads, range: 1...1024)
+            limits.uploadsPerNode = try reader.integer(table, "uploads_per_node", section: "limits", default: limits.uploadsPerNode, range: 1...1024)
+        }
         return HubConfiguration(dataDirectory: dataDirectory, host: host, port: port, database: database, hostnames: hostnames,
-                                addresses: addresses, maxBatchBytes: maxBatchBytes, batchRetentionDays: retention, metricsListen: metricsListen)
+                                addresses: addresses, maxBatchBytes: maxBatchBytes, batchRetentionDays: retention, metricsListen: metricsListen,
+                                limits: limits)
     }
 }

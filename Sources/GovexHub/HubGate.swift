@@ -14,14 +14,20 @@ import X509
 
 /// Records every refusal once: an audit entry (who, which route, why, from where), one log
 /// line, and a metric by reason. Node-supplied text is escaped before it reaches the log.
+///
+/// A refusal of a client that showed no identity (no or a foreign certificate, a failed or
+/// abandoned handshake) is audited and logged once per address, reason and minute: a flood
+/// of them must not flood the audit chain. The metric counts every one.
 public struct RefusalRecorder: Sendable {
     let pool: ConnectionPool
+    let anonymousNotes = AttemptLimiter(perMinute: 1)
 
     /// The actor of refusals to a client that showed no valid identity.
     public static let anonymous = "anonymous"
 
     func record(node: String?, route: String, status: Int, code: String, remote: String?) async {
         Counter(label: "govex_hub_refusals_total", dimensions: [("reason", code)]).increment()
+        if node == nil, await !anonymousNotes.allow((remote ?? "?") + " " + code) { return }
         let actor = node ?? Self.anonymous
         HubLog.write(4, "refused \(route) for node \(actor) from \(remote ?? "?"): \(status) \(code)")
         do {
@@ -217,5 +223,32 @@ actor AttemptLimiter {
         guard recent.count < perMinute else { return false }
         recent.append(now)
         return true
+    }
+}
+
+/// Batches being received: at most `total` at once and `perNode` from one node, taken before
+/// a body is read, so the hub's memory for uploads stays below total × max_batch_bytes.
+actor UploadSlots {
+    let total: Int
+    let perNode: Int
+    private var open = 0
+    private var byNode: [String: Int] = [:]
+
+    init(total: Int, perNode: Int) {
+        self.total = total
+        self.perNode = perNode
+    }
+
+    func acquire(_ node: String) -> Bool {
+        guard open < total, byNode[node, default: 0] < perNode else { return false }
+        open += 1
+        byNode[node, default: 0] += 1
+        return true
+    }
+
+    func release(_ node: String) {
+        open -= 1
+        byNode[node, default: 1] -= 1
+        if byNode[node] == 0 { byNode[node] = nil }
     }
 }

@@ -41,12 +41,8 @@ public struct HubServer: Sendable {
         public var maxBatchBytes: Int = 64 << 20
         /// The hub's rotated signing keys, each endorsed by the one before (`govex hub rotate signing`).
         public var hubKeyEndorsements: [HubKeyEndorsement] = []
-        /// A client must finish its TLS handshake within this, or is disconnected.
-        public var handshakeTimeout: TimeAmount = .seconds(10)
-        /// A connection with no request in flight is closed after this.
-        public var idleTimeout: TimeAmount = .seconds(120)
-        /// Connections open at once, over all clients; the unit's LimitNOFILE leaves room above it.
-        public var maxConnections = 4096
+        /// `[limits]` of hub.toml: handshake and idle timeouts, connection and upload caps.
+        public var limits = HubConfiguration.Limits()
 
         public init(host: String, port: Int, serverCertificatePEM: String, serverKeyPEM: String, ca: CertificateAuthority, hubSigningKey: SigningKey) {
             self.host = host
@@ -67,11 +63,15 @@ public struct HubServer: Sendable {
     let merger = GoldenMerger()
     let connections = NodeConnections()
     let enrollmentAttempts = AttemptLimiter(perMinute: 10)
+    let uploadSlots: UploadSlots
+    let recorder: RefusalRecorder
 
     public init(settings: Settings, pool: ConnectionPool) {
         self.settings = settings
         self.pool = pool
         self.store = HubStore(hubKey: settings.hubSigningKey)
+        self.uploadSlots = UploadSlots(total: settings.limits.uploads, perNode: settings.limits.uploadsPerNode)
+        self.recorder = RefusalRecorder(pool: pool)
     }
 
     /// TLS 1.2 at least, the hub's certificate, client certificates verified against the
@@ -96,11 +96,11 @@ public struct HubServer: Sendable {
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256",
     ].joined(separator: ":")
 
-    var recorder: RefusalRecorder { RefusalRecorder(pool: pool) }
 
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
         let store = self.store, pool = self.pool, settings = self.settings, merger = self.merger, ledgerWakeups = self.ledgerWakeups
+        let uploadSlots = self.uploadSlots
         router.add(middleware: HubGateMiddleware(pool: pool, ca: settings.ca, connections: connections, recorder: recorder))
 
         /// Runs `body` for the node the gate admitted (every route but the public ones passes it).
@@ -174,6 +174,23 @@ public struct HubServer: Sendable {
         router.post("/v1/batches") { request, context -> Response in
             // Revocation is checked again in the ingest decision, under the node's ledger lock.
             guard let node = context.node else { return Self.certificateRequired() }
+            // A slot before the body is read: the hub holds at most `uploads` bodies at once.
+            guard await uploadSlots.acquire(node) else {
+                var busy = Self.error(.tooManyRequests, "too_many_uploads",
+                                      "the hub is receiving as many batches as it takes at once (from this node, or in all); send again shortly")
+                busy.headers[.retryAfter] = "1"
+                return busy
+            }
+            do {
+                let response = try await ingest(request, node: node)
+                await uploadSlots.release(node)
+                return response
+            } catch {
+                await uploadSlots.release(node)
+                throw error
+            }
+        }
+        @Sendable func ingest(_ request: Request, node: String) async throws -> Response {
             let body: ByteBuffer
             do {
                 body = try await request.body.collect(upTo: settings.maxBatchBytes)
@@ -232,16 +249,33 @@ public struct HubServer: Sendable {
         return response
     }
 
+    /// The connections the hub accepts at once: the configured cap, kept below the process's
+    /// file limit (raised to its hard limit first), so that a flood of idle connections makes
+    /// new ones wait in the listen queue instead of failing every accept.
+    static func connectionCap(_ configured: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return configured }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        // Room for the database pool, listeners, files and the connections being closed.
+        let reserve: rlim_t = 256
+        guard limit.rlim_cur != rlim_t.max, limit.rlim_cur > reserve * 2 else { return configured }
+        return min(configured, Int(limit.rlim_cur - reserve))
+    }
+
     /// Serves until the surrounding task is cancelled; `onRunning` receives the bound port.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let recorder = self.recorder, handshakeTimeout = settings.handshakeTimeout
+        let recorder = self.recorder, handshakeTimeout = TimeAmount(settings.limits.handshakeTimeout)
         let app = Application(
             router: router(),
             server: try .tls(.http1(configuration: .init(additionalChannelHandlers: [HandshakeGuard(timeout: handshakeTimeout, recorder: recorder)],
-                                                         idleTimeout: settings.idleTimeout)),
+                                                         idleTimeout: TimeAmount(settings.limits.idleTimeout))),
                              tlsConfiguration: tlsConfiguration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
+                                 availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionCap(settings.limits.maxConnections))),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
         let log: @Sendable (Int, String) -> Void = { priority, message in HubLog.write(priority, message) }
         let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections, log: log)

@@ -120,6 +120,7 @@ struct HubServe: AsyncParsableCommand {
                 serverCertificatePEM: try KeyStore.readPublic(path: configuration.serverCertificatePath),
                 serverKeyPEM: try KeyStore.readSecret(path: configuration.serverKeyPath), ca: ca, hubSigningKey: signingKey)
             settings.maxBatchBytes = configuration.maxBatchBytes
+            settings.limits = configuration.limits
             if let endorsements = try? Data(contentsOf: URL(fileURLWithPath: configuration.endorsementsPath)) {
                 settings.hubKeyEndorsements = try JSONDecoder().decode([HubKeyEndorsement].self, from: endorsements)
             }
