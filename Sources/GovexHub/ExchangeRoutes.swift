@@ -150,7 +150,7 @@ extension HubServer {
                 let provider = context.parameters.get("node") ?? ""
                 let keys = try await pool.withConnection { sql in
                     try await sql.query("""
-                        SELECT key_id, algorithm, public_key_pem FROM govex.node_keys WHERE node_id = $1 ORDER BY registered_at
+                        SELECT key_id, algorithm, public_key_pem FROM govex.node_keys WHERE node_id = $1 AND accepted_at IS NOT NULL ORDER BY registered_at
                         """, [provider]).rows
                 }
                 return Self.json(.ok, "[" + keys.map { row in

@@ -49,6 +49,28 @@ struct HubDefenceTests {
         }
     }
 
+    @Test("TLS 1.2 offers AEAD suites only: a client asking for CBC with SHA-1 is refused; RSA requests get no certificate")
+    func cipherSuites() async throws {
+        try await HubServerTests.withHub { hub in
+            func handshake(_ cipher: String) async throws -> Bool {
+                let result = try await Subprocess.run(["bash", "-c", """
+                    openssl s_client -connect 127.0.0.1:\(hub.port) -tls1_2 -cipher \(cipher) -CAfile \(hub.directory)/ca.pem </dev/null 2>&1
+                    """], within: .seconds(30))
+                return result.output.contains("Cipher is \(cipher)")
+            }
+            #expect(try await !handshake("ECDHE-ECDSA-AES128-SHA"), "CBC with a SHA-1 MAC must not be negotiated")
+            #expect(try await !handshake("ECDHE-ECDSA-AES256-SHA384"), "CBC must not be negotiated")
+            #expect(try await handshake("ECDHE-ECDSA-AES128-GCM-SHA256"))
+            #expect(try await handshake("ECDHE-ECDSA-CHACHA20-POLY1305"))
+
+            let directory = Subprocess.temporaryDirectory("govex-rsa")
+            _ = try await Subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=govex/CN=gongan",
+                                          "-keyout", directory + "/k", "-out", directory + "/csr"], within: .seconds(30))
+            let request = try NodeIdentity.parseRequest(pem: try String(contentsOfFile: directory + "/csr", encoding: .utf8))
+            #expect { _ = try hub.ca.issueClientCertificate(for: request, nodeID: "gongan") } throws: { "\($0)".contains("must be ECDSA P-256") }
+        }
+    }
+
     @Test("node ids the hub acts under (hub, hub-admin) cannot be enrolled", arguments: ["hub", "hub-admin", "anonymous", "hub-backup"])
     func reservedNodeIDs(node: String) async throws {
         try await HubStoreTests.withHub { _, sql in
