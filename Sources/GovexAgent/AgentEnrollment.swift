@@ -39,15 +39,12 @@ public enum AgentEnrollment {
         let signingKey = try KeyStore.loadSigningKey(path: signingKeyPath)
         let pinned = caSHA256.lowercased().replacingOccurrences(of: ":", with: "")
 
-        let unverified = try HubClient(baseURL: hubURL, caPEM: nil, identity: nil)
         let caResponse: HubClient.Response
         do {
-            caResponse = try await unverified.get("/v1/ca")
+            caResponse = try await HubClient(baseURL: hubURL, caPEM: nil, identity: nil).closing { try await $0.get(HubRoute.ca) }
         } catch {
-            await unverified.shutdown()
             throw IdentityError("cannot reach the hub at \(hubURL): \(error)")
         }
-        await unverified.shutdown()
         guard caResponse.status == 200, let ca = try? Certificate(pemEncoded: caResponse.text) else {
             throw IdentityError("the hub at \(hubURL) did not return its CA certificate (HTTP \(caResponse.status))")
         }
@@ -64,15 +61,9 @@ public enum AgentEnrollment {
                 NodeKeyProof.enrollmentStatement(node: nodeID, token: token, keyPEM: signingKey.publicKey.pem), with: signingKey))),
         ])
         let caPEM = try ca.serializeAsPEM().pemString
-        let client = try HubClient(baseURL: hubURL, caPEM: caPEM, identity: nil)
-        let response: HubClient.Response
-        do {
-            response = try await client.post("/v1/enroll", body: Array(body.utf8), contentType: "application/json")
-        } catch {
-            await client.shutdown()
-            throw error
+        let response = try await HubClient(baseURL: hubURL, caPEM: caPEM, identity: nil).closing {
+            try await $0.post(HubRoute.enroll, body: Array(body.utf8), contentType: "application/json")
         }
-        await client.shutdown()
         struct Granted: Decodable {
             let certificate: String
             let hub_signing_key: String

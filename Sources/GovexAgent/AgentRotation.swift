@@ -33,7 +33,7 @@ public enum AgentRotation {
         let ca = try Certificate(pemEncoded: try KeyStore.readPublic(path: files.hubCA))
         let (key, request) = try NodeIdentity.makeRequest(nodeID: configuration.nodeID)
         let body = BatchJSON.object([("csr", BatchJSON.string(try request.serializeAsPEM().pemString))])
-        let response = try await client.post("/v1/certificates", body: Array(body.utf8), contentType: "application/json")
+        let response = try await client.post(HubRoute.certificates, body: Array(body.utf8), contentType: "application/json")
         struct Issued: Decodable { let certificate: String }
         guard response.status == 200, let issued = try? JSONDecoder().decode(Issued.self, from: Data(response.body)) else {
             throw IdentityError("the hub refused to renew the certificate (HTTP \(response.status)): \(response.text)")
@@ -54,7 +54,7 @@ public enum AgentRotation {
         let current = try KeyStore.loadSigningKey(path: configuration.signingKeyPath)
         let fresh = try SigningKey.generate(configuration.signingAlgorithm)
         let body = try JSONEncoder().encode(KeyRegistrationRequest.make(node: configuration.nodeID, fresh: fresh, current: current))
-        let response = try await client.post("/v1/keys", body: Array(body), contentType: "application/json")
+        let response = try await client.post(HubRoute.keys, body: Array(body), contentType: "application/json")
         guard response.status == 200 else {
             throw IdentityError("the hub did not register the new signing key (HTTP \(response.status)): \(response.text); the current key stays in use")
         }

@@ -1,3 +1,4 @@
+import GovexAPI
 import Foundation
 import GovexConfiguration
 import GovexCapture
@@ -93,83 +94,89 @@ public enum AgentRunner {
         log(6, "agent \(configuration.nodeID) starting: slot \(configuration.slot), publication \(configuration.publication), \(capture.mappings.count) resources")
         let outbox = try Outbox(configuration: capture)
         let link = try configuration.hubURL.map { url in try connectToHub(url: url, configuration: configuration) }
-        let captures = !configuration.publish.isEmpty
-        let pusher = captures ? link.map {
-            BatchPusher(outbox: outbox, client: $0.client, hubKeys: $0.hubKeys, nodeID: configuration.nodeID,
-                        anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
-        } : nil
-        if let link, captures {
-            let publish = try await checkAgainstCatalog(configuration, client: link.client)
-            capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)
-        } else if link == nil {
-            log(4, "no [hub] url: batches stay in the spool" + (configuration.subscribe.isEmpty ? "" : " and [[subscribe]] receives nothing"))
-        }
-        let captureConfiguration = capture
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if let pusher {
-                // Pushes until capture has stopped, so that what SIGTERM sealed still gets a chance to leave.
-                group.addTask { await pusher.run { flags.captureDone.load(ordering: .relaxed) } }
-            }
-            if let link, !configuration.subscribe.isEmpty {
-                let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,
-                                                    recheck: .seconds(15), log: { log($0, $1) })
-                // Into a table this agent also publishes, nothing is applied before the capture's
-                // slot exists: rows applied earlier would be in its initial snapshot and go back
-                // to the hub as the department's own (later ones carry the apply's origin).
-                let waitsForCapture = captures && configuration.subscribe.contains { entry in
-                    configuration.publish.contains { $0.mapping.schema == entry.schema && $0.mapping.table == entry.table }
-                }
-                group.addTask {
-                    while waitsForCapture, !flags.streaming.load(ordering: .relaxed), !flags.captureDone.load(ordering: .relaxed), !interrupted() {
-                        try? await Task.sleep(for: .milliseconds(100))
-                    }
-                    await follower.run { interrupted() }
-                }
-            }
+        // The client is shut down however the run ends: one left running aborts a debug build.
+        do {
+            let captures = !configuration.publish.isEmpty
+            let pusher = captures ? link.map {
+                BatchPusher(outbox: outbox, client: $0.client, hubKeys: $0.hubKeys, nodeID: configuration.nodeID,
+                            anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
+            } : nil
             if let link, captures {
-                let feedback = FeedbackFollower(client: link.client, conninfo: configuration.conninfo, nodeID: configuration.nodeID,
-                                                interval: configuration.feedbackInterval, log: { log($0, $1) })
-                group.addTask { await feedback.run { interrupted() } }
+                let publish = try await checkAgainstCatalog(configuration, client: link.client)
+                capture.mappings = publish.filter { $0.share != "none" }.map(\.mapping)
+            } else if link == nil {
+                log(4, "no [hub] url: batches stay in the spool" + (configuration.subscribe.isEmpty ? "" : " and [[subscribe]] receives nothing"))
             }
-            if !captures {
-                notifier.notify("READY=1")
+            let captureConfiguration = capture
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let pusher {
+                    // Pushes until capture has stopped, so that what SIGTERM sealed still gets a chance to leave.
+                    group.addTask { await pusher.run { flags.captureDone.load(ordering: .relaxed) } }
+                }
+                if let link, !configuration.subscribe.isEmpty {
+                    let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,
+                                                        recheck: .seconds(15), log: { log($0, $1) })
+                    // Into a table this agent also publishes, nothing is applied before the capture's
+                    // slot exists: rows applied earlier would be in its initial snapshot and go back
+                    // to the hub as the department's own (later ones carry the apply's origin).
+                    let waitsForCapture = captures && configuration.subscribe.contains { entry in
+                        configuration.publish.contains { $0.mapping.schema == entry.schema && $0.mapping.table == entry.table }
+                    }
+                    group.addTask {
+                        while waitsForCapture, !flags.streaming.load(ordering: .relaxed), !flags.captureDone.load(ordering: .relaxed), !interrupted() {
+                            try? await Task.sleep(for: .milliseconds(100))
+                        }
+                        await follower.run { interrupted() }
+                    }
+                }
+                if let link, captures {
+                    let feedback = FeedbackFollower(client: link.client, conninfo: configuration.conninfo, nodeID: configuration.nodeID,
+                                                    interval: configuration.feedbackInterval, log: { log($0, $1) })
+                    group.addTask { await feedback.run { interrupted() } }
+                }
+                if !captures {
+                    notifier.notify("READY=1")
+                    group.addTask {
+                        while !interrupted() { try await Task.sleep(for: .milliseconds(200)) }
+                        notifier.notify(stopRequested.load(ordering: .relaxed) ? "STOPPING=1" : "RELOADING=1")
+                        log(6, stopRequested.load(ordering: .relaxed) ? "stopping" : "reloading")
+                    }
+                    try await group.waitForAll()
+                    return
+                }
                 group.addTask {
-                    while !interrupted() { try await Task.sleep(for: .milliseconds(200)) }
-                    notifier.notify(stopRequested.load(ordering: .relaxed) ? "STOPPING=1" : "RELOADING=1")
-                    log(6, stopRequested.load(ordering: .relaxed) ? "stopping" : "reloading")
+                    defer { flags.captureDone.store(true, ordering: .relaxed) }
+                    try await CaptureService(configuration: captureConfiguration).run(
+                        outbox: outbox,
+                        shouldStop: {
+                            guard interrupted() else { return nil }
+                            if !flags.stopping.exchange(true, ordering: .relaxed) {
+                                let reloading = !stopRequested.load(ordering: .relaxed)
+                                notifier.notify(reloading ? "RELOADING=1" : "STOPPING=1")
+                                log(6, (reloading ? "reloading" : "stopping") + ": sealing, spooling and confirming what is open")
+                            }
+                            return .graceful
+                        },
+                        onStreaming: {
+                            flags.streaming.store(true, ordering: .relaxed)
+                            notifier.notify("READY=1")
+                            log(6, "streaming")
+                        },
+                        onLoop: {
+                            guard let interval = notifier.watchdogInterval else { return }
+                            let due = flags.lastWatchdog.withLock { last -> Bool in
+                                guard ContinuousClock.now - last >= interval else { return false }
+                                last = .now
+                                return true
+                            }
+                            if due { notifier.notify("WATCHDOG=1") }
+                        })
                 }
                 try await group.waitForAll()
-                return
             }
-            group.addTask {
-                defer { flags.captureDone.store(true, ordering: .relaxed) }
-                try await CaptureService(configuration: captureConfiguration).run(
-                    outbox: outbox,
-                    shouldStop: {
-                        guard interrupted() else { return nil }
-                        if !flags.stopping.exchange(true, ordering: .relaxed) {
-                            let reloading = !stopRequested.load(ordering: .relaxed)
-                            notifier.notify(reloading ? "RELOADING=1" : "STOPPING=1")
-                            log(6, (reloading ? "reloading" : "stopping") + ": sealing, spooling and confirming what is open")
-                        }
-                        return .graceful
-                    },
-                    onStreaming: {
-                        flags.streaming.store(true, ordering: .relaxed)
-                        notifier.notify("READY=1")
-                        log(6, "streaming")
-                    },
-                    onLoop: {
-                        guard let interval = notifier.watchdogInterval else { return }
-                        let due = flags.lastWatchdog.withLock { last -> Bool in
-                            guard ContinuousClock.now - last >= interval else { return false }
-                            last = .now
-                            return true
-                        }
-                        if due { notifier.notify("WATCHDOG=1") }
-                    })
-            }
-            try await group.waitForAll()
+        } catch {
+            await link?.client.shutdown()
+            throw error
         }
         await link?.client.shutdown()
     }
@@ -181,7 +188,7 @@ public enum AgentRunner {
     static func checkAgainstCatalog(_ configuration: AgentConfiguration, client: HubClient) async throws -> [AgentConfiguration.Publish] {
         let cache = CatalogReconciliation.cachePath(dataDirectory: configuration.dataDirectory)
         var catalog: [CatalogReconciliation.Entry]? = nil
-        if let response = try? await client.get("/v1/catalog/mine"), response.status == 200,
+        if let response = try? await client.get(HubRoute.catalogMine), response.status == 200,
            let fetched = try? JSONDecoder().decode([CatalogReconciliation.Entry].self, from: Data(response.body)) {
             catalog = fetched
             try? DurableFile.write(response.body, to: "catalog.json", in: configuration.dataDirectory, crashPrefix: "catalog")
@@ -217,7 +224,7 @@ public enum AgentRunner {
         }
         for alarm in alarms + mismatches {
             log(3, alarm)
-            _ = try? await client.post("/v1/alarms", body: Array(alarm.utf8), contentType: "text/plain")
+            _ = try? await client.post(HubRoute.alarms, body: Array(alarm.utf8), contentType: "text/plain")
         }
         if !mismatches.isEmpty {
             throw ConfigurationError(file: "agent.toml", line: nil, key: "[[publish]] columns",

@@ -105,7 +105,7 @@ public final class BatchPusher: Sendable {
         }
         let response: HubClient.Response
         do {
-            response = try await client.post("/v1/batches", body: bytes, contentType: "application/octet-stream")
+            response = try await client.post(HubRoute.batches, body: bytes, contentType: "application/octet-stream")
         } catch {
             return .retry("the hub is unreachable (\(error))")
         }

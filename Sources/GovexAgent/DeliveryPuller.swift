@@ -102,7 +102,7 @@ final class DeliveryPuller: Sendable {
     func pullOnce(after cursor: UInt64, applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> UInt64 {
         let response: HubClient.Response
         do {
-            response = try await client.get("/v1/deliveries?subscription=\(subscription.id)&after=\(cursor)&wait=\(Self.waitSeconds)&limit=64",
+            response = try await client.get(HubRoute.deliveries(subscription: subscription.id, after: cursor, wait: Self.waitSeconds, limit: 64),
                                             limit: 64 << 20)
         } catch {
             throw HubUnreachable(description: "the hub is unreachable (\(error))")
@@ -217,7 +217,7 @@ final class DeliveryPuller: Sendable {
         struct Key: Decodable {
             let public_key: String
         }
-        let response = try await client.get("/v1/nodes/\(provenance.originNode)/keys")
+        let response = try await client.get(HubRoute.nodeKeys(provenance.originNode))
         guard response.status == 200, let keys = try? JSONDecoder().decode([Key].self, from: Data(response.body)) else {
             throw DeliveryError("cannot fetch \(provenance.originNode)'s keys from the hub: HTTP \(response.status)")
         }
@@ -229,7 +229,7 @@ final class DeliveryPuller: Sendable {
     /// cursor is the truth, so a lost acknowledgement only delays the hub's view.
     func acknowledge(_ through: UInt64) async {
         let body = BatchJSON.object([("subscription", String(subscription.id)), ("through", BatchJSON.string(String(through)))])
-        _ = try? await client.post("/v1/deliveries/ack", body: Array(body.utf8), contentType: "application/json")
+        _ = try? await client.post(HubRoute.deliveriesAck, body: Array(body.utf8), contentType: "application/json")
     }
 }
 
@@ -286,7 +286,7 @@ struct SubscriptionFollower: Sendable {
     }
 
     func fetch() async throws -> [SubscriptionListing] {
-        let response = try await client.get("/v1/subscriptions")
+        let response = try await client.get(HubRoute.subscriptions)
         guard response.status == 200 else { throw DeliveryError("HTTP \(response.status): \(response.text.prefix(300))") }
         return try JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body))
     }

@@ -74,7 +74,7 @@ struct FeedbackFollower: Sendable {
         let through = Int64(try await sql.query("SELECT through FROM govex.feedback_cursor").rows.first?[0] ?? "0") ?? 0
         let response: HubClient.Response
         do {
-            response = try await client.get("/v1/discrepancies?after=\(through)&limit=500", limit: 16 << 20)
+            response = try await client.get(HubRoute.discrepancies(after: through, limit: 500), limit: 16 << 20)
         } catch {
             throw HubUnreachable(description: "the hub is unreachable (\(error))")
         }

@@ -70,4 +70,18 @@ public final class HubClient: Sendable {
     public func shutdown() async {
         try? await http.shutdown()
     }
+
+    /// Runs `body` with this client and shuts it down afterwards, whether `body` returns or
+    /// throws: a client left running aborts a debug build when it is released.
+    public func closing<T>(_ body: (HubClient) async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body(self)
+        } catch {
+            await shutdown()
+            throw error
+        }
+        await shutdown()
+        return result
+    }
 }

@@ -30,7 +30,7 @@ public final class HubKeyring: Sendable {
     /// Learns the hub's rotated keys; returns how many were new.
     @discardableResult
     public func refresh(from client: HubClient) async throws -> Int {
-        let response = try await client.get("/v1/hub/keys")
+        let response = try await client.get(HubRoute.hubKeys)
         guard response.status == 200, let endorsements = try? JSONDecoder().decode([HubKeyEndorsement].self, from: Data(response.body)) else {
             throw DeliveryError("cannot fetch the hub's keys: HTTP \(response.status)")
         }

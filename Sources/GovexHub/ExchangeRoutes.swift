@@ -17,7 +17,7 @@ extension HubServer {
     func addExchangeRoutes(to router: Router<HubRequestContext>, authenticated: @escaping Authenticated) {
         let store = self.store, pool = self.pool, wakeups = self.wakeups
 
-        router.post("/v1/subscriptions") { request, context -> Response in
+        router.post(RouterPath(HubRoute.subscriptions)) { request, context -> Response in
             try await authenticated(context) { node in
                 struct Body: Decodable {
                     let resource: String
@@ -26,7 +26,7 @@ extension HubServer {
                 }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
                 guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {resource, purpose, columns?}")
+                    return Self.error(.badRequest, "expected JSON {resource, purpose, columns?}")
                 }
                 let outcome = try await pool.withConnection { sql in
                     try await store.subscribe(node: node, resource: body.resource, columns: body.columns ?? [], purpose: body.purpose, on: sql)
@@ -35,18 +35,13 @@ extension HubServer {
                 case .stored(let subscription):
                     return Self.json(.ok, Self.json(subscription))
                 case .refused(let code, let message):
-                    let status: HTTPResponse.Status = switch code {
-                    case "unknown_resource": .notFound
-                    case "not_shareable": .forbidden
-                    default: .badRequest
-                    }
-                    return Self.error(status, code, message)
+                    return Self.error(code, message)
                 }
             }
         }
 
         // The provider of the subscribed resource approves, narrows, rejects or revokes.
-        router.post("/v1/subscriptions/{id}/decision") { request, context -> Response in
+        router.post(RouterPath(HubRoute.decisionPattern)) { request, context -> Response in
             try await authenticated(context) { node in
                 struct Body: Decodable {
                     let decision: String
@@ -56,38 +51,38 @@ extension HubServer {
                     let masks: [String: String]?
                 }
                 guard let id = context.parameters.get("id").flatMap({ Int64($0) }) else {
-                    return Self.error(.badRequest, "bad_request", "the subscription id must be a number")
+                    return Self.error(.badRequest, "the subscription id must be a number")
                 }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
                 guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {decision: approve|reject|revoke, reason, columns?, filter?, masks?}")
+                    return Self.error(.badRequest, "expected JSON {decision: approve|reject|revoke, reason, columns?, filter?, masks?}")
                 }
                 let decision = SubscriptionRules.DecisionRequest(decision: body.decision, reason: body.reason, columns: body.columns,
                                                                  filter: body.filter, masks: body.masks ?? [:])
                 switch try await pool.withConnection({ sql in try await store.decide(subscription: id, decision, by: node, on: sql) }) {
                 case .decided(let subscription):
                     return Self.json(.ok, Self.json(subscription))
-                case .refused(let status, let code, let message):
-                    return Self.error(.init(code: status), code, message)
+                case .refused(let code, let message):
+                    return Self.error(code, message)
                 }
             }
         }
 
-        router.get("/v1/subscriptions") { _, context -> Response in
+        router.get(RouterPath(HubRoute.subscriptions)) { _, context -> Response in
             try await authenticated(context) { node in
                 let list = try await pool.withConnection { sql in try await HubStore.subscriptions(of: node, on: sql) }
                 return Self.json(.ok, "[" + list.map(Self.json).joined(separator: ",") + "]")
             }
         }
 
-        router.get("/v1/deliveries") { request, context -> Response in
+        router.get(RouterPath(HubRoute.deliveries)) { request, context -> Response in
             try await authenticated(context) { node in
                 let query = request.uri.queryParameters
                 guard let subscription = query["subscription"].flatMap({ Int64(String($0)) }) else {
-                    return Self.error(.badRequest, "bad_request", "give ?subscription=ID (from GET /v1/subscriptions)")
+                    return Self.error(.badRequest, "give ?subscription=ID (from GET /v1/subscriptions)")
                 }
                 guard let after = UInt64(query["after"].map(String.init) ?? "0") else {
-                    return Self.error(.badRequest, "bad_request", "after must be the last delivery applied, a non-negative integer")
+                    return Self.error(.badRequest, "after must be the last delivery applied, a non-negative integer")
                 }
                 let waitSeconds = min(Int(query["wait"].map(String.init) ?? "0") ?? 0, Self.maxWaitSeconds)
                 let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 64, 1), Self.maxDeliveriesPerResponse)
@@ -99,8 +94,8 @@ extension HubServer {
                                                    maxBytes: Self.deliveryResponseBytes, on: sql)
                     }
                     switch outcome {
-                    case .refused(let status, let code, let message):
-                        return Self.error(.init(code: status), code, message)
+                    case .refused(let code, let message):
+                        return Self.error(code, message)
                     case .deliveries(let files) where !files.isEmpty || ContinuousClock.now >= deadline:
                         if !files.isEmpty {
                             try await pool.withConnection { sql in
@@ -124,7 +119,7 @@ extension HubServer {
             }
         }
 
-        router.post("/v1/deliveries/ack") { request, context -> Response in
+        router.post(RouterPath(HubRoute.deliveriesAck)) { request, context -> Response in
             try await authenticated(context) { node in
                 struct Body: Decodable {
                     let subscription: Int64
@@ -132,20 +127,20 @@ extension HubServer {
                 }
                 let bytes = try await request.body.collect(upTo: 4 << 10)
                 guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))), let through = UInt64(body.through) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {subscription: ID, through: \"N\"}")
+                    return Self.error(.badRequest, "expected JSON {subscription: ID, through: \"N\"}")
                 }
                 let recorded = try await pool.withConnection { sql in
                     try await HubStore.acknowledge(subscription: body.subscription, for: node, through: through, on: sql)
                 }
                 guard recorded else {
-                    return Self.error(.conflict, "not_delivered", "subscription \(body.subscription) of \(node) has no delivery \(through)")
+                    return Self.error(.notDelivered, "subscription \(body.subscription) of \(node) has no delivery \(through)")
                 }
                 return Self.json(.ok, "{}")
             }
         }
 
         // A provider's registered signing keys, for checking the provider's signature carried in deliveries.
-        router.get("/v1/nodes/{node}/keys") { _, context -> Response in
+        router.get(RouterPath(HubRoute.nodeKeysPattern)) { _, context -> Response in
             try await authenticated(context) { _ in
                 let provider = context.parameters.get("node") ?? ""
                 let keys = try await pool.withConnection { sql in

@@ -1,3 +1,4 @@
+import GovexAPI
 import GovexPostgres
 import Hummingbird
 
@@ -7,11 +8,11 @@ extension HubServer {
 
     func addFeedbackRoutes(to router: Router<HubRequestContext>, authenticated: @escaping Authenticated) {
         let pool = self.pool
-        router.get("/v1/discrepancies") { request, context -> Response in
+        router.get(RouterPath(HubRoute.discrepancies)) { request, context -> Response in
             try await authenticated(context) { node in
                 let query = request.uri.queryParameters
                 guard let after = Int64(query["after"].map(String.init) ?? "0"), after >= 0 else {
-                    return Self.error(.badRequest, "bad_request", "after must be the last change number received, a non-negative integer")
+                    return Self.error(.badRequest, "after must be the last change number received, a non-negative integer")
                 }
                 let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 500, 1), Self.maxFeedbackPerResponse)
                 let views = try await pool.withConnection { sql in try await HubStore.feedback(for: node, after: after, limit: limit, on: sql) }

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexPostgres
 import GovexWire
@@ -80,7 +81,7 @@ struct HubGateMiddleware: RouterMiddleware {
     typealias Context = HubRequestContext
 
     /// Routes a client without a certificate may call.
-    static let publicRoutes: Set<String> = ["/v1/ca", "/v1/enroll"]
+    static let publicRoutes = HubRoute.unauthenticated
     /// The response header a route's error carries its code in, for the gate to record; stripped before sending.
     static let refusalHeader = HTTPField.Name("x-govex-refusal")!
 
@@ -99,8 +100,8 @@ struct HubGateMiddleware: RouterMiddleware {
                 context.node = node
                 connections.note(context.channel, node: node)
             case .failure(let refusal):
-                await recorder.record(node: nil, route: route, status: refusal.status, code: refusal.code, remote: remote)
-                return HubServer.error(.init(code: refusal.status), refusal.code, refusal.message, recorded: true)
+                await recorder.record(node: nil, route: route, status: refusal.status, code: refusal.code.rawValue, remote: remote)
+                return HubServer.error(refusal.code, refusal.message, recorded: true)
             }
         }
         var response: Response
@@ -112,7 +113,7 @@ struct HubGateMiddleware: RouterMiddleware {
         } catch {
             HubLog.write(3, "\(request.method) \(route) for node \(context.node ?? RefusalRecorder.anonymous) failed: \(HubLog.describe(error))")
             await recorder.record(node: context.node, route: route, status: 500, code: "internal_error", remote: remote)
-            return HubServer.error(.internalServerError, "internal_error", "the hub could not answer; the failure is in its log", recorded: true)
+            return HubServer.error(.internalError, "the hub could not answer; the failure is in its log", recorded: true)
         }
         if let code = response.headers[Self.refusalHeader] {
             response.headers[Self.refusalHeader] = nil
@@ -129,7 +130,7 @@ struct HubGateMiddleware: RouterMiddleware {
                 PresentedCertificate(try Certificate(derEncoded: try $0.toDERBytes()), ca: ca)
             }
         } catch {
-            return .failure(Refusal(403, "certificate_unreadable", "the client certificate cannot be read"))
+            return .failure(Refusal(.certificateUnreadable, "the client certificate cannot be read"))
         }
         var standing: NodeStanding? = nil
         if let presented, presented.issuedDirectlyByHubCA, let node = presented.node {
@@ -137,7 +138,7 @@ struct HubGateMiddleware: RouterMiddleware {
                 standing = try await pool.withConnection { sql in try await NodeCertificates.standing(node: node, serial: presented.serial, on: sql) }
             } catch {
                 HubLog.write(3, "cannot check node \(node)'s certificate: \(HubLog.describe(error))")
-                return .failure(Refusal(503, "unavailable", "the hub cannot check certificates now; try again"))
+                return .failure(Refusal(.unavailable, "the hub cannot check certificates now; try again"))
             }
         }
         return NodeGateRules.admit(presented, standing: standing)

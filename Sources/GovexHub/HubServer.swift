@@ -111,11 +111,11 @@ public struct HubServer: Sendable {
 
         // Public: an agent checks it against the SHA-256 handed over with its token.
         let caPEM = (try? settings.ca.certificate.serializeAsPEM().pemString) ?? ""
-        router.get("/v1/ca") { _, _ -> Response in
+        router.get(RouterPath(HubRoute.ca)) { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: caPEM)))
         }
 
-        router.post("/v1/enroll") { request, context -> Response in
+        router.post(RouterPath(HubRoute.enroll)) { request, context -> Response in
             struct Body: Decodable {
                 let node: String
                 let token: String
@@ -125,10 +125,10 @@ public struct HubServer: Sendable {
             }
             let bytes = try await request.body.collect(upTo: 64 << 10)
             guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
-                return Self.error(.badRequest, "bad_request", "expected JSON {node, token, csr, signing_key, signing_key_proof}")
+                return Self.error(.badRequest, "expected JSON {node, token, csr, signing_key, signing_key_proof}")
             }
             guard await enrollmentAttempts.allow(context.channel.remoteAddress?.ipAddress ?? "?") else {
-                return Self.error(.tooManyRequests, "enrollment_rate_limited", "too many enrollment attempts from this address; wait a minute")
+                return Self.error(.enrollmentRateLimited, "too many enrollment attempts from this address; wait a minute")
             }
             do {
                 let granted = try await pool.withConnection { sql in
@@ -140,14 +140,14 @@ public struct HubServer: Sendable {
                                              ("hub_signing_key", BatchJSON.string(granted.hubSigningKeyPEM))])
                 return Self.json(.ok, json)
             } catch let refused as EnrollmentRefused {
-                return Self.error(.forbidden, "enrollment_refused", refused.description)
+                return Self.error(.enrollmentRefused, refused.description)
             } catch let invalid as IdentityError {
-                return Self.error(.badRequest, "invalid_request", invalid.description)
+                return Self.error(.invalidRequest, invalid.description)
             }
         }
 
         // The catalog entries of the resources this node provides, for the agent to check its [[publish]] against.
-        router.get("/v1/catalog/mine") { _, context -> Response in
+        router.get(RouterPath(HubRoute.catalogMine)) { _, context -> Response in
             try await authenticated(context) { node in
             let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources.filter { $0.provider == node } }
             return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
@@ -155,7 +155,7 @@ public struct HubServer: Sendable {
         }
 
         // The whole catalog, for `govex check` (the DDL of a subscribed table) and `govex subscribe`.
-        router.get("/v1/catalog") { _, context -> Response in
+        router.get(RouterPath(HubRoute.catalog)) { _, context -> Response in
             try await authenticated(context) { _ in
                 let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).subscribable }
                 return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
@@ -163,7 +163,7 @@ public struct HubServer: Sendable {
         }
 
         // An agent reports what it found wrong (a [[publish]] the catalog does not allow): logged here too.
-        router.post("/v1/alarms") { request, context -> Response in
+        router.post(RouterPath(HubRoute.alarms)) { request, context -> Response in
             try await authenticated(context) { node in
                 let text = String(decoding: Array(buffer: try await request.body.collect(upTo: 16 << 10)), as: UTF8.self)
                 HubLog.write(3, "alarm from node \(node): \(text)")
@@ -171,12 +171,12 @@ public struct HubServer: Sendable {
             }
         }
 
-        router.post("/v1/batches") { request, context -> Response in
+        router.post(RouterPath(HubRoute.batches)) { request, context -> Response in
             // Revocation is checked again in the ingest decision, under the node's ledger lock.
             guard let node = context.node else { return Self.certificateRequired() }
             // A slot before the body is read: the hub holds at most `uploads` bodies at once.
             guard await uploadSlots.acquire(node) else {
-                var busy = Self.error(.tooManyRequests, "too_many_uploads",
+                var busy = Self.error(.tooManyUploads,
                                       "the hub is receiving as many batches as it takes at once (from this node, or in all); send again shortly")
                 busy.headers[.retryAfter] = "1"
                 return busy
@@ -195,7 +195,7 @@ public struct HubServer: Sendable {
             do {
                 body = try await request.body.collect(upTo: settings.maxBatchBytes)
             } catch {
-                return Self.error(.contentTooLarge, "too_large", "a batch may be at most \(settings.maxBatchBytes) bytes")
+                return Self.error(.tooLarge, "a batch may be at most \(settings.maxBatchBytes) bytes")
             }
             let bytes = Array(buffer: body)
             // An agent sends several batches at once, on separate connections, so one may arrive
@@ -235,17 +235,18 @@ public struct HubServer: Sendable {
     }
 
     static func certificateRequired() -> Response {
-        error(.unauthorized, "client_certificate_required", "this route needs the node's client certificate issued by the hub")
+        error(.clientCertificateRequired, "this route needs the node's client certificate issued by the hub")
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    /// An error answer; the gate records it as a refusal (unless it already did: `recorded`).
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, recorded: Bool = false) -> Response {
-        var response = json(status, HubStore.errorJSON(code: code, message: message))
-        if !recorded { response.headers[HubGateMiddleware.refusalHeader] = code }
+    /// An error answer, with its code's status; the gate records it as a refusal (unless it
+    /// already did: `recorded`).
+    static func error(_ code: HubErrorCode, _ message: String, recorded: Bool = false) -> Response {
+        var response = json(.init(code: code.httpStatus), HubStore.errorJSON(code: code.rawValue, message: message))
+        if !recorded { response.headers[HubGateMiddleware.refusalHeader] = code.rawValue }
         return response
     }
 

@@ -150,13 +150,13 @@ public struct HubStore: Sendable {
                 }
             }
             switch decision {
-            case .refuse(let status, let code, let message):
-                var outcome = IngestOutcome.error(status, code: code, message: message, decision: code)
-                if code == "sequence_gap", let ledger { outcome.sequencesAhead = header.sequence - (ledger.epoch == 0 ? 1 : ledger.nextSequence) }
+            case .refuse(let code, let message):
+                var outcome = IngestOutcome.error(code.httpStatus, code: code.rawValue, message: message, decision: code.rawValue)
+                if code == .sequenceGap, let ledger { outcome.sequencesAhead = header.sequence - (ledger.epoch == 0 ? 1 : ledger.nextSequence) }
                 return outcome
             case .newEpoch(let epoch, let message):
                 try await sql.query("UPDATE govex.nodes SET pending_epoch = $2 WHERE node_id = $1", [authenticatedNode, String(epoch)])
-                return .error(409, code: "new_epoch", message: message, decision: "new_epoch")
+                return .error(HubErrorCode.newEpoch.httpStatus, code: HubErrorCode.newEpoch.rawValue, message: message, decision: HubErrorCode.newEpoch.rawValue)
             case .replay:
                 return IngestOutcome(status: 200, body: Self.bytea(storedRow?[2]), decision: "replay")
             case .accept, .reject:

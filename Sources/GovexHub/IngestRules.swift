@@ -1,3 +1,4 @@
+import GovexAPI
 import GovexWire
 
 /// What the hub knows of a node when a batch arrives: the node's row, read under a row
@@ -56,8 +57,8 @@ public enum IngestDecision: Sendable, Equatable {
     case reject(reason: String)
     /// Already stored with the same digest: answer with the original receipt (200), store nothing.
     case replay
-    /// Not stored, sequence not consumed; answered with `status` and `message`.
-    case refuse(status: Int, code: String, message: String)
+    /// Not stored, sequence not consumed; answered with the code's status and `message`.
+    case refuse(code: HubErrorCode, message: String)
     /// A new node epoch: recorded as pending and answered 409 until an administrator accepts it.
     case newEpoch(UInt64, message: String)
 
@@ -77,18 +78,18 @@ public enum IngestRules {
     public static func decide(authenticatedNode: String, ledger: NodeLedger?, header: BatchHeader, digest: [UInt8],
                               stored: StoredBatchIdentity?, rejection: ContentRejection?) -> IngestDecision {
         guard let ledger else {
-            return .refuse(status: 403, code: "unknown_node", message: "node \(authenticatedNode) is not enrolled at this hub")
+            return .refuse(code: .unknownNode, message: "node \(authenticatedNode) is not enrolled at this hub")
         }
         guard !ledger.revoked else {
-            return .refuse(status: 403, code: "revoked", message: "node \(authenticatedNode) has been revoked")
+            return .refuse(code: .revoked, message: "node \(authenticatedNode) has been revoked")
         }
         guard header.nodeID == authenticatedNode else {
-            return .refuse(status: 403, code: "node_mismatch",
+            return .refuse(code: .nodeMismatch,
                            message: "the batch is from node \(header.nodeID), but the client certificate is node \(authenticatedNode)")
         }
         if header.nodeEpoch != ledger.epoch && ledger.epoch != 0 {
             if header.nodeEpoch < ledger.epoch {
-                return .refuse(status: 409, code: "stale_epoch",
+                return .refuse(code: .staleEpoch,
                                message: "epoch \(header.nodeEpoch) is older than the accepted epoch \(ledger.epoch); this agent's state is out of date")
             }
             return .newEpoch(header.nodeEpoch, message: "node \(ledger.nodeID) started a new epoch \(header.nodeEpoch) (its state or slot was reset) after epoch \(ledger.epoch); "
@@ -97,11 +98,11 @@ public enum IngestRules {
         let expected = ledger.epoch == 0 ? 1 : ledger.nextSequence
         if header.sequence < expected {
             guard let stored else {
-                return .refuse(status: 409, code: "sequence_not_stored",
+                return .refuse(code: .sequenceNotStored,
                                message: "sequence \(header.sequence) is before the expected \(expected) but the hub holds no such batch")
             }
             guard stored.digest == digest else {
-                return .refuse(status: 409, code: "digest_conflict",
+                return .refuse(code: .digestConflict,
                                message: "sequence \(header.sequence) of epoch \(header.nodeEpoch) is already stored with another digest "
                                    + "(stored \(hexPrefix(stored.digest))…, pushed \(hexPrefix(digest))…); "
                                    + "the agent's spool or state was altered: nothing was stored")
@@ -109,7 +110,7 @@ public enum IngestRules {
             return .replay
         }
         if header.sequence > expected {
-            return .refuse(status: 409, code: "sequence_gap",
+            return .refuse(code: .sequenceGap,
                            message: "expected sequence \(expected) of epoch \(header.nodeEpoch), got \(header.sequence)")
         }
         return rejection.map { .reject(reason: $0.description) } ?? .accept

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexIdentity
 import GovexPostgres
 import GovexWire
@@ -8,17 +9,16 @@ import X509
 /// A request the hub refuses: the HTTP status, a stable code for scripts, and a message for
 /// the person who must act. Every refusal is recorded once (`RefusalRecorder`).
 public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
-    public var status: Int
-    public var code: String
+    public var code: HubErrorCode
     public var message: String
 
-    public init(_ status: Int, _ code: String, _ message: String) {
-        self.status = status
+    public init(_ code: HubErrorCode, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    public var description: String { "\(status) \(code): \(message)" }
+    public var status: Int { code.httpStatus }
+    public var description: String { "\(status) \(code.rawValue): \(message)" }
 }
 
 /// What the TLS layer showed of a client: its certificate, if it presented one.
@@ -66,31 +66,31 @@ public struct NodeStanding: Sendable, Equatable {
 public enum NodeGateRules {
     public static func admit(_ presented: PresentedCertificate?, standing: NodeStanding?) -> Result<String, Refusal> {
         guard let presented else {
-            return .failure(Refusal(401, "client_certificate_required", "this route needs the node's client certificate issued by the hub"))
+            return .failure(Refusal(.clientCertificateRequired, "this route needs the node's client certificate issued by the hub"))
         }
         guard presented.issuedDirectlyByHubCA, !presented.isAuthority else {
-            return .failure(Refusal(403, "certificate_chain", "the client certificate must be issued by the hub's CA itself (no intermediate, not a CA)"))
+            return .failure(Refusal(.certificateChain, "the client certificate must be issued by the hub's CA itself (no intermediate, not a CA)"))
         }
         guard let node = presented.node, Enrollment.isValidNodeID(node) else {
-            return .failure(Refusal(403, "certificate_node", "the client certificate names no valid node id"))
+            return .failure(Refusal(.certificateNode, "the client certificate names no valid node id"))
         }
         guard !Enrollment.isReserved(node) else {
-            return .failure(Refusal(403, "reserved_node", "node id \(node) is reserved for the hub itself"))
+            return .failure(Refusal(.reservedNode, "node id \(node) is reserved for the hub itself"))
         }
         guard let standing else {
-            return .failure(Refusal(403, "unknown_node", "node \(node) is not enrolled at this hub"))
+            return .failure(Refusal(.unknownNode, "node \(node) is not enrolled at this hub"))
         }
         guard !standing.nodeRevoked else {
-            return .failure(Refusal(403, "node_revoked", "node \(node) has been revoked at the hub"))
+            return .failure(Refusal(.nodeRevoked, "node \(node) has been revoked at the hub"))
         }
         switch standing.certificate {
         case .current?: return .success(node)
         case .retired?:
-            return .failure(Refusal(403, "certificate_retired", "certificate \(presented.serial) of node \(node) was replaced by a newer one; use the current certificate"))
+            return .failure(Refusal(.certificateRetired, "certificate \(presented.serial) of node \(node) was replaced by a newer one; use the current certificate"))
         case .revoked?:
-            return .failure(Refusal(403, "certificate_revoked", "certificate \(presented.serial) of node \(node) has been revoked at the hub"))
+            return .failure(Refusal(.certificateRevoked, "certificate \(presented.serial) of node \(node) has been revoked at the hub"))
         case nil:
-            return .failure(Refusal(403, "certificate_unknown", "certificate \(presented.serial) was not issued to node \(node) by this hub"))
+            return .failure(Refusal(.certificateUnknown, "certificate \(presented.serial) was not issued to node \(node) by this hub"))
         }
     }
 }

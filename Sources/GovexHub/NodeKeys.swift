@@ -8,9 +8,9 @@ import GovexWire
 public enum NodeKeys {
     /// Why a key registration or an administrator's act was refused.
     public struct Refused: Error, Equatable, CustomStringConvertible {
-        public let code: String
+        public let code: HubErrorCode
         public let description: String
-        init(_ code: String, _ description: String) {
+        init(_ code: HubErrorCode, _ description: String) {
             self.code = code
             self.description = description
         }
@@ -29,7 +29,7 @@ public enum NodeKeys {
     static func refuseForeign(_ key: VerifyingKey, for nodeID: String, on sql: PostgresConnection) async throws {
         if let other = try await sql.query("SELECT node_id FROM govex.node_keys WHERE key_id = $1 AND node_id <> $2 LIMIT 1",
                                            [Hex.encode(key.keyID), nodeID]).rows.first?[0] {
-            throw Refused("key_in_use", "signing key \(Hex.encode(key.keyID)) is already registered for node \(other ?? "?"): every node signs with its own key")
+            throw Refused(.keyInUse, "signing key \(Hex.encode(key.keyID)) is already registered for node \(other ?? "?"): every node signs with its own key")
         }
     }
 
@@ -39,11 +39,11 @@ public enum NodeKeys {
         do {
             key = try VerifyingKey(pem: request.signingKey)
         } catch {
-            throw Refused("bad_request", "signing_key is not an Ed25519 or SM2 public key in PEM: \(error)")
+            throw Refused(.badRequest, "signing_key is not an Ed25519 or SM2 public key in PEM: \(error)")
         }
         let statement = NodeKeyProof.rotationStatement(node: nodeID, keyPEM: key.pem)
         guard NodeKeyProof.isValid(request.proof, over: statement, by: key) else {
-            throw Refused("no_proof_of_possession", "proof is not the new key's signature over its rotation statement: the node must hold the key it registers")
+            throw Refused(.noProofOfPossession, "proof is not the new key's signature over its rotation statement: the node must hold the key it registers")
         }
         return try await sql.transaction {
             try await refuseForeign(key, for: nodeID, on: sql)
@@ -64,7 +64,7 @@ public enum NodeKeys {
                     WHERE node_keys.retired_at IS NULL
                 RETURNING accepted_at IS NOT NULL
                 """, [nodeID, keyID, key.algorithm.description, key.pem, endorsed ? "t" : "f"]).rows.first
-            guard let inserted else { throw Refused("key_retired", "signing key \(keyID) was retired and cannot be registered again: make a new key") }
+            guard let inserted else { throw Refused(.keyRetired, "signing key \(keyID) was retired and cannot be registered again: make a new key") }
             let status: KeyRegistrationResponse.Status = inserted[0] == "t" ? .registered : .pendingAdministrator
             try await HubStore.audit(status == .registered ? "signing_key_registered" : "signing_key_pending", subject: nodeID, actor: nodeID,
                                      details: [("key_id", BatchJSON.string(keyID)), ("algorithm", BatchJSON.string(key.algorithm.description)),
@@ -92,7 +92,7 @@ public enum NodeKeys {
     static func administer(_ action: String, node nodeID: String, keyID: String, on sql: PostgresConnection, _ statement: String,
                            otherwise: String) async throws {
         try await sql.transaction {
-            guard try await sql.query(statement, [nodeID, keyID]).affectedRows == 1 else { throw Refused("no_such_key", otherwise) }
+            guard try await sql.query(statement, [nodeID, keyID]).affectedRows == 1 else { throw Refused(.noSuchKey, otherwise) }
             try await HubStore.audit(action, subject: nodeID, actor: SubscriptionRules.hubAdministrator,
                                      details: [("key_id", BatchJSON.string(keyID))], on: sql)
         }

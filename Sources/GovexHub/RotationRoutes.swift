@@ -15,7 +15,7 @@ extension HubServer {
         let pool = self.pool, ca = settings.ca, endorsements = settings.hubKeyEndorsements
 
         // How agents that trust an older hub signing key learn the current one.
-        router.get("/v1/hub/keys") { _, context -> Response in
+        router.get(RouterPath(HubRoute.hubKeys)) { _, context -> Response in
             try await authenticated(context) { _ in
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -23,18 +23,18 @@ extension HubServer {
             }
         }
 
-        router.post("/v1/certificates") { request, context -> Response in
+        router.post(RouterPath(HubRoute.certificates)) { request, context -> Response in
             try await authenticated(context) { node in
                 struct Body: Decodable { let csr: String }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
                 guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {csr}")
+                    return Self.error(.badRequest, "expected JSON {csr}")
                 }
                 let certificate: Certificate
                 do {
                     certificate = try ca.issueClientCertificate(for: try NodeIdentity.parseRequest(pem: body.csr), nodeID: node)
                 } catch let invalid as IdentityError {
-                    return Self.error(.badRequest, "invalid_request", invalid.description)
+                    return Self.error(.invalidRequest, invalid.description)
                 }
                 let pem = try certificate.serializeAsPEM().pemString
                 try await pool.withConnection { sql in
@@ -49,21 +49,21 @@ extension HubServer {
             }
         }
 
-        router.post("/v1/keys") { request, context -> Response in
+        router.post(RouterPath(HubRoute.keys)) { request, context -> Response in
             try await authenticated(context) { node in
                 let bytes = try await request.body.collect(upTo: 64 << 10)
                 guard let body = try? JSONDecoder().decode(KeyRegistrationRequest.self, from: Data(Array(buffer: bytes))) else {
-                    return Self.error(.badRequest, "bad_request", "expected JSON {signing_key, proof, endorsed_by, endorsement}")
+                    return Self.error(.badRequest, "expected JSON {signing_key, proof, endorsed_by, endorsement}")
                 }
                 do {
                     let registered = try await pool.withConnection { sql in try await NodeKeys.register(body, from: node, on: sql) }
                     // An unendorsed key is kept for the administrator, but the request is still a refusal to record.
                     var response = Self.json(registered.status == .registered ? .ok : .accepted,
                                              String(decoding: try JSONEncoder().encode(registered), as: UTF8.self))
-                    if registered.status == .pendingAdministrator { response.headers[HubGateMiddleware.refusalHeader] = "signing_key_not_endorsed" }
+                    if registered.status == .pendingAdministrator { response.headers[HubGateMiddleware.refusalHeader] = HubErrorCode.signingKeyNotEndorsed.rawValue }
                     return response
                 } catch let refused as NodeKeys.Refused {
-                    return Self.error(refused.code == "bad_request" ? .badRequest : .forbidden, refused.code, refused.description)
+                    return Self.error(refused.code, refused.description)
                 }
             }
         }

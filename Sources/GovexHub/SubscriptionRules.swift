@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexPolicy
 
 /// A subscription as the hub holds it.
@@ -45,7 +46,7 @@ public enum SubscriptionRules {
     public enum Decision: Sendable, Equatable {
         /// Stored with this status (`active` for unconditional, `pending` for conditional) and these columns.
         case store(status: String, columns: [String])
-        case refuse(code: String, message: String)
+        case refuse(code: HubErrorCode, message: String)
     }
 
     public static let maxPurposeLength = 1_000
@@ -55,26 +56,26 @@ public enum SubscriptionRules {
     public static func decide(subscriber: String, resourceCode: String, resource: Catalog.Resource?, columns requested: [String],
                               purpose: String) -> Decision {
         guard let resource else {
-            return .refuse(code: "unknown_resource", message: "\(resourceCode) is not in the hub's catalog; `govex hub catalog list` shows what is")
+            return .refuse(code: .unknownResource, message: "\(resourceCode) is not in the hub's catalog; `govex hub catalog list` shows what is")
         }
         let trimmedPurpose = purpose.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmedPurpose.isEmpty, purpose.count <= maxPurposeLength else {
-            return .refuse(code: "purpose_required", message: "give the purpose of the subscription (--purpose, 1 to \(maxPurposeLength) characters): it is recorded with the request")
+            return .refuse(code: .purposeRequired, message: "give the purpose of the subscription (--purpose, 1 to \(maxPurposeLength) characters): it is recorded with the request")
         }
         guard resource.provider != subscriber else {
-            return .refuse(code: "own_resource", message: "\(resource.code) is provided by \(subscriber) itself")
+            return .refuse(code: .ownResource, message: "\(resource.code) is provided by \(subscriber) itself")
         }
         if resource.share == "none" {
-            return .refuse(code: "not_shareable",
+            return .refuse(code: .notShareable,
                            message: "\(resource.code) is not shared (share class none); legal basis: \(resource.legalBasis ?? "not recorded")")
         }
         let unknown = requested.filter { !resource.columns.contains($0) }
         guard unknown.isEmpty else {
-            return .refuse(code: "unknown_columns",
+            return .refuse(code: .unknownColumns,
                            message: "\(resource.code) has no column \(unknown.joined(separator: ", ")); its columns are \(resource.columns.joined(separator: ", "))")
         }
         guard Set(requested).count == requested.count else {
-            return .refuse(code: "duplicate_columns", message: "a column is named twice in \(requested.joined(separator: ", "))")
+            return .refuse(code: .duplicateColumns, message: "a column is named twice in \(requested.joined(separator: ", "))")
         }
         // Catalog order, keys included, whatever order the request named them in.
         let columns = requested.isEmpty ? resource.columns : resource.columns.filter { requested.contains($0) || resource.key.contains($0) }
@@ -102,7 +103,7 @@ public enum SubscriptionRules {
 
     public enum DecisionOutcome: Sendable, Equatable {
         case update(status: String, columns: [String], filter: String?, masks: [String: String])
-        case refuse(code: String, message: String)
+        case refuse(code: HubErrorCode, message: String)
     }
 
     /// Who may decide: the resource's provider, or the hub administrator.
@@ -111,36 +112,36 @@ public enum SubscriptionRules {
     public static func decide(_ request: DecisionRequest, on subscription: Subscription, resource: Catalog.Resource?,
                               by actor: String) -> DecisionOutcome {
         guard let resource else {
-            return .refuse(code: "unknown_resource", message: "\(subscription.resource) is no longer in the catalog")
+            return .refuse(code: .unknownResource, message: "\(subscription.resource) is no longer in the catalog")
         }
         guard actor == resource.provider || actor == hubAdministrator else {
-            return .refuse(code: "not_provider", message: "only \(resource.provider), which provides \(resource.code), or the hub administrator decides on its subscriptions")
+            return .refuse(code: .notProvider, message: "only \(resource.provider), which provides \(resource.code), or the hub administrator decides on its subscriptions")
         }
         let reason = request.reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty, reason.count <= maxPurposeLength else {
-            return .refuse(code: "reason_required", message: "give the reason for the decision (--reason, 1 to \(maxPurposeLength) characters): it is recorded")
+            return .refuse(code: .reasonRequired, message: "give the reason for the decision (--reason, 1 to \(maxPurposeLength) characters): it is recorded")
         }
         let id = subscription.id
         switch request.decision {
         case "reject":
             guard subscription.status == "pending" else {
-                return .refuse(code: "not_pending", message: "subscription \(id) is \(subscription.status); revoke an active one instead")
+                return .refuse(code: .notPending, message: "subscription \(id) is \(subscription.status); revoke an active one instead")
             }
             return .update(status: "rejected", columns: subscription.columns, filter: subscription.filter, masks: subscription.masks)
         case "revoke":
             guard subscription.status == "pending" || subscription.status == "active" else {
-                return .refuse(code: "not_live", message: "subscription \(id) is already \(subscription.status)")
+                return .refuse(code: .notLive, message: "subscription \(id) is already \(subscription.status)")
             }
             return .update(status: "revoked", columns: subscription.columns, filter: subscription.filter, masks: subscription.masks)
         case "approve":
             guard subscription.status == "pending" || subscription.status == "active" else {
-                return .refuse(code: "not_live", message: "subscription \(id) is \(subscription.status); the node must ask again")
+                return .refuse(code: .notLive, message: "subscription \(id) is \(subscription.status); the node must ask again")
             }
             let requested = subscription.requestedColumns.isEmpty ? subscription.columns : subscription.requestedColumns
             let narrowed = request.columns ?? subscription.columns
             let outside = narrowed.filter { !requested.contains($0) }
             guard outside.isEmpty else {
-                return .refuse(code: "columns_not_requested",
+                return .refuse(code: .columnsNotRequested,
                                message: "an approval may only narrow the columns asked for (\(requested.joined(separator: ", "))); not \(outside.joined(separator: ", "))")
             }
             let columns = resource.columns.filter { narrowed.contains($0) || resource.key.contains($0) }
@@ -149,10 +150,10 @@ public enum SubscriptionRules {
                     let parsed = try RowFilter.parse(filter)
                     let unknown = parsed.columns.filter { !resource.columns.contains($0) }
                     guard unknown.isEmpty else {
-                        return .refuse(code: "bad_filter", message: "the filter names \(unknown.sorted().joined(separator: ", ")), not a column of \(resource.code)")
+                        return .refuse(code: .badFilter, message: "the filter names \(unknown.sorted().joined(separator: ", ")), not a column of \(resource.code)")
                     }
                 } catch {
-                    return .refuse(code: "bad_filter", message: error.description)
+                    return .refuse(code: .badFilter, message: error.description)
                 }
             }
             var masks: [String: ColumnMask] = [:]
@@ -160,16 +161,16 @@ public enum SubscriptionRules {
                 do {
                     masks[column] = try ColumnMask(spec: spec)
                 } catch {
-                    return .refuse(code: "bad_mask", message: "\(column): \(error.description)")
+                    return .refuse(code: .badMask, message: "\(column): \(error.description)")
                 }
             }
             if let problem = SharingPolicy.checkMasks(masks, key: resource.key, columns: columns) {
-                return .refuse(code: "bad_mask", message: problem)
+                return .refuse(code: .badMask, message: problem)
             }
             return .update(status: "active", columns: columns, filter: request.filter ?? subscription.filter,
                            masks: request.masks.isEmpty ? subscription.masks : masks.mapValues(\.description))
         default:
-            return .refuse(code: "bad_request", message: "decision '\(request.decision)' must be approve, reject or revoke")
+            return .refuse(code: .badRequest, message: "decision '\(request.decision)' must be approve, reject or revoke")
         }
     }
 }

@@ -10,7 +10,7 @@ extension HubStore {
 
     public enum SubscribeOutcome: Sendable, Equatable {
         case stored(Subscription)
-        case refused(code: String, message: String)
+        case refused(code: HubErrorCode, message: String)
     }
 
     /// Records a subscription request; a live one (pending or active) for the same node and
@@ -24,7 +24,7 @@ extension HubStore {
             switch SubscriptionRules.decide(subscriber: node, resourceCode: code, resource: resource, columns: columns, purpose: purpose) {
             case .refuse(let refusal, let message):
                 try await Self.audit("subscription_refused", subject: code, actor: node,
-                                     details: [("purpose", BatchJSON.string(purpose)), ("refusal", BatchJSON.string(refusal)),
+                                     details: [("purpose", BatchJSON.string(purpose)), ("refusal", BatchJSON.string(refusal.rawValue)),
                                                ("reason", BatchJSON.string(message))], on: sql)
                 return .refused(code: refusal, message: message)
             case .store(let status, let columns):
@@ -59,7 +59,7 @@ extension HubStore {
 
     public enum DecideOutcome: Sendable, Equatable {
         case decided(Subscription)
-        case refused(status: Int, code: String, message: String)
+        case refused(code: HubErrorCode, message: String)
     }
 
     /// Approves, rejects or revokes a subscription, by its resource's provider or the hub
@@ -69,7 +69,7 @@ extension HubStore {
                        on sql: PostgresConnection) async throws -> DecideOutcome {
         try await sql.transaction {
             guard let found = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql).first else {
-                return .refused(status: 404, code: "unknown_subscription", message: "there is no subscription \(id)")
+                return .refused(code: .unknownSubscription, message: "there is no subscription \(id)")
             }
             try await Self.lockProvider(of: found.resource, on: sql)
             let subscription = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql, locking: true)[0]
@@ -77,7 +77,7 @@ extension HubStore {
             let resource = catalog.subscribable.first { $0.code == subscription.resource }
             switch SubscriptionRules.decide(request, on: subscription, resource: resource, by: actor) {
             case .refuse(let code, let message):
-                return .refused(status: code == "not_provider" ? 403 : code == "unknown_resource" ? 404 : 409, code: code, message: message)
+                return .refused(code: code, message: message)
             case .update(let status, let columns, let filter, let masks):
                 let masksJSON = BatchJSON.object(masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })
                 try await sql.query("""
@@ -159,7 +159,7 @@ extension HubStore {
 
     public enum DeliveriesOutcome: Sendable {
         case deliveries([[UInt8]])
-        case refused(status: Int, code: String, message: String)
+        case refused(code: HubErrorCode, message: String)
     }
 
     /// Up to `limit` deliveries (and about `maxBytes`) after `after` in a subscription's stream,
@@ -168,10 +168,10 @@ extension HubStore {
                            on sql: PostgresConnection) async throws -> DeliveriesOutcome {
         guard let subscription = try await Self.subscriptions(where: "subscription_id = $1", [String(id)], on: sql).first,
               subscription.subscriber == node else {
-            return .refused(status: 404, code: "unknown_subscription", message: "\(node) has no subscription \(id); `govex subscriptions` lists them")
+            return .refused(code: .unknownSubscription, message: "\(node) has no subscription \(id); `govex subscriptions` lists them")
         }
         guard subscription.status == "active" else {
-            return .refused(status: 409, code: "subscription_\(subscription.status)",
+            return .refused(code: .subscription(subscription.status),
                             message: "subscription \(id) to \(subscription.resource) is \(subscription.status)\(subscription.reason.map { ": \($0)" } ?? "")")
         }
         let policy = try await Self.policy(of: subscription, on: sql)
@@ -189,7 +189,7 @@ extension HubStore {
             let delivery = UInt64(row[0] ?? "") ?? 0
             guard row[1] == "f" else {
                 if !issued.isEmpty { break }
-                return .refused(status: 410, code: "delivery_expired",
+                return .refused(code: .deliveryExpired,
                                 message: "delivery \(delivery) of subscription \(id) re-issues a batch past the hub's retention; subscribe again to be backfilled")
             }
             if row[3] == "t" {

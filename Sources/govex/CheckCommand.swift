@@ -1,3 +1,4 @@
+import GovexAPI
 import ArgumentParser
 import Foundation
 import GovexAgent
@@ -75,7 +76,7 @@ struct Check: AsyncParsableCommand {
     static func subscribedResources(_ configuration: AgentConfiguration) async -> [String: SubscribedResource]? {
         guard !configuration.subscribe.isEmpty, let url = configuration.hubURL,
               let client = try? AgentRunner.connectToHub(url: url, configuration: configuration).client else { return nil }
-        let response = try? await client.get("/v1/catalog")
+        let response = try? await client.get(HubRoute.catalog)
         await client.shutdown()
         guard let response, response.status == 200,
               let resources = try? JSONDecoder().decode([SubscribedResource].self, from: Data(response.body)) else { return nil }

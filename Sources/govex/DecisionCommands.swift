@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GovexAPI
 import GovexAgent
 import GovexHub
 import GovexKeyStore
@@ -48,14 +49,14 @@ private func decideAtHub(_ request: SubscriptionRules.DecisionRequest, subscript
     let text = try readConfigurationFile(config)
     try await reportingFailure {
         let configuration = try AgentConfiguration.load(path: config, text: text)
-        let client = try hubClient(configuration, path: config)
         let body = BatchJSON.object([
             ("decision", BatchJSON.string(request.decision)), ("reason", BatchJSON.string(request.reason)),
             ("columns", request.columns.map(BatchJSON.stringArray) ?? "null"), ("filter", request.filter.map(BatchJSON.string) ?? "null"),
             ("masks", BatchJSON.object(request.masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })),
         ])
-        let response = try await client.post("/v1/subscriptions/\(subscription)/decision", body: Array(body.utf8), contentType: "application/json")
-        await client.shutdown()
+        let response = try await hubClient(configuration, path: config).closing {
+            try await $0.post(HubRoute.decision(subscription), body: Array(body.utf8), contentType: "application/json")
+        }
         guard response.status == 200, let decided = try? JSONDecoder().decode(SubscriptionListing.self, from: Data(response.body)) else {
             printError("the hub refused (HTTP \(response.status)): \(response.text)")
             throw ExitStatus.negative
@@ -157,8 +158,8 @@ struct HubSubscriptionDecide: AsyncParsableCommand {
             switch outcome {
             case .decided(let subscription):
                 printDecision(try JSONDecoder().decode(SubscriptionListing.self, from: Data(HubServer.json(subscription).utf8)))
-            case .refused(_, let code, let message):
-                printError("\(code): \(message)")
+            case .refused(let code, let message):
+                printError("\(code.rawValue): \(message)")
                 throw ExitStatus.negative
             }
         }

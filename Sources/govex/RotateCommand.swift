@@ -31,8 +31,7 @@ struct Rotate: AsyncParsableCommand {
         let text = try readConfigurationFile(config)
         try await reportingFailure {
             let configuration = try AgentConfiguration.load(path: config, text: text)
-            let client = try hubClient(configuration, path: config)
-            do {
+            try await hubClient(configuration, path: config).closing { client in
                 if what == "tls" {
                     let notAfter = try await AgentRotation.rotateTLS(configuration, client: client)
                     print("renewed the TLS certificate of \(configuration.nodeID): valid until \(ISO8601DateFormatter().string(from: notAfter)); reload the agent to use it")
@@ -40,11 +39,7 @@ struct Rotate: AsyncParsableCommand {
                     let keyID = try await AgentRotation.rotateSigning(configuration, client: client)
                     print("registered and installed signing key \(keyID); reload the agent to sign with it")
                 }
-            } catch {
-                await client.shutdown()
-                throw error
             }
-            await client.shutdown()
         }
     }
 }

@@ -1,3 +1,4 @@
+import GovexAPI
 import ArgumentParser
 import Foundation
 import GovexAgent
@@ -50,12 +51,12 @@ struct Subscribe: AsyncParsableCommand {
                 printError("\(config) has no [[subscribe]] for \(resource): add one naming the local table, e.g.\n[[subscribe]]\nresource = \"\(resource)\"\ntable = \"shared.\(resource.lowercased().replacing("-", with: "_"))\"\npurpose = \"…\"")
                 throw ExitStatus.failure
             }
-            let client = try hubClient(configuration, path: config)
             let requestedColumns = columns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? entry.columns
             let body = BatchJSON.object([("resource", BatchJSON.string(resource)), ("purpose", BatchJSON.string(purpose ?? entry.purpose)),
                                          ("columns", BatchJSON.stringArray(requestedColumns))])
-            let response = try await client.post("/v1/subscriptions", body: Array(body.utf8), contentType: "application/json")
-            await client.shutdown()
+            let response = try await hubClient(configuration, path: config).closing {
+                try await $0.post(HubRoute.subscriptions, body: Array(body.utf8), contentType: "application/json")
+            }
             guard response.status == 200, let subscription = try? JSONDecoder().decode(SubscriptionListing.self, from: Data(response.body)) else {
                 printError("the hub refused the subscription (HTTP \(response.status)): \(response.text)")
                 throw ExitStatus.negative
@@ -92,9 +93,7 @@ struct Subscriptions: AsyncParsableCommand {
         let text = try readConfigurationFile(config)
         try await reportingFailure {
             let configuration = try AgentConfiguration.load(path: config, text: text)
-            let client = try hubClient(configuration, path: config)
-            let response = try await client.get("/v1/subscriptions")
-            await client.shutdown()
+            let response = try await hubClient(configuration, path: config).closing { try await $0.get(HubRoute.subscriptions) }
             guard response.status == 200, let list = try? JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body)) else {
                 printError("the hub answered HTTP \(response.status): \(response.text)")
                 throw ExitStatus.failure

@@ -71,6 +71,28 @@ struct AgentPushTests {
         try await GovexTestSupport.eventually(condition)
     }
 
+    @Test("an agent whose [[publish]] columns differ from the catalog's does not start; a failed request to the hub is an error, not a crash")
+    func refusesMismatchedColumns() async throws {
+        try await Self.withExchange("govex-columns") { exchange, _ in
+            // The catalog lists id alone; the agent would publish id and name.
+            try await Catalog.upsert(Catalog.Resource(code: "GA-RK-0001", name: "residents", provider: "gongan", share: "conditional",
+                                                      key: ["id"], columns: ["id"]), on: exchange.hubSQL)
+            let agent = try await Subprocess.run([AgentCommandTests.govex, "agent", "--config", exchange.agentConfig], within: .seconds(60))
+            #expect(agent.status == 2, "\(agent.output)")
+            #expect(agent.output.contains("[[publish]] GA-RK-0001 publishes name, which the hub's catalog does not list"), "\(agent.output)")
+            #expect(!agent.output.contains("streaming"), "nothing was captured: \(agent.output)")
+            let slots = try await exchange.sql.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", [exchange.slot]).rows[0][0]
+            #expect(slots == "0", "no slot was made")
+
+            // With the hub gone, a command's request fails cleanly (the client is shut down, no abort).
+            exchange.hub.signal(SIGTERM)
+            _ = await exchange.hub.finish(within: .seconds(30))
+            let listed = try await Subprocess.run([AgentCommandTests.govex, "subscriptions", "--config", exchange.agentConfig], within: .seconds(60))
+            #expect(listed.status == 2, "an error exit, not a signal: \(listed.status) \(listed.output)")
+            #expect(!listed.output.contains("not shut down"), "\(listed.output)")
+        }
+    }
+
     @Test("captured changes reach the hub's copy; a hub outage only grows the spool, which then drains in order")
     func pushThroughOutage() async throws {
         try await Self.withExchange("govex-push") { exchange, agentDatabase in

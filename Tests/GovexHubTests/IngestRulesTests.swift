@@ -1,3 +1,4 @@
+import GovexAPI
 import GovexHub
 import GovexTestSupport
 import GovexWire
@@ -30,11 +31,11 @@ struct IngestRulesTests {
     func sequences() throws {
         let fresh = NodeLedger(nodeID: "gongan")
         #expect(Self.decide(fresh, try Self.batch(sequence: 1)) == .accept)
-        #expect(Self.decide(fresh, try Self.batch(sequence: 2)) == .refuse(status: 409, code: "sequence_gap", message: "expected sequence 1 of epoch 7, got 2"))
+        #expect(Self.decide(fresh, try Self.batch(sequence: 2)) == .refuse(code: .sequenceGap, message: "expected sequence 1 of epoch 7, got 2"))
         let after = IngestRules.advance(fresh, by: try Self.batch(sequence: 1).file.header)
         #expect(after == NodeLedger(nodeID: "gongan", epoch: 7, nextSequence: 2))
         #expect(Self.decide(after, try Self.batch(sequence: 2)) == .accept)
-        guard case .refuse(409, "sequence_gap", let message) = Self.decide(after, try Self.batch(sequence: 5)) else { Issue.record("no gap"); return }
+        guard case .refuse(.sequenceGap, let message) = Self.decide(after, try Self.batch(sequence: 5)) else { Issue.record("no gap"); return }
         #expect(message.contains("expected sequence 2"))
     }
 
@@ -45,7 +46,7 @@ struct IngestRulesTests {
         #expect(Self.decide(ledger, original, stored: .init(digest: original.digest, accepted: true)) == .replay)
         #expect(Self.decide(ledger, original, stored: .init(digest: original.digest, accepted: false)) == .replay, "a rejection is replayed too")
         let other = try Self.batch(sequence: 3, records: Array(SampleBatches.mixedRecords().prefix(2)))
-        guard case .refuse(409, "digest_conflict", let message) = Self.decide(ledger, other, stored: .init(digest: original.digest, accepted: true)) else {
+        guard case .refuse(.digestConflict, let message) = Self.decide(ledger, other, stored: .init(digest: original.digest, accepted: true)) else {
             Issue.record("no conflict"); return
         }
         #expect(message.contains("already stored with another digest"))
@@ -63,15 +64,15 @@ struct IngestRulesTests {
         #expect(accepted == NodeLedger(nodeID: "gongan", epoch: 9, nextSequence: 1))
         #expect(Self.decide(accepted, try Self.batch(sequence: 1, epoch: 9)) == .accept)
         #expect(IngestRules.acceptEpoch(ledger) == nil, "nothing pending")
-        guard case .refuse(409, "stale_epoch", _) = Self.decide(accepted, try Self.batch(sequence: 40, epoch: 7)) else { Issue.record("stale epoch accepted"); return }
+        guard case .refuse(.staleEpoch, _) = Self.decide(accepted, try Self.batch(sequence: 40, epoch: 7)) else { Issue.record("stale epoch accepted"); return }
     }
 
     @Test("who may push: an unknown node, a revoked node, and a batch from another node than the certificate's are refused")
     func identity() throws {
         let batch = try Self.batch(sequence: 1)
-        #expect(Self.decide(nil, batch) == .refuse(status: 403, code: "unknown_node", message: "node gongan is not enrolled at this hub"))
-        #expect(Self.decide(NodeLedger(nodeID: "gongan", revoked: true), batch) == .refuse(status: 403, code: "revoked", message: "node gongan has been revoked"))
-        guard case .refuse(403, "node_mismatch", _) = Self.decide(NodeLedger(nodeID: "minzheng"), batch, node: "minzheng") else { Issue.record("mismatch accepted"); return }
+        #expect(Self.decide(nil, batch) == .refuse(code: .unknownNode, message: "node gongan is not enrolled at this hub"))
+        #expect(Self.decide(NodeLedger(nodeID: "gongan", revoked: true), batch) == .refuse(code: .revoked, message: "node gongan has been revoked"))
+        guard case .refuse(.nodeMismatch, _) = Self.decide(NodeLedger(nodeID: "minzheng"), batch, node: "minzheng") else { Issue.record("mismatch accepted"); return }
     }
 
     @Test("a batch that fails a content rule is stored as rejected and consumes its sequence")

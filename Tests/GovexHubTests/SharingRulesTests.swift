@@ -57,7 +57,7 @@ struct SharingRulesTests {
             _ = try await HubStoreTests.store.ingest(try Self.batch(1, [
                 Self.person(.insert, "110105199001011234", "张伟", "朝阳区", "13800001111", ordinal: 0),
             ]), from: "gongan", on: sql)
-            guard case .refused(409, "subscription_pending", _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
+            guard case .refused(.subscriptionPending, _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
                 Issue.record("a pending subscription must deliver nothing")
                 return
             }
@@ -66,11 +66,11 @@ struct SharingRulesTests {
                 SubscriptionRules.DecisionRequest(decision: "approve", reason: "agreement 2026-17", columns: ["name", "district"],
                                                   filter: "district = '朝阳区'", masks: masks)
             }
-            guard case .refused(403, "not_provider", _) = try await HubStoreTests.store.decide(subscription: minzheng.id, approve([:]), by: "zhujian", on: sql) else {
+            guard case .refused(.notProvider, _) = try await HubStoreTests.store.decide(subscription: minzheng.id, approve([:]), by: "zhujian", on: sql) else {
                 Issue.record("only the provider decides")
                 return
             }
-            guard case .refused(409, "bad_mask", let why) = try await HubStoreTests.store.decide(subscription: minzheng.id, approve(["id_number": "keep(6,4)"]),
+            guard case .refused(.badMask, let why) = try await HubStoreTests.store.decide(subscription: minzheng.id, approve(["id_number": "keep(6,4)"]),
                                                                                        by: "gongan", on: sql) else {
                 Issue.record("a key column cannot be masked")
                 return
@@ -131,7 +131,7 @@ struct SharingRulesTests {
                 return
             }
             #expect(revoked.status == "revoked")
-            guard case .refused(409, "subscription_revoked", _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
+            guard case .refused(.subscriptionRevoked, _) = try await Self.deliveries(minzheng.id, node: "minzheng", on: sql) else {
                 Issue.record("a revoked subscription delivers nothing, not even what was routed before")
                 return
             }
@@ -175,7 +175,7 @@ struct SharingRulesTests {
                                                       legalBasis: "《公安机关办理刑事案件程序规定》第 46 条", key: ["case_id"], columns: ["case_id"]), on: sql)
             try await HubStore.addNode("minzheng", on: sql)
             let outcome = try await HubStoreTests.store.subscribe(node: "minzheng", resource: "GA-AJ-0001", columns: [], purpose: "p", on: sql)
-            guard case .refused("not_shareable", let message) = outcome else { Issue.record("must be refused"); return }
+            guard case .refused(.notShareable, let message) = outcome else { Issue.record("must be refused"); return }
             #expect(message.contains("第 46 条"))
         }
     }

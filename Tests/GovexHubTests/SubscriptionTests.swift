@@ -25,14 +25,14 @@ struct SubscriptionTests {
         var negative = Self.residents
         negative.share = "none"
         negative.legalBasis = "户籍管理条例 第12条"
-        guard case .refuse("not_shareable", let message) = decide(negative) else { Issue.record("none must be refused"); return }
+        guard case .refuse(.notShareable, let message) = decide(negative) else { Issue.record("none must be refused"); return }
         #expect(message.contains("户籍管理条例 第12条"))
-        #expect(decide(nil) == .refuse(code: "unknown_resource", message: "GA-RK-0001 is not in the hub's catalog; `govex hub catalog list` shows what is"))
-        guard case .refuse("unknown_columns", let unknown) = decide(Self.residents, columns: ["salary"]) else { Issue.record("unknown column"); return }
+        #expect(decide(nil) == .refuse(code: .unknownResource, message: "GA-RK-0001 is not in the hub's catalog; `govex hub catalog list` shows what is"))
+        guard case .refuse(.unknownColumns, let unknown) = decide(Self.residents, columns: ["salary"]) else { Issue.record("unknown column"); return }
         #expect(unknown.contains("salary") && unknown.contains("id, name, address"))
-        guard case .refuse("purpose_required", _) = decide(Self.residents, purpose: "  ") else { Issue.record("purpose"); return }
-        guard case .refuse("own_resource", _) = decide(Self.residents, node: "gongan") else { Issue.record("own resource"); return }
-        guard case .refuse("duplicate_columns", _) = decide(Self.residents, columns: ["name", "name"]) else { Issue.record("duplicates"); return }
+        guard case .refuse(.purposeRequired, _) = decide(Self.residents, purpose: "  ") else { Issue.record("purpose"); return }
+        guard case .refuse(.ownResource, _) = decide(Self.residents, node: "gongan") else { Issue.record("own resource"); return }
+        guard case .refuse(.duplicateColumns, _) = decide(Self.residents, columns: ["name", "name"]) else { Issue.record("duplicates"); return }
     }
 
     static func post(_ hub: HubServerTests.Hub, _ path: String, json: String, identity: (certificate: String, key: String)) async throws -> (status: Int, body: String, output: String) {
