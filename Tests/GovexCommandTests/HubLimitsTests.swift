@@ -7,31 +7,28 @@ import GovexTestSupport
 import GovexWire
 import SwiftASN1
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The hub under a slowloris attack, as a process with the file limit systemd gives a
 /// service by default (1,024): idle connections that never start TLS are closed after the
 /// handshake timeout, accepts stay below the file limit, and a legitimate push still lands.
 @Suite("Hub resource limits")
 struct HubLimitsTests {
-    /// Opens `count` TCP connections to the port that never send a byte.
-    static func idleConnections(_ count: Int, port: Int) -> [Int32] {
-        var sockets: [Int32] = []
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { break }
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            sockets.append(fd)
-        }
-        return sockets
+    /// A process that opens `count` TCP connections to the port, one after another (each
+    /// connect waits until the hub's listen queue takes it), never sends a byte, prints how
+    /// many it opened, and holds them for `seconds`.
+    static func idleConnections(_ count: Int, port: Int, seconds: Int) throws -> Subprocess.Running {
+        try Subprocess.start(["python3", "-c", """
+            import socket, sys, time
+            held = []
+            for _ in range(\(count)):
+                s = socket.socket(); s.settimeout(5)
+                try:
+                    s.connect(("127.0.0.1", \(port))); held.append(s)
+                except OSError:
+                    pass
+            print("opened", len(held), flush=True)
+            time.sleep(\(seconds))
+            """])
     }
 
     @Test("1,100 idle connections do not stop a legitimate push; the flood is audited once, not 1,100 times")
@@ -63,9 +60,13 @@ struct HubLimitsTests {
             _ = try await eventually { log().contains("listening on") }
             #expect(log().contains("listening on"), "\(log())")
 
-            let idle = Self.idleConnections(1_100, port: port)
-            #expect(idle.count == 1_100)
-            try await Task.sleep(for: .milliseconds(500))
+            // Each connection is accepted, or waits in the listen queue: the flood is in place
+            // before the legitimate agent comes (against the hub before this fix, 1,024 files were
+            // exhausted and the agent's connection was never answered).
+            let flood = try Self.idleConnections(1_100, port: port, seconds: 60)
+            func opened() -> String { (try? String(contentsOfFile: flood.outputPath, encoding: .utf8)) ?? "" }
+            _ = try await eventually { opened().contains("opened") }
+            #expect(opened().contains("opened 1100"), "\(opened())")
             let started = ContinuousClock.now
             let pushed = try await Subprocess.run(["curl", "-sS", "--max-time", "40", "-o", "/dev/null", "-w", "%{http_code}",
                                                    "--cacert", dataDir + "/ca/ca.pem", "--cert", dataDir + "/gongan.pem", "--key", dataDir + "/gongan.key",
@@ -86,7 +87,8 @@ struct HubLimitsTests {
             _ = try await eventually { try await audited() >= 1 }
             try await Task.sleep(for: .seconds(1))
             #expect(try await audited() == 1, "one entry for the flood from one address, not one per connection")
-            for fd in idle { close(fd) }
+            flood.signal(SIGTERM)
+            _ = await flood.finish(within: .seconds(10))
             hub.signal(SIGTERM)
             _ = await hub.finish(within: .seconds(30))
         }
