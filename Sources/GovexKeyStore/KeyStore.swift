@@ -94,21 +94,22 @@ public enum KeyStore {
 
     /// Reads a secret file, refusing one that group or others can read.
     public static func readSecret(path: String) throws(KeyStoreError) -> String {
+        try readRestricted(path, refusing: 0o077) { .tooOpen(path: path, mode: $0) }
+    }
+
+    /// Reads a file unless its mode has any of the `refusing` bits.
+    static func readRestricted(_ path: String, refusing bits: UInt32, _ tooOpen: (UInt32) -> KeyStoreError) throws(KeyStoreError) -> String {
         var info = stat()
         guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
         let mode = UInt32(info.st_mode) & 0o7777
-        guard mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: mode) }
+        guard mode & bits == 0 else { throw tooOpen(mode) }
         return try readText(path)
     }
 
     /// Reads a configuration file that may hold credentials: its group (the service's) may read
     /// it, others may not.
     public static func readConfiguration(path: String) throws(KeyStoreError) -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw .unreadable(path: path, reason: errnoDescription()) }
-        let mode = UInt32(info.st_mode) & 0o7777
-        guard mode & 0o007 == 0 else { throw .configurationTooOpen(path: path, mode: mode) }
-        return try readText(path)
+        try readRestricted(path, refusing: 0o007) { .configurationTooOpen(path: path, mode: $0) }
     }
 
     public static func readPublic(path: String) throws(KeyStoreError) -> String {

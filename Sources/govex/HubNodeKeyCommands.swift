@@ -35,6 +35,27 @@ struct HubNodeKeys: AsyncParsableCommand {
     }
 }
 
+/// A node and one of its signing keys, as `govex hub node keys NODE` lists them.
+struct NodeKeyArguments: ParsableArguments {
+    @Argument(help: "The node id.")
+    var node: String
+
+    @Argument(help: "The key id (hex), as `govex hub node keys NODE` lists it.")
+    var keyID: String
+
+    @OptionGroup var options: HubOptions
+
+    /// Carries out an administrator's act on the key and prints what was done.
+    func act(_ done: String, _ body: @escaping @Sendable (String, String, PostgresConnection) async throws -> Void) async throws {
+        let configuration = try options.load()
+        let (node, keyID) = (node, keyID)
+        try await reportingFailure {
+            try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in try await body(node, keyID, sql) }
+            print("\(done) signing key \(keyID) of \(node)")
+        }
+    }
+}
+
 struct HubNodeAcceptKey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "accept-key",
@@ -47,22 +68,10 @@ struct HubNodeAcceptKey: AsyncParsableCommand {
         """
     )
 
-    @Argument(help: "The node id.")
-    var node: String
-
-    @Argument(help: "The key id (hex), as `govex hub node keys NODE` lists it.")
-    var keyID: String
-
-    @OptionGroup var options: HubOptions
+    @OptionGroup var key: NodeKeyArguments
 
     func run() async throws {
-        let configuration = try options.load()
-        try await reportingFailure {
-            try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
-                try await NodeKeys.accept(node: node, keyID: keyID, on: sql)
-            }
-            print("accepted signing key \(keyID) of \(node)")
-        }
+        try await key.act("accepted") { node, keyID, sql in try await NodeKeys.accept(node: node, keyID: keyID, on: sql) }
     }
 }
 
@@ -73,22 +82,10 @@ struct HubNodeRetireKey: AsyncParsableCommand {
         discussion: "Example: govex hub node retire-key gongan 3f2a… --config /etc/govex/hub.toml"
     )
 
-    @Argument(help: "The node id.")
-    var node: String
-
-    @Argument(help: "The key id (hex).")
-    var keyID: String
-
-    @OptionGroup var options: HubOptions
+    @OptionGroup var key: NodeKeyArguments
 
     func run() async throws {
-        let configuration = try options.load()
-        try await reportingFailure {
-            try await PostgresConnection.with(configuration.database, name: "govex-hub-node") { sql in
-                try await NodeKeys.retire(node: node, keyID: keyID, on: sql)
-            }
-            print("retired signing key \(keyID) of \(node)")
-        }
+        try await key.act("retired") { node, keyID, sql in try await NodeKeys.retire(node: node, keyID: keyID, on: sql) }
     }
 }
 

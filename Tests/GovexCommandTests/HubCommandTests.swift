@@ -91,6 +91,17 @@ struct HubCommandTests {
             let twice = try await Subprocess.run(["bash", "-c", "\(govex) enroll --hub \(hubURL) --token-file - --ca-sha256 \(caHash) --config \(agentConfig) < \(tokenFile)"])
             #expect(twice.status == 2 && twice.output.contains("already enrolled"), "\(twice.output)")
 
+            // The administrator's view of the node's keys, and a mistyped key id.
+            let keys = try await Subprocess.run([govex, "hub", "node", "keys", "gongan", "--json", "--config", path])
+            #expect(keys.status == 0 && keys.output.contains(#""state":"current""#), "\(keys.output)")
+            let typo = try await Subprocess.run([govex, "hub", "node", "retire-key", "gongan", "0123", "--config", path])
+            #expect(typo.status == 2 && typo.output.contains("node gongan has no signing key 0123"), "\(typo.output)")
+            let serial = try await PostgresConnection.with(database.conninfo) { sql in
+                try await sql.query("SELECT serial FROM govex.certificates WHERE node_id = 'gongan' AND retired_at IS NULL").rows.first?[0] ?? ""
+            }
+            let revokedCertificate = try await Subprocess.run([govex, "hub", "node", "revoke-cert", serial, "--config", path])
+            #expect(revokedCertificate.status == 0 && revokedCertificate.output.contains("revoked certificate \(serial) of gongan"), "\(revokedCertificate.output)")
+
             let revoked = try await Subprocess.run([govex, "hub", "node", "revoke", "gongan", "--config", path])
             #expect(revoked.status == 0 && revoked.output.contains("revoked gongan"))
             let unknown = try await Subprocess.run([govex, "hub", "node", "revoke", "nobody", "--config", path])
