@@ -54,21 +54,15 @@ public enum AgentEnrollment {
         }
 
         let (key, request) = try NodeIdentity.makeRequest(nodeID: nodeID)
-        let body = BatchJSON.object([
-            ("node", BatchJSON.string(nodeID)), ("token", BatchJSON.string(token)),
-            ("csr", BatchJSON.string(try request.serializeAsPEM().pemString)), ("signing_key", BatchJSON.string(signingKey.publicKey.pem)),
-            ("signing_key_proof", BatchJSON.string(try NodeKeyProof.sign(
-                NodeKeyProof.enrollmentStatement(node: nodeID, token: token, keyPEM: signingKey.publicKey.pem), with: signingKey))),
-        ])
+        let body = try JSONEncoder().encode(EnrollRequest(
+            node: nodeID, token: token, csr: try request.serializeAsPEM().pemString, signingKey: signingKey.publicKey.pem,
+            signingKeyProof: try NodeKeyProof.sign(NodeKeyProof.enrollmentStatement(node: nodeID, token: token, keyPEM: signingKey.publicKey.pem),
+                                                   with: signingKey)))
         let caPEM = try ca.serializeAsPEM().pemString
         let response = try await HubClient(baseURL: hubURL, caPEM: caPEM, identity: nil).closing {
-            try await $0.post(HubRoute.enroll, body: Array(body.utf8), contentType: "application/json")
+            try await $0.post(HubRoute.enroll, body: Array(body), contentType: "application/json")
         }
-        struct Granted: Decodable {
-            let certificate: String
-            let hub_signing_key: String
-        }
-        guard response.status == 200, let granted = try? JSONDecoder().decode(Granted.self, from: Data(response.body)) else {
+        guard response.status == 200, let granted = try? JSONDecoder().decode(EnrollResponse.self, from: Data(response.body)) else {
             throw IdentityError("the hub refused the enrollment (HTTP \(response.status)): \(response.text)")
         }
         let certificate = try Certificate(pemEncoded: granted.certificate)
@@ -76,7 +70,7 @@ public enum AgentEnrollment {
               ca.publicKey.isValidSignature(certificate.signature, for: certificate) else {
             throw IdentityError("the hub returned a certificate that is not this node's or not signed by its CA")
         }
-        let hubSigningKey = try VerifyingKey(pem: granted.hub_signing_key)
+        let hubSigningKey = try VerifyingKey(pem: granted.hubSigningKey)
         try KeyStore.writeSecret(path: files.key, contents: key.pemRepresentation)
         try KeyStore.writePublic(path: files.certificate, contents: granted.certificate)
         try KeyStore.writePublic(path: files.hubCA, contents: caPEM)

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexCapture
 
 /// The hub's catalog is the authority on what this node may publish: a `[[publish]]` for
@@ -6,19 +7,8 @@ import GovexCapture
 /// share classes differ the catalog's wins. Pure: configuration and catalog in, the
 /// publications to capture and the alarms out.
 public enum CatalogReconciliation {
-    public struct Entry: Codable, Sendable, Equatable {
-        public var code: String
-        public var share: String
-        public var key: [String]
-        public var columns: [String]
-
-        public init(code: String, share: String, key: [String], columns: [String]) {
-            self.code = code
-            self.share = share
-            self.key = key
-            self.columns = columns
-        }
-    }
+    /// The hub's catalog entries of this node's resources (`GET /v1/catalog/mine`).
+    public typealias Entry = CatalogEntry
 
     public static func reconcile(_ publish: [AgentConfiguration.Publish], with catalog: [Entry]) -> (publish: [AgentConfiguration.Publish], alarms: [String]) {
         var kept: [AgentConfiguration.Publish] = []
@@ -29,9 +19,9 @@ public enum CatalogReconciliation {
                 alarms.append("[[publish]] \(code) is not a resource this node provides in the hub's catalog: it is not captured")
                 continue
             }
-            if listed.share != entry.share {
-                alarms.append("[[publish]] \(code) says share = \"\(entry.share)\" but the hub's catalog says \"\(listed.share)\": the catalog's share class applies")
-                entry.share = listed.share
+            if listed.share.rawValue != entry.share {
+                alarms.append("[[publish]] \(code) says share = \"\(entry.share)\" but the hub's catalog says \"\(listed.share.rawValue)\": the catalog's share class applies")
+                entry.share = listed.share.rawValue
             }
             kept.append(entry)
         }

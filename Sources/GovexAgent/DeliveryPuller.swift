@@ -6,24 +6,6 @@ import GovexWire
 import Synchronization
 
 /// A subscription as the hub lists it to its subscriber (`GET /v1/subscriptions`).
-public struct SubscriptionListing: Codable, Sendable, Equatable {
-    public let id: Int64
-    public let subscriber: String
-    public let resource: String
-    public let columns: [String]
-    public let purpose: String
-    public let status: String
-    public let reason: String?
-    public let requested_at: String
-    public let acked_through: String
-    public let delivered_through: String
-    public let requested_columns: [String]?
-    public let filter: String?
-    public let masks: [String: String]?
-    public let decided_by: String?
-    public let decided_at: String?
-}
-
 /// Pulls one active subscription's deliveries from the hub and applies them: long-polls
 /// after the local cursor, verifies each delivery (the hub's signature, the provider's
 /// signature over the origin header, and over the body when it is the provider's), applies
@@ -33,7 +15,7 @@ final class DeliveryPuller: Sendable {
     let client: HubClient
     let hubKeys: HubKeyring
     let conninfo: String
-    let subscription: SubscriptionListing
+    let subscription: SubscriptionView
     let target: AgentConfiguration.Subscribe
     let retry: AgentConfiguration.ApplyRetry
     /// The target is also a table this agent publishes: other rows in it are the
@@ -44,7 +26,7 @@ final class DeliveryPuller: Sendable {
     let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
     static let waitSeconds = 20
 
-    init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionListing,
+    init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionView,
          target: AgentConfiguration.Subscribe, retry: AgentConfiguration.ApplyRetry, sharedTable: Bool = false,
          log: @escaping @Sendable (Int, String) -> Void) {
         self.client = client
@@ -228,8 +210,8 @@ final class DeliveryPuller: Sendable {
     /// Tells the hub how far this subscriber got (for its lag and retention); the local
     /// cursor is the truth, so a lost acknowledgement only delays the hub's view.
     func acknowledge(_ through: UInt64) async {
-        let body = BatchJSON.object([("subscription", String(subscription.id)), ("through", BatchJSON.string(String(through)))])
-        _ = try? await client.post(HubRoute.deliveriesAck, body: Array(body.utf8), contentType: "application/json")
+        guard let body = try? JSONEncoder().encode(AckRequest(subscription: subscription.id, through: String(through))) else { return }
+        _ = try? await client.post(HubRoute.deliveriesAck, body: Array(body), contentType: "application/json")
     }
 }
 
@@ -259,7 +241,7 @@ struct SubscriptionFollower: Sendable {
                 if let listings = try? await fetch() {
                     for entry in configuration.subscribe {
                         let matching = listings.filter { $0.resource == entry.resource && $0.subscriber == configuration.nodeID }
-                        if let active = matching.first(where: { $0.status == "active" }) {
+                        if let active = matching.first(where: { $0.status == .active }) {
                             guard started.insert(active.id).inserted else { continue }
                             let puller = DeliveryPuller(client: client, hubKeys: hubKeys, conninfo: configuration.conninfo,
                                                         subscription: active, target: entry,
@@ -285,9 +267,9 @@ struct SubscriptionFollower: Sendable {
         }
     }
 
-    func fetch() async throws -> [SubscriptionListing] {
+    func fetch() async throws -> [SubscriptionView] {
         let response = try await client.get(HubRoute.subscriptions)
         guard response.status == 200 else { throw DeliveryError("HTTP \(response.status): \(response.text.prefix(300))") }
-        return try JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body))
+        return try JSONDecoder().decode([SubscriptionView].self, from: Data(response.body))
     }
 }

@@ -1,19 +1,11 @@
+import GovexAPI
 import GovexApply
 import GovexPostgres
 import GovexWire
 
 /// The catalog's word on a subscribed resource: its key and columns, for the table DDL.
-public struct SubscribedResource: Decodable, Sendable, Equatable {
-    public let code: String
-    public let key: [String]
-    public let columns: [String]
-
-    public init(code: String, key: [String], columns: [String]) {
-        self.code = code
-        self.key = key
-        self.columns = columns
-    }
-}
+/// A resource a [[subscribe]] names, as the hub's catalog describes it (`GET /v1/catalog`).
+public typealias SubscribedResource = CatalogEntry
 
 extension ConfigurationCheck {
     /// For each `[[subscribe]]`: the local table exists with the delivered columns, a unique

@@ -1,3 +1,4 @@
+import GovexAPI
 import GovexConfiguration
 import GovexPostgres
 import TOMLKit
@@ -176,6 +177,15 @@ extension Catalog.Subject {
         Catalog.Resource(code: code, name: name, provider: Catalog.hubProvider, share: "unconditional",
                          legalBasis: "golden record of subject \(code): each field only as its source resources are shared with the subscriber",
                          key: [Self.keyColumn], columns: [Self.keyColumn] + fields.map(\.name))
+    }
+}
+
+extension Catalog.Resource {
+    /// The resource as the contract shows it (`GET /v1/catalog`).
+    public var entry: CatalogEntry {
+        // The catalog only holds checked share classes; anything else would be shared as nothing.
+        CatalogEntry(code: code, name: name, provider: provider, share: ShareClass(rawValue: share) ?? .none, legalBasis: legalBasis,
+                     key: key, columns: columns, updateFrequency: updateFrequency)
     }
 }
 

@@ -19,13 +19,8 @@ extension HubServer {
 
         router.post(RouterPath(HubRoute.subscriptions)) { request, context -> Response in
             try await authenticated(context) { node in
-                struct Body: Decodable {
-                    let resource: String
-                    let purpose: String
-                    let columns: [String]?
-                }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
-                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                guard let body = try? JSONDecoder().decode(SubscriptionRequest.self, from: Data(Array(buffer: bytes))) else {
                     return Self.error(.badRequest, "expected JSON {resource, purpose, columns?}")
                 }
                 let outcome = try await pool.withConnection { sql in
@@ -33,7 +28,7 @@ extension HubServer {
                 }
                 switch outcome {
                 case .stored(let subscription):
-                    return Self.json(.ok, Self.json(subscription))
+                    return try Self.encoded(subscription.view)
                 case .refused(let code, let message):
                     return Self.error(code, message)
                 }
@@ -43,25 +38,18 @@ extension HubServer {
         // The provider of the subscribed resource approves, narrows, rejects or revokes.
         router.post(RouterPath(HubRoute.decisionPattern)) { request, context -> Response in
             try await authenticated(context) { node in
-                struct Body: Decodable {
-                    let decision: String
-                    let reason: String
-                    let columns: [String]?
-                    let filter: String?
-                    let masks: [String: String]?
-                }
                 guard let id = context.parameters.get("id").flatMap({ Int64($0) }) else {
                     return Self.error(.badRequest, "the subscription id must be a number")
                 }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
-                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                guard let body = try? JSONDecoder().decode(DecisionRequest.self, from: Data(Array(buffer: bytes))) else {
                     return Self.error(.badRequest, "expected JSON {decision: approve|reject|revoke, reason, columns?, filter?, masks?}")
                 }
-                let decision = SubscriptionRules.DecisionRequest(decision: body.decision, reason: body.reason, columns: body.columns,
+                let decision = SubscriptionRules.DecisionRequest(decision: body.decision.rawValue, reason: body.reason, columns: body.columns,
                                                                  filter: body.filter, masks: body.masks ?? [:])
                 switch try await pool.withConnection({ sql in try await store.decide(subscription: id, decision, by: node, on: sql) }) {
                 case .decided(let subscription):
-                    return Self.json(.ok, Self.json(subscription))
+                    return try Self.encoded(subscription.view)
                 case .refused(let code, let message):
                     return Self.error(code, message)
                 }
@@ -71,7 +59,7 @@ extension HubServer {
         router.get(RouterPath(HubRoute.subscriptions)) { _, context -> Response in
             try await authenticated(context) { node in
                 let list = try await pool.withConnection { sql in try await HubStore.subscriptions(of: node, on: sql) }
-                return Self.json(.ok, "[" + list.map(Self.json).joined(separator: ",") + "]")
+                return try Self.encoded(list.map(\.view))
             }
         }
 
@@ -121,12 +109,8 @@ extension HubServer {
 
         router.post(RouterPath(HubRoute.deliveriesAck)) { request, context -> Response in
             try await authenticated(context) { node in
-                struct Body: Decodable {
-                    let subscription: Int64
-                    let through: String
-                }
                 let bytes = try await request.body.collect(upTo: 4 << 10)
-                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))), let through = UInt64(body.through) else {
+                guard let body = try? JSONDecoder().decode(AckRequest.self, from: Data(Array(buffer: bytes))), let through = UInt64(body.through) else {
                     return Self.error(.badRequest, "expected JSON {subscription: ID, through: \"N\"}")
                 }
                 let recorded = try await pool.withConnection { sql in
@@ -156,19 +140,10 @@ extension HubServer {
         }
     }
 
-    public static func json(_ subscription: Subscription) -> String {
-        BatchJSON.object([
-            ("id", String(subscription.id)), ("subscriber", BatchJSON.string(subscription.subscriber)),
-            ("resource", BatchJSON.string(subscription.resource)), ("columns", BatchJSON.stringArray(subscription.columns)),
-            ("purpose", BatchJSON.string(subscription.purpose)), ("status", BatchJSON.string(subscription.status)),
-            ("reason", subscription.reason.map(BatchJSON.string) ?? "null"), ("requested_at", BatchJSON.string(subscription.requestedAt)),
-            ("acked_through", BatchJSON.string(String(subscription.ackedThrough))),
-            ("delivered_through", BatchJSON.string(String(subscription.nextDelivery - 1))),
-            ("requested_columns", BatchJSON.stringArray(subscription.requestedColumns)),
-            ("filter", subscription.filter.map(BatchJSON.string) ?? "null"),
-            ("masks", BatchJSON.object(subscription.masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })),
-            ("decided_by", subscription.decidedBy.map(BatchJSON.string) ?? "null"),
-            ("decided_at", subscription.decidedAt.map(BatchJSON.string) ?? "null"),
-        ])
+    /// A typed answer of the contract (GovexAPI), JSON with sorted keys.
+    static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 }

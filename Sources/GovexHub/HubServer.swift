@@ -116,15 +116,8 @@ public struct HubServer: Sendable {
         }
 
         router.post(RouterPath(HubRoute.enroll)) { request, context -> Response in
-            struct Body: Decodable {
-                let node: String
-                let token: String
-                let csr: String
-                let signing_key: String
-                let signing_key_proof: String?
-            }
             let bytes = try await request.body.collect(upTo: 64 << 10)
-            guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+            guard let body = try? JSONDecoder().decode(EnrollRequest.self, from: Data(Array(buffer: bytes))) else {
                 return Self.error(.badRequest, "expected JSON {node, token, csr, signing_key, signing_key_proof}")
             }
             guard await enrollmentAttempts.allow(context.channel.remoteAddress?.ipAddress ?? "?") else {
@@ -132,13 +125,11 @@ public struct HubServer: Sendable {
             }
             do {
                 let granted = try await pool.withConnection { sql in
-                    try await Enrollment.enroll(nodeID: body.node, token: body.token, requestPEM: body.csr, signingKeyPEM: body.signing_key,
-                                                signingKeyProof: body.signing_key_proof,
+                    try await Enrollment.enroll(nodeID: body.node, token: body.token, requestPEM: body.csr, signingKeyPEM: body.signingKey,
+                                                signingKeyProof: body.signingKeyProof,
                                                 ca: settings.ca, hubSigningKey: settings.hubSigningKey.publicKey, on: sql)
                 }
-                let json = BatchJSON.object([("certificate", BatchJSON.string(granted.certificatePEM)), ("ca", BatchJSON.string(granted.caPEM)),
-                                             ("hub_signing_key", BatchJSON.string(granted.hubSigningKeyPEM))])
-                return Self.json(.ok, json)
+                return try Self.encoded(EnrollResponse(certificate: granted.certificatePEM, ca: granted.caPEM, hubSigningKey: granted.hubSigningKeyPEM))
             } catch let refused as EnrollmentRefused {
                 return Self.error(.enrollmentRefused, refused.description)
             } catch let invalid as IdentityError {
@@ -150,7 +141,7 @@ public struct HubServer: Sendable {
         router.get(RouterPath(HubRoute.catalogMine)) { _, context -> Response in
             try await authenticated(context) { node in
             let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).resources.filter { $0.provider == node } }
-            return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
+            return try Self.encoded(resources.map(\.entry))
             }
         }
 
@@ -158,7 +149,7 @@ public struct HubServer: Sendable {
         router.get(RouterPath(HubRoute.catalog)) { _, context -> Response in
             try await authenticated(context) { _ in
                 let resources = try await pool.withConnection { sql in try await Catalog.read(on: sql).subscribable }
-                return Self.json(.ok, "[" + resources.map(Self.json).joined(separator: ",") + "]")
+                return try Self.encoded(resources.map(\.entry))
             }
         }
 
@@ -222,16 +213,6 @@ public struct HubServer: Sendable {
         addFeedbackRoutes(to: router, authenticated: authenticated)
         addRotationRoutes(to: router, authenticated: authenticated)
         return router
-    }
-
-    static func json(_ resource: Catalog.Resource) -> String {
-        BatchJSON.object([
-            ("code", BatchJSON.string(resource.code)), ("name", BatchJSON.string(resource.name)),
-            ("provider", BatchJSON.string(resource.provider)), ("share", BatchJSON.string(resource.share)),
-            ("legal_basis", resource.legalBasis.map(BatchJSON.string) ?? "null"),
-            ("key", BatchJSON.stringArray(resource.key)), ("columns", BatchJSON.stringArray(resource.columns)),
-            ("update_frequency", resource.updateFrequency.map(BatchJSON.string) ?? "null"),
-        ])
     }
 
     static func certificateRequired() -> Response {

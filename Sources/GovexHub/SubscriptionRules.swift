@@ -40,6 +40,16 @@ public struct Subscription: Sendable, Equatable {
     }
 }
 
+extension Subscription {
+    /// The subscription as the contract shows it to its subscriber and provider.
+    public var view: SubscriptionView {
+        SubscriptionView(id: id, subscriber: subscriber, resource: resource, columns: columns, purpose: purpose,
+                         status: SubscriptionStatus(rawValue: status) ?? .revoked, reason: reason, requestedAt: requestedAt,
+                         ackedThrough: String(ackedThrough), deliveredThrough: String(nextDelivery - 1), requestedColumns: requestedColumns,
+                         filter: filter, masks: masks, decidedBy: decidedBy, decidedAt: decidedAt)
+    }
+}
+
 /// What the catalog's share class makes of a subscription request: pure, so every
 /// rule is tested without a database.
 public enum SubscriptionRules {

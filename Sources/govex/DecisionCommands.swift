@@ -49,15 +49,13 @@ private func decideAtHub(_ request: SubscriptionRules.DecisionRequest, subscript
     let text = try readConfigurationFile(config)
     try await reportingFailure {
         let configuration = try AgentConfiguration.load(path: config, text: text)
-        let body = BatchJSON.object([
-            ("decision", BatchJSON.string(request.decision)), ("reason", BatchJSON.string(request.reason)),
-            ("columns", request.columns.map(BatchJSON.stringArray) ?? "null"), ("filter", request.filter.map(BatchJSON.string) ?? "null"),
-            ("masks", BatchJSON.object(request.masks.sorted { $0.key < $1.key }.map { ($0.key, BatchJSON.string($0.value)) })),
-        ])
+        guard let decision = SubscriptionDecision(rawValue: request.decision) else { throw ValidationError("decide approve, reject or revoke") }
+        let body = try JSONEncoder().encode(DecisionRequest(decision: decision, reason: request.reason, columns: request.columns,
+                                                            filter: request.filter, masks: request.masks))
         let response = try await hubClient(configuration, path: config).closing {
-            try await $0.post(HubRoute.decision(subscription), body: Array(body.utf8), contentType: "application/json")
+            try await $0.post(HubRoute.decision(subscription), body: Array(body), contentType: "application/json")
         }
-        guard response.status == 200, let decided = try? JSONDecoder().decode(SubscriptionListing.self, from: Data(response.body)) else {
+        guard response.status == 200, let decided = try? JSONDecoder().decode(SubscriptionView.self, from: Data(response.body)) else {
             printError("the hub refused (HTTP \(response.status)): \(response.text)")
             throw ExitStatus.negative
         }
@@ -65,9 +63,9 @@ private func decideAtHub(_ request: SubscriptionRules.DecisionRequest, subscript
     }
 }
 
-func printDecision(_ subscription: SubscriptionListing) {
+func printDecision(_ subscription: SubscriptionView) {
     var line = "subscription \(subscription.id) of \(subscription.subscriber) to \(subscription.resource) is \(subscription.status)"
-    if subscription.status == "active" {
+    if subscription.status == .active {
         line += ": columns \(subscription.columns.joined(separator: ", "))"
         if let filter = subscription.filter { line += "; rows where \(filter)" }
         if let masks = subscription.masks, !masks.isEmpty {
@@ -157,7 +155,7 @@ struct HubSubscriptionDecide: AsyncParsableCommand {
             }
             switch outcome {
             case .decided(let subscription):
-                printDecision(try JSONDecoder().decode(SubscriptionListing.self, from: Data(HubServer.json(subscription).utf8)))
+                printDecision(subscription.view)
             case .refused(let code, let message):
                 printError("\(code.rawValue): \(message)")
                 throw ExitStatus.negative
@@ -182,14 +180,14 @@ struct HubSubscriptions: AsyncParsableCommand {
             let all = try await PostgresConnection.with(configuration.database, name: "govex-hub-admin") { sql in
                 try await HubStore.subscriptions(of: nil, on: sql)
             }
-            let listed = try all.map { try JSONDecoder().decode(SubscriptionListing.self, from: Data(HubServer.json($0).utf8)) }
-            try printSubscriptions(listed.filter { !pending || $0.status == "pending" }, json: json)
+            let listed = all.map(\.view)
+            try printSubscriptions(listed.filter { !pending || $0.status == .pending }, json: json)
         }
     }
 }
 
 /// The table (or JSON) both `govex subscriptions` and `govex hub subscriptions` print.
-func printSubscriptions(_ list: [SubscriptionListing], json: Bool) throws {
+func printSubscriptions(_ list: [SubscriptionView], json: Bool) throws {
     if json {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -199,7 +197,7 @@ func printSubscriptions(_ list: [SubscriptionListing], json: Bool) throws {
     print("ID\tSUBSCRIBER\tRESOURCE\tSTATUS\tDELIVERED\tACKED\tCOLUMNS\tFILTER\tMASKS\tPURPOSE")
     for item in list {
         let masks = (item.masks ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        print("\(item.id)\t\(item.subscriber)\t\(item.resource)\t\(item.status)\t\(item.delivered_through)\t\(item.acked_through)\t"
+        print("\(item.id)\t\(item.subscriber)\t\(item.resource)\t\(item.status)\t\(item.deliveredThrough)\t\(item.ackedThrough)\t"
               + "\(item.columns.joined(separator: ","))\t\(item.filter ?? "-")\t\(masks.isEmpty ? "-" : masks)\t\(item.purpose)")
     }
 }

@@ -52,12 +52,11 @@ struct Subscribe: AsyncParsableCommand {
                 throw ExitStatus.failure
             }
             let requestedColumns = columns.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? entry.columns
-            let body = BatchJSON.object([("resource", BatchJSON.string(resource)), ("purpose", BatchJSON.string(purpose ?? entry.purpose)),
-                                         ("columns", BatchJSON.stringArray(requestedColumns))])
+            let body = try JSONEncoder().encode(SubscriptionRequest(resource: resource, purpose: purpose ?? entry.purpose, columns: requestedColumns))
             let response = try await hubClient(configuration, path: config).closing {
-                try await $0.post(HubRoute.subscriptions, body: Array(body.utf8), contentType: "application/json")
+                try await $0.post(HubRoute.subscriptions, body: Array(body), contentType: "application/json")
             }
-            guard response.status == 200, let subscription = try? JSONDecoder().decode(SubscriptionListing.self, from: Data(response.body)) else {
+            guard response.status == 200, let subscription = try? JSONDecoder().decode(SubscriptionView.self, from: Data(response.body)) else {
                 printError("the hub refused the subscription (HTTP \(response.status)): \(response.text)")
                 throw ExitStatus.negative
             }
@@ -65,7 +64,7 @@ struct Subscribe: AsyncParsableCommand {
                 print(response.text)
             } else {
                 print("subscription \(subscription.id) to \(subscription.resource) is \(subscription.status): columns \(subscription.columns.joined(separator: ", "))")
-                if subscription.status == "active" { print("the running agent starts applying it into \(entry.qualifiedTable) within 15 seconds") }
+                if subscription.status == .active { print("the running agent starts applying it into \(entry.qualifiedTable) within 15 seconds") }
             }
         }
     }
@@ -94,11 +93,11 @@ struct Subscriptions: AsyncParsableCommand {
         try await reportingFailure {
             let configuration = try AgentConfiguration.load(path: config, text: text)
             let response = try await hubClient(configuration, path: config).closing { try await $0.get(HubRoute.subscriptions) }
-            guard response.status == 200, let list = try? JSONDecoder().decode([SubscriptionListing].self, from: Data(response.body)) else {
+            guard response.status == 200, let list = try? JSONDecoder().decode([SubscriptionView].self, from: Data(response.body)) else {
                 printError("the hub answered HTTP \(response.status): \(response.text)")
                 throw ExitStatus.failure
             }
-            try printSubscriptions(list.filter { !pending || $0.status == "pending" }, json: json)
+            try printSubscriptions(list.filter { !pending || $0.status == .pending }, json: json)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexAgent
 import GovexCapture
 import Testing
@@ -12,8 +13,8 @@ struct CatalogReconciliationTests {
     @Test("a resource the catalog does not give this node is dropped; the catalog's share class wins")
     func reconcile() {
         let catalog = [
-            CatalogReconciliation.Entry(code: "A", share: "unconditional", key: ["id"], columns: ["id"]),
-            CatalogReconciliation.Entry(code: "B", share: "none", key: ["id"], columns: ["id"]),
+            CatalogReconciliation.Entry(code: "A", share: .unconditional, key: ["id"], columns: ["id"]),
+            CatalogReconciliation.Entry(code: "B", share: .none, key: ["id"], columns: ["id"]),
         ]
         let (kept, alarms) = CatalogReconciliation.reconcile([Self.publish("A", "unconditional"), Self.publish("B", "conditional"), Self.publish("C", "unconditional")],
                                                             with: catalog)
@@ -27,7 +28,7 @@ struct CatalogReconciliationTests {
 
     @Test("published columns (after exclude and rename) must be exactly the catalog's, or the agent does not start")
     func columns() {
-        let entry = CatalogReconciliation.Entry(code: "GA-RK-0001", share: "unconditional", key: ["id_number"], columns: ["id_number", "name", "domicile"])
+        let entry = CatalogReconciliation.Entry(code: "GA-RK-0001", share: .unconditional, key: ["id_number"], columns: ["id_number", "name", "domicile"])
         let table = ["id_number", "name", "address", "internal_note"]
         let meant = TableMapping(resource: "GA-RK-0001", schema: "public", table: "residents", key: ["id_number"],
                                  columns: .excluding(["internal_note"]), rename: ["address": "domicile"])
