@@ -116,12 +116,13 @@ public struct HubServer: Sendable {
         }
 
         router.post(RouterPath(HubRoute.enroll)) { request, context -> Response in
+            // Every attempt counts, well-formed or not: tokens cannot be guessed at network speed.
+            guard await enrollmentAttempts.allow(context.channel.remoteAddress?.ipAddress ?? "?") else {
+                return Self.error(.enrollmentRateLimited, "too many enrollment attempts from this address; wait a minute")
+            }
             let bytes = try await request.body.collect(upTo: 64 << 10)
             guard let body = try? JSONDecoder().decode(EnrollRequest.self, from: Data(Array(buffer: bytes))) else {
                 return Self.error(.badRequest, "expected JSON {node, token, csr, signing_key, signing_key_proof}")
-            }
-            guard await enrollmentAttempts.allow(context.channel.remoteAddress?.ipAddress ?? "?") else {
-                return Self.error(.enrollmentRateLimited, "too many enrollment attempts from this address; wait a minute")
             }
             do {
                 let granted = try await pool.withConnection { sql in

@@ -71,6 +71,35 @@ struct HubDefenceTests {
         }
     }
 
+    @Test("enrollment attempts are limited per address; uploads take a slot before their body is read (429 beyond)")
+    func rateAndUploadLimits() async throws {
+        var limits = HubConfiguration.Limits()
+        limits.uploadsPerNode = 1
+        try await HubServerTests.withHub(limits: limits) { hub in
+            var statuses: [Int] = []
+            for _ in 0..<11 {
+                statuses.append(try await HubServerTests.curl(hub, "/v1/enroll", body: Array(#"{"node":"x","token":"gvx_guess"}"#.utf8)).status)
+            }
+            #expect(statuses.prefix(10).allSatisfy { $0 == 400 } && statuses.last == 429, "\(statuses)")
+            try await Self.expectOneRefusal(hub, "enrollment_rate_limited")
+
+            // One slow upload holds gongan's only slot; a second one meanwhile is turned away, not buffered.
+            let gongan = try await HubServerTests.identity(hub, node: "gongan")
+            let large = hub.directory + "/large"
+            try Data(repeating: 0x41, count: 4 << 20).write(to: URL(fileURLWithPath: large))
+            let slow = try Subprocess.start(["curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "400K",
+                                             "--cacert", hub.directory + "/ca.pem", "--cert", gongan.certificate, "--key", gongan.key,
+                                             "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + large, hub.url + "/v1/batches"])
+            try await Task.sleep(for: .seconds(2))
+            let busy = try await HubServerTests.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: gongan)
+            #expect(busy.status == 429 && busy.body.contains("too_many_uploads"), "\(busy)")
+            let finished = await slow.finish(within: .seconds(60))
+            #expect(finished.output.hasSuffix("400"), "the slow upload was read to its end and refused as unreadable: \(finished.output)")
+            let after = try await HubServerTests.curl(hub, "/v1/batches", body: try HubStoreTests.batch(1), identity: gongan)
+            #expect(after.status == 200, "the slot is free again: \(after)")
+        }
+    }
+
     @Test("node ids the hub acts under (hub, hub-admin) cannot be enrolled", arguments: ["hub", "hub-admin", "anonymous", "hub-backup"])
     func reservedNodeIDs(node: String) async throws {
         try await HubStoreTests.withHub { _, sql in

@@ -23,15 +23,16 @@ struct HubServerTests {
     }
 
     /// A running hub on a free loopback port with a migrated database; stopped after `body`.
-    static func withHub(_ body: @escaping @Sendable (Hub) async throws -> Void) async throws {
+    static func withHub(limits: HubConfiguration.Limits = .init(), _ body: @escaping @Sendable (Hub) async throws -> Void) async throws {
         try await HubStoreTests.withHub { database, _ in
             let directory = Subprocess.temporaryDirectory("govex-hub")
             let ca = try CertificateAuthority.create(commonName: "govex test hub CA")
             let serverKey = P256.Signing.PrivateKey()
             let serverCertificate = try ca.issueServerCertificate(publicKey: serverKey.publicKey, hostnames: ["localhost"], addresses: ["127.0.0.1"])
             try ca.certificate.serializeAsPEM().pemString.write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
-            let settings = HubServer.Settings(host: "127.0.0.1", port: 0, serverCertificatePEM: try serverCertificate.serializeAsPEM().pemString,
+            var settings = HubServer.Settings(host: "127.0.0.1", port: 0, serverCertificatePEM: try serverCertificate.serializeAsPEM().pemString,
                                               serverKeyPEM: serverKey.pemRepresentation, ca: ca, hubSigningKey: VectorKeys.hub)
+            settings.limits = limits
             let pool = ConnectionPool(conninfo: database.conninfo, size: 4)
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
             let server = Task { try await HubServer(settings: settings, pool: pool).run { continuation.yield($0) } }
