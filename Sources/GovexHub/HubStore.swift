@@ -37,8 +37,11 @@ public struct HubStore: Sendable {
         }
     }
 
+    /// The contract's error body (`HubErrorBody`).
     static func errorJSON(code: String, message: String) -> String {
-        BatchJSON.object([("error", BatchJSON.string(code)), ("message", BatchJSON.string(message))])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(HubErrorBody(error: code, message: message))).map { String(decoding: $0, as: UTF8.self) } ?? #"{"error":"internal_error"}"#
     }
 
     /// A count shared by the copies of a value type.
