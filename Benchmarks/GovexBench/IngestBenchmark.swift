@@ -62,8 +62,9 @@ struct IngestBenchmark: AsyncParsableCommand {
                 for node in nodes {
                     try await HubStore.addNode(node, on: sql)
                     try await HubStore.registerKey(keys[node]!.publicKey, for: node, on: sql)
+                    // Every column the records carry: the hub rejects a batch with one the catalog does not list.
                     try await Catalog.upsert(Catalog.Resource(code: "R-" + node, name: node, provider: node, share: "unconditional",
-                                                              key: ["id_number"], columns: ["id_number"]), on: sql)
+                                                              key: ["id_number"], columns: RealisticRows.columnNames), on: sql)
                 }
             }
             let ca = try CertificateAuthority.create(commonName: "bench CA")
@@ -81,6 +82,8 @@ struct IngestBenchmark: AsyncParsableCommand {
             for node in nodes {
                 let (key, request) = try NodeIdentity.makeRequest(nodeID: node)
                 let certificate = try ca.issueClientCertificate(for: request, nodeID: node)
+                // As enrollment records it: the hub's gate admits only a node's current certificate.
+                try await PostgresConnection.with(database.conninfo) { sql in try await NodeCertificates.recordCurrent(certificate, node: node, on: sql) }
                 clients[node] = try HubClient(baseURL: "https://127.0.0.1:\(port)", caPEM: try ca.certificate.serializeAsPEM().pemString,
                                               identity: .init(certificatePEM: try certificate.serializeAsPEM().pemString, keyPEM: key.pemRepresentation))
             }

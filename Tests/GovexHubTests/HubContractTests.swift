@@ -38,4 +38,11 @@ struct HubContractTests {
         let enroll = String(decoding: try JSONEncoder().encode(EnrollRequest(node: "n", token: "t", csr: "c", signingKey: "k", signingKeyProof: "p")), as: UTF8.self)
         #expect(enroll.contains("\"signing_key\":\"k\"") && enroll.contains("\"signing_key_proof\":\"p\""))
     }
+
+    @Test("the benchmarks' realistic rows carry exactly the columns their catalog entries list")
+    func realisticColumns() {
+        var rows = RealisticRows()
+        let record = rows.record(ordinal: 0, commit: 1)
+        #expect((record.key + record.values).map(\.name) == RealisticRows.columnNames)
+    }
 }

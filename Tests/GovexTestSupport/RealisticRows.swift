@@ -28,6 +28,9 @@ public struct RealisticRows {
         return body + String(Self.citizenIDCheck(body))
     }
 
+    /// The published columns of every record, key first.
+    public static let columnNames = ["id_number", "name", "address", "employer_code", "amount", "birth_date", "updated_at", "status"]
+
     public static func citizenIDCheck(_ first17: String) -> Character {
         let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
         let sum = zip(first17, weights).reduce(0) { $0 + Int(String($1.0))! * $1.1 }
