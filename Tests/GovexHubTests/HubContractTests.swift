@@ -2,6 +2,7 @@ import Foundation
 import GovexAPI
 import GovexHub
 import GovexTestSupport
+import GovexWire
 import Testing
 
 /// The one contract hub, agent and command line share: every error code with one status,
