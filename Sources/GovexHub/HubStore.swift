@@ -134,8 +134,7 @@ public struct HubStore: Sendable {
 
             // Who, which epoch and which sequence are decided from the header alone: a batch that
             // is early, a replay or a conflict is answered without verifying or decompressing it.
-            var decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest,
-                                              stored: stored, rejection: nil)
+            var decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest, stored: stored)
             var records: [ChangeRecord] = [], columnNames: [String] = []
             if decision == .accept {
                 contentChecks.increment()
@@ -149,7 +148,7 @@ public struct HubStore: Sendable {
                 }
                 switch IngestRules.checkContent(file, key: key, catalog: catalog) {
                 case .success(let decoded): (records, columnNames) = decoded
-                case .failure(let reason): decision = .reject(reason: reason.description)
+                case .failure(let reason): decision = decision.afterContent(reason)
                 }
             }
             switch decision {

@@ -62,6 +62,13 @@ public enum IngestDecision: Sendable, Equatable {
     /// A new node epoch: recorded as pending and answered 409 until an administrator accepts it.
     case newEpoch(UInt64, message: String)
 
+    /// The decision once the content was checked: a batch due to be accepted is stored as
+    /// rejected when its signature or content breaks a rule (`rejection`).
+    public func afterContent(_ rejection: ContentRejection?) -> IngestDecision {
+        guard self == .accept, let rejection else { return self }
+        return .reject(reason: rejection.description)
+    }
+
     public var consumesSequence: Bool {
         switch self {
         case .accept, .reject: return true
@@ -71,12 +78,12 @@ public enum IngestDecision: Sendable, Equatable {
 }
 
 public enum IngestRules {
-    /// Decides a pushed batch. `authenticatedNode` is the TLS client certificate's node;
-    /// `stored` is what the hub holds at (node, epoch, sequence), if anything; `digest` is
-    /// the SHA-256 of the whole pushed file; `rejection` is `checkContent`'s verdict on its
-    /// signature and contents, nil when they pass.
+    /// Decides a pushed batch from its header alone: who, which epoch, which sequence.
+    /// `authenticatedNode` is the TLS client certificate's node; `stored` is what the hub holds
+    /// at (node, epoch, sequence), if anything; `digest` is the SHA-256 of the whole pushed
+    /// file. Only an `.accept` goes on to `checkContent`, and then `afterContent`.
     public static func decide(authenticatedNode: String, ledger: NodeLedger?, header: BatchHeader, digest: [UInt8],
-                              stored: StoredBatchIdentity?, rejection: ContentRejection?) -> IngestDecision {
+                              stored: StoredBatchIdentity?) -> IngestDecision {
         guard let ledger else {
             return .refuse(code: .unknownNode, message: "node \(authenticatedNode) is not enrolled at this hub")
         }
@@ -113,7 +120,7 @@ public enum IngestRules {
             return .refuse(code: .sequenceGap,
                            message: "expected sequence \(expected) of epoch \(header.nodeEpoch), got \(header.sequence)")
         }
-        return rejection.map { .reject(reason: $0.description) } ?? .accept
+        return .accept
     }
 
     /// The first resource whose records carry a column its catalog entry does not list. A batch of

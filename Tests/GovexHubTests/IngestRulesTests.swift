@@ -24,7 +24,7 @@ struct IngestRulesTests {
 
     static func decide(_ ledger: NodeLedger?, _ batch: (file: BatchFile, bytes: [UInt8], digest: [UInt8]), stored: StoredBatchIdentity? = nil,
                        node: String = "gongan", rejection: ContentRejection? = nil) -> IngestDecision {
-        IngestRules.decide(authenticatedNode: node, ledger: ledger, header: batch.file.header, digest: batch.digest, stored: stored, rejection: rejection)
+        IngestRules.decide(authenticatedNode: node, ledger: ledger, header: batch.file.header, digest: batch.digest, stored: stored).afterContent(rejection)
     }
 
     @Test("the first batch sets the epoch; then sequences follow one by one, and a gap names the expected sequence")
