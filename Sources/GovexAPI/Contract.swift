@@ -183,3 +183,94 @@ public struct AckRequest: Codable, Sendable, Equatable {
         self.through = through
     }
 }
+
+/// One discrepancy as the node it is fed back to may see it (`GET /v1/discrepancies`).
+/// A value the node is not entitled to is absent, with its `…_shown` false.
+public struct DiscrepancyView: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var change: Int64
+    public var subject: String
+    public var key: String
+    /// `mismatch` or `invalid_identifier`.
+    public var kind: String
+    public var field: String?
+    public var authority: String?
+    public var authorityValue: String?
+    public var authorityValueShown: Bool
+    public var reportingNode: String
+    public var reportedValue: String?
+    public var reportedValueShown: Bool
+    public var reason: String?
+    /// `open` or `resolved`.
+    public var status: String
+    public var firstSeen: String
+    public var lastSeen: String
+    public var resolvedAt: String?
+
+    public init(id: Int64, change: Int64, subject: String, key: String, kind: String, field: String?, authority: String?, authorityValue: String?,
+                authorityValueShown: Bool, reportingNode: String, reportedValue: String?, reportedValueShown: Bool, reason: String?, status: String,
+                firstSeen: String, lastSeen: String, resolvedAt: String?) {
+        self.id = id
+        self.change = change
+        self.subject = subject
+        self.key = key
+        self.kind = kind
+        self.field = field
+        self.authority = authority
+        self.authorityValue = authorityValue
+        self.authorityValueShown = authorityValueShown
+        self.reportingNode = reportingNode
+        self.reportedValue = reportedValue
+        self.reportedValueShown = reportedValueShown
+        self.reason = reason
+        self.status = status
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.resolvedAt = resolvedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, change, subject, key, kind, field, authority, authorityValue = "authority_value", authorityValueShown = "authority_value_shown",
+             reportingNode = "reporting_node", reportedValue = "reported_value", reportedValueShown = "reported_value_shown", reason, status,
+             firstSeen = "first_seen", lastSeen = "last_seen", resolvedAt = "resolved_at"
+    }
+}
+
+/// A page of a node's feedback stream: ask again with `after = through`.
+public struct DiscrepancyPage: Codable, Sendable, Equatable {
+    public var through: Int64
+    public var discrepancies: [DiscrepancyView]
+
+    public init(through: Int64, discrepancies: [DiscrepancyView]) {
+        self.through = through
+        self.discrepancies = discrepancies
+    }
+}
+
+/// A provider's accepted signing key (`GET /v1/nodes/NODE/keys`).
+public struct NodeKeyListing: Codable, Sendable, Equatable {
+    public var keyID: String
+    public var algorithm: String
+    public var publicKey: String
+
+    public init(keyID: String, algorithm: String, publicKey: String) {
+        self.keyID = keyID
+        self.algorithm = algorithm
+        self.publicKey = publicKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case keyID = "key_id", algorithm, publicKey = "public_key"
+    }
+}
+
+/// `POST /v1/certificates`: a certificate request, and the certificate issued for it.
+public struct CertificateRenewal: Codable, Sendable, Equatable {
+    public var csr: String
+    public init(csr: String) { self.csr = csr }
+}
+
+public struct IssuedCertificate: Codable, Sendable, Equatable {
+    public var certificate: String
+    public init(certificate: String) { self.certificate = certificate }
+}

@@ -32,10 +32,9 @@ public enum AgentRotation {
         let files = AgentEnrollment.Files(dataDirectory: configuration.dataDirectory)
         let ca = try Certificate(pemEncoded: try KeyStore.readPublic(path: files.hubCA))
         let (key, request) = try NodeIdentity.makeRequest(nodeID: configuration.nodeID)
-        let body = BatchJSON.object([("csr", BatchJSON.string(try request.serializeAsPEM().pemString))])
-        let response = try await client.post(HubRoute.certificates, body: Array(body.utf8), contentType: "application/json")
-        struct Issued: Decodable { let certificate: String }
-        guard response.status == 200, let issued = try? JSONDecoder().decode(Issued.self, from: Data(response.body)) else {
+        let body = try JSONEncoder().encode(CertificateRenewal(csr: try request.serializeAsPEM().pemString))
+        let response = try await client.post(HubRoute.certificates, body: Array(body), contentType: "application/json")
+        guard response.status == 200, let issued = try? JSONDecoder().decode(IssuedCertificate.self, from: Data(response.body)) else {
             throw IdentityError("the hub refused to renew the certificate (HTTP \(response.status)): \(response.text)")
         }
         let certificate = try Certificate(pemEncoded: issued.certificate)

@@ -196,14 +196,11 @@ final class DeliveryPuller: Sendable {
         guard let provenance = try BatchFile(bytes: file).header.provenance else { return }
         let known = providerKeys.withLock { $0[provenance.originNode]?.contains { $0.keyID == provenance.originKeyID } ?? false }
         guard !known else { return }
-        struct Key: Decodable {
-            let public_key: String
-        }
         let response = try await client.get(HubRoute.nodeKeys(provenance.originNode))
-        guard response.status == 200, let keys = try? JSONDecoder().decode([Key].self, from: Data(response.body)) else {
+        guard response.status == 200, let keys = try? JSONDecoder().decode([NodeKeyListing].self, from: Data(response.body)) else {
             throw DeliveryError("cannot fetch \(provenance.originNode)'s keys from the hub: HTTP \(response.status)")
         }
-        let parsed = keys.compactMap { try? VerifyingKey(pem: $0.public_key) }
+        let parsed = keys.compactMap { try? VerifyingKey(pem: $0.publicKey) }
         providerKeys.withLock { $0[provenance.originNode] = parsed }
     }
 

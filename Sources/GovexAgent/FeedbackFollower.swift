@@ -79,14 +79,7 @@ struct FeedbackFollower: Sendable {
             throw HubUnreachable(description: "the hub is unreachable (\(error))")
         }
         guard response.status == 200 else { throw DeliveryError("the hub answered HTTP \(response.status): \(response.text.prefix(300))") }
-        struct Page: Decodable {
-            struct Entry: Decodable {
-                let status: String
-            }
-            let through: Int64
-            let discrepancies: [Entry]
-        }
-        let page = try JSONDecoder().decode(Page.self, from: Data(response.body))
+        let page = try JSONDecoder().decode(DiscrepancyPage.self, from: Data(response.body))
         guard !page.discrepancies.isEmpty else { return false }
         let opened = try await sql.transaction {
             let counted = try await sql.query("""

@@ -132,10 +132,7 @@ extension HubServer {
                         SELECT key_id, algorithm, public_key_pem FROM govex.node_keys WHERE node_id = $1 AND accepted_at IS NOT NULL ORDER BY registered_at
                         """, [provider]).rows
                 }
-                return Self.json(.ok, "[" + keys.map { row in
-                    BatchJSON.object([("key_id", BatchJSON.string(row[0] ?? "")), ("algorithm", BatchJSON.string(row[1] ?? "")),
-                                      ("public_key", BatchJSON.string(row[2] ?? ""))])
-                }.joined(separator: ",") + "]")
+                return try Self.encoded(keys.map { NodeKeyListing(keyID: $0[0] ?? "", algorithm: $0[1] ?? "", publicKey: $0[2] ?? "") })
             }
         }
     }

@@ -17,7 +17,7 @@ extension HubServer {
                 let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 500, 1), Self.maxFeedbackPerResponse)
                 let views = try await pool.withConnection { sql in try await HubStore.feedback(for: node, after: after, limit: limit, on: sql) }
                 let through = views.last?.row.change ?? after
-                return Self.json(.ok, "{\"through\":\(through),\"discrepancies\":[" + views.map { $0.row.json(hidden: $0.hidden) }.joined(separator: ",") + "]}")
+                return try Self.encoded(DiscrepancyPage(through: through, discrepancies: views.map { $0.row.view(hidden: $0.hidden) }))
             }
         }
     }

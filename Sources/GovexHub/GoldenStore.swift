@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexPolicy
 import GovexPostgres
 import GovexWire
@@ -161,18 +162,19 @@ extension HubStore {
             (self.reportedValue, self.reason, self.resolvedAt) = (reportedValue, reason, resolvedAt)
         }
 
-        /// As the CLI's `--json` and the feedback stream show it; `hidden` names values left out.
+        /// As the feedback stream shows it; `hidden` names values left out.
+        public func view(hidden: Set<String> = []) -> DiscrepancyView {
+            DiscrepancyView(id: id, change: change, subject: subject, key: key, kind: kind, field: field, authority: authority,
+                            authorityValue: authorityValue, authorityValueShown: !hidden.contains("authority_value"), reportingNode: reportingNode,
+                            reportedValue: reportedValue, reportedValueShown: !hidden.contains("reported_value"), reason: reason, status: status,
+                            firstSeen: firstSeen, lastSeen: lastSeen, resolvedAt: resolvedAt)
+        }
+
+        /// As the CLI's `--json` shows it: the feed's form.
         public func json(hidden: Set<String> = []) -> String {
-            func optional(_ value: String?) -> String { value.map(BatchJSON.string) ?? "null" }
-            return BatchJSON.object([
-                ("id", String(id)), ("change", String(change)), ("subject", BatchJSON.string(subject)), ("key", BatchJSON.string(key)),
-                ("kind", BatchJSON.string(kind)), ("field", optional(field)), ("authority", optional(authority)),
-                ("authority_value", optional(authorityValue)), ("authority_value_shown", hidden.contains("authority_value") ? "false" : "true"),
-                ("reporting_node", BatchJSON.string(reportingNode)), ("reported_value", optional(reportedValue)),
-                ("reported_value_shown", hidden.contains("reported_value") ? "false" : "true"), ("reason", optional(reason)),
-                ("status", BatchJSON.string(status)), ("first_seen", BatchJSON.string(firstSeen)), ("last_seen", BatchJSON.string(lastSeen)),
-                ("resolved_at", optional(resolvedAt)),
-            ])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return (try? encoder.encode(view(hidden: hidden))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         }
     }
 

@@ -25,9 +25,8 @@ extension HubServer {
 
         router.post(RouterPath(HubRoute.certificates)) { request, context -> Response in
             try await authenticated(context) { node in
-                struct Body: Decodable { let csr: String }
                 let bytes = try await request.body.collect(upTo: 64 << 10)
-                guard let body = try? JSONDecoder().decode(Body.self, from: Data(Array(buffer: bytes))) else {
+                guard let body = try? JSONDecoder().decode(CertificateRenewal.self, from: Data(Array(buffer: bytes))) else {
                     return Self.error(.badRequest, "expected JSON {csr}")
                 }
                 let certificate: Certificate
@@ -45,7 +44,7 @@ extension HubServer {
                                                  details: [("serial", BatchJSON.string(certificate.serialNumber.description))], on: sql)
                     }
                 }
-                return Self.json(.ok, BatchJSON.object([("certificate", BatchJSON.string(pem))]))
+                return try Self.encoded(IssuedCertificate(certificate: pem))
             }
         }
 
@@ -58,8 +57,7 @@ extension HubServer {
                 do {
                     let registered = try await pool.withConnection { sql in try await NodeKeys.register(body, from: node, on: sql) }
                     // An unendorsed key is kept for the administrator, but the request is still a refusal to record.
-                    var response = Self.json(registered.status == .registered ? .ok : .accepted,
-                                             String(decoding: try JSONEncoder().encode(registered), as: UTF8.self))
+                    var response = try Self.encoded(registered, status: registered.status == .registered ? .ok : .accepted)
                     if registered.status == .pendingAdministrator { response.headers[HubGateMiddleware.refusalHeader] = HubErrorCode.signingKeyNotEndorsed.rawValue }
                     return response
                 } catch let refused as NodeKeys.Refused {
