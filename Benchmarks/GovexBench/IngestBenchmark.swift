@@ -99,7 +99,7 @@ struct IngestBenchmark: AsyncParsableCommand {
                             let sent = ContinuousClock.now
                             let response = try await client.post("/v1/batches", body: bytes, contentType: "application/octet-stream")
                             guard response.status == 200 else { throw ValidationError("HTTP \(response.status): \(response.text)") }
-                            guard try SignedReceipt(wire: response.body).verified(with: VectorKeys.hub.publicKey).status == "accepted" else {
+                            guard try SignedReceipt(wire: response.body).verified(with: VectorKeys.hub.publicKey).status == .accepted else {
                                 throw ValidationError("rejected: \(response.text)")
                             }
                             latencies.append(ContinuousClock.now - sent)

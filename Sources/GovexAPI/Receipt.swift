@@ -1,6 +1,14 @@
 import Foundation
 import GovexWire
 
+/// What the hub decided on a stored batch.
+public enum ReceiptStatus: String, Codable, Sendable {
+    /// Stored and routed; the agent drops it from its spool.
+    case accepted
+    /// Stored as rejected with the reason (it consumed its sequence); the agent quarantines it.
+    case rejected
+}
+
 /// The hub's signed answer for a stored batch, accepted or rejected. The agent deletes a
 /// batch from its spool only after verifying one. The signature covers the exact payload
 /// bytes (canonical JSON: sorted keys, no spaces), which travel base64-encoded beside it.
@@ -11,8 +19,7 @@ public struct Receipt: Codable, Sendable, Equatable {
     public var sequence: String
     /// SHA-256 of the whole batch file, hex.
     public var digest: String
-    /// "accepted" or "rejected".
-    public var status: String
+    public var status: ReceiptStatus
     public var reason: String?
     /// When the hub stored it, RFC 3339 UTC.
     public var receivedAt: String
@@ -29,7 +36,7 @@ public struct Receipt: Codable, Sendable, Equatable {
         self.epoch = String(epoch)
         self.sequence = String(sequence)
         self.digest = Hex.encode(digest)
-        self.status = accepted ? "accepted" : "rejected"
+        self.status = accepted ? .accepted : .rejected
         self.reason = reason
         self.receivedAt = receivedAt
         self.hubKeyID = Hex.encode(hubKeyID)

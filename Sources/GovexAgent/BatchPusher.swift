@@ -144,6 +144,6 @@ public final class BatchPusher: Sendable {
               receipt.digest == Hex.encode(DigestAlgorithm.sha256.hash(bytes)) else {
             return .retry("the receipt is for another batch (node \(receipt.node), sequence \(receipt.sequence), digest \(receipt.digest.prefix(16))…)")
         }
-        return receipt.status == "accepted" ? .acknowledged : .quarantined(receipt.reason ?? "rejected without a reason")
+        return receipt.status == .accepted ? .acknowledged : .quarantined(receipt.reason ?? "rejected without a reason")
     }
 }

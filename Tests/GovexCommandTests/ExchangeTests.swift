@@ -148,6 +148,10 @@ struct ExchangeTests {
 
             // The audit trail holds against the anchors A kept from its receipts; an edit is named.
             let anchors = departments.aDataDir + "/anchors"
+            // B can hold a change before A has read the hub's receipt for it and kept it as an anchor.
+            _ = try await AgentPushTests.eventually {
+                ((try? FileManager.default.contentsOfDirectory(atPath: anchors)) ?? []).contains { $0.hasSuffix(".json") }
+            }
             let audited = try await Subprocess.run([Self.govex, "hub", "audit", "verify", "--anchors", anchors, "--config", departments.hubConfig])
             #expect(audited.status == 0 && audited.output.contains("audit trail holds"), "\(audited.output)")
             #expect(!audited.output.contains(" 0 anchors checked"))

@@ -27,7 +27,7 @@ struct GoldenStoreTests {
         metadata.nodeID = node
         metadata.nodeEpoch = 7
         let outcome = try await HubStoreTests.store.ingest(try SampleBatches.seal(records, key: keys[node]!, metadata: metadata), from: node, on: sql)
-        #expect(try HubStoreTests.receipt(outcome).status == "accepted", "\(String(decoding: outcome.body, as: UTF8.self))")
+        #expect(try HubStoreTests.receipt(outcome).status == .accepted, "\(String(decoding: outcome.body, as: UTF8.self))")
         if merge { try await GoldenQueue.drain(store: HubStoreTests.store, on: sql) }
     }
 

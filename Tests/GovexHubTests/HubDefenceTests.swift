@@ -203,7 +203,7 @@ struct HubDefenceTests {
             let forgedBatch = try SampleBatches.seal(SampleBatches.mixedRecords(), key: forged, metadata: metadata)
             let pushed = try await HubServerTests.curl(hub, "/v1/batches", body: forgedBatch, identity: gongan)
             let receipt = try SignedReceipt(wire: Array(pushed.body.utf8)).verified(with: VectorKeys.hub.publicKey)
-            #expect(receipt.status == "rejected" && (receipt.reason ?? "").contains("not a current key"), "\(receipt)")
+            #expect(receipt.status == .rejected && (receipt.reason ?? "").contains("not a current key"), "\(receipt)")
 
             // Rotation: the current key endorses the new one; then retiring the old one stops it.
             let fresh = try SigningKey.generate(.ed25519)
@@ -213,7 +213,7 @@ struct HubDefenceTests {
             let signed = try SampleBatches.seal(SampleBatches.mixedRecords(), key: fresh, metadata: metadata)
             let accepted = try SignedReceipt(wire: Array(try await HubServerTests.curl(hub, "/v1/batches", body: signed, identity: gongan).body.utf8))
                 .verified(with: VectorKeys.hub.publicKey)
-            #expect(accepted.status == "accepted", "\(accepted)")
+            #expect(accepted.status == .accepted, "\(accepted)")
             try await PostgresConnection.with(hub.conninfo) { sql in
                 try await NodeKeys.retire(node: "gongan", keyID: Hex.encode(VectorKeys.gongan.publicKey.keyID), on: sql)
                 // The administrator may accept the waiting key (after checking with the department).
@@ -224,7 +224,7 @@ struct HubDefenceTests {
             let old = try SampleBatches.seal(SampleBatches.mixedRecords(), key: VectorKeys.gongan, metadata: metadata)
             let refused = try SignedReceipt(wire: Array(try await HubServerTests.curl(hub, "/v1/batches", body: old, identity: gongan).body.utf8))
                 .verified(with: VectorKeys.hub.publicKey)
-            #expect(refused.status == "rejected", "a batch signed by a retired key: \(refused)")
+            #expect(refused.status == .rejected, "a batch signed by a retired key: \(refused)")
             try await Self.expectRefusals(hub, "signing_key_not_endorsed", count: 2)
             try await Self.expectRefusals(hub, "no_proof_of_possession", count: 2)
         }

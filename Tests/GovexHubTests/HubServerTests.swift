@@ -143,7 +143,7 @@ struct HubServerTests {
             let accepted = try await Self.curl(hub, "/v1/batches", body: batch, identity: gongan)
             #expect(accepted.status == 200, "\(accepted)")
             let receipt = try SignedReceipt(wire: Array(accepted.body.utf8)).verified(with: VectorKeys.hub.publicKey)
-            #expect(receipt.status == "accepted" && receipt.sequence == "1")
+            #expect(receipt.status == .accepted && receipt.sequence == "1")
 
             let anonymous = try await Self.curl(hub, "/v1/batches", body: try HubStoreTests.batch(2))
             #expect(anonymous.status == 401 && anonymous.body.contains("client_certificate_required"))

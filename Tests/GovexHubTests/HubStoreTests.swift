@@ -94,7 +94,7 @@ struct HubStoreTests {
             let first = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
             #expect(first.status == 200)
             let receipt = try Self.receipt(first)
-            #expect(receipt.status == "accepted" && receipt.sequence == "1" && receipt.node == "gongan")
+            #expect(receipt.status == .accepted && receipt.sequence == "1" && receipt.node == "gongan")
             #expect(receipt.digest == Hex.encode(DigestAlgorithm.sha256.hash(try Self.batch(1))))
 
             let replay = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
@@ -124,11 +124,11 @@ struct HubStoreTests {
             let rejected = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
             #expect(rejected.status == 200)
             let receipt = try Self.receipt(rejected)
-            #expect(receipt.status == "rejected" && receipt.reason == "resource MZ-HY-0003 is provided by minzheng, not by this node")
+            #expect(receipt.status == .rejected && receipt.reason == "resource MZ-HY-0003 is provided by minzheng, not by this node")
             #expect(try await Self.count(sql, "SELECT count(*) FROM govex.resource_rows") == 0, "a rejected batch changes no state")
             let residentsOnly = SampleBatches.mixedRecords().filter { $0.resource == "GA-RK-0001" }
             let next = try await Self.store.ingest(try Self.batch(2, records: residentsOnly), from: "gongan", on: sql)
-            #expect(try Self.receipt(next).status == "accepted")
+            #expect(try Self.receipt(next).status == .accepted)
         }
     }
 
