@@ -26,11 +26,7 @@ public struct AgentState: Sendable, Equatable {
     /// Reads the state in `directory`, or starts a new epoch when there is none.
     public static func load(from directory: String) throws(FileError) -> AgentState {
         let path = directory + "/" + fileName
-        guard access(path, F_OK) == 0 else {
-            var epoch: UInt64 = 0
-            while epoch == 0 { epoch = UInt64.random(in: 1...UInt64.max) }
-            return AgentState(epoch: epoch)
-        }
+        guard access(path, F_OK) == 0 else { return AgentState(epoch: newEpoch()) }
         let text = String(decoding: try DurableFile.read(path, limit: 64 * 1024), as: UTF8.self)
         var fields: [String: String] = [:]
         for line in text.split(separator: "\n") {
@@ -46,6 +42,19 @@ public struct AgentState: Sendable, Equatable {
             position = SourcePosition(commit: commit, ordinal: ordinal)
         }
         return AgentState(epoch: epoch, lastSequence: sequence, lastPosition: position, snapshotComplete: fields["snapshot_complete"] == "1")
+    }
+
+    /// A new epoch: the microseconds since 1970 when the state began, so a later reset has a
+    /// larger epoch (readable as a time in the hub's messages); the hub tells epochs apart by
+    /// identity, so a clock set back does no harm.
+    public static func newEpoch(now: timespec = currentTime()) -> UInt64 {
+        max(1, UInt64(max(0, now.tv_sec)) * 1_000_000 + UInt64(max(0, now.tv_nsec)) / 1_000)
+    }
+
+    public static func currentTime() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
     }
 
     public func save(to directory: String) throws(FileError) {

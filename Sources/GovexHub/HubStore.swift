@@ -134,7 +134,14 @@ public struct HubStore: Sendable {
 
             // Who, which epoch and which sequence are decided from the header alone: a batch that
             // is early, a replay or a conflict is answered without verifying or decompressing it.
-            var decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest, stored: stored)
+            var epochStored = false
+            if let ledger, ledger.epoch != 0, header.nodeEpoch != ledger.epoch {
+                epochStored = try await sql.query("""
+                    SELECT EXISTS (SELECT 1 FROM govex.batch_index WHERE node_id = $1 AND epoch = $2)
+                    """, [authenticatedNode, String(header.nodeEpoch)]).rows.first?[0] == "t"
+            }
+            var decision = IngestRules.decide(authenticatedNode: authenticatedNode, ledger: ledger, header: header, digest: digest, stored: stored,
+                                              epochStored: epochStored)
             var records: [ChangeRecord] = [], columnNames: [String] = []
             if decision == .accept {
                 contentChecks.increment()

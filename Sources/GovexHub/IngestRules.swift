@@ -81,9 +81,11 @@ public enum IngestRules {
     /// Decides a pushed batch from its header alone: who, which epoch, which sequence.
     /// `authenticatedNode` is the TLS client certificate's node; `stored` is what the hub holds
     /// at (node, epoch, sequence), if anything; `digest` is the SHA-256 of the whole pushed
-    /// file. Only an `.accept` goes on to `checkContent`, and then `afterContent`.
+    /// file; `epochStored` says whether the hub holds batches of the batch's epoch (asked only
+    /// when it is not the accepted one). Only an `.accept` goes on to `checkContent`, and then
+    /// `afterContent`.
     public static func decide(authenticatedNode: String, ledger: NodeLedger?, header: BatchHeader, digest: [UInt8],
-                              stored: StoredBatchIdentity?) -> IngestDecision {
+                              stored: StoredBatchIdentity?, epochStored: Bool = false) -> IngestDecision {
         guard let ledger else {
             return .refuse(code: .unknownNode, message: "node \(authenticatedNode) is not enrolled at this hub")
         }
@@ -95,9 +97,12 @@ public enum IngestRules {
                            message: "the batch is from node \(header.nodeID), but the client certificate is node \(authenticatedNode)")
         }
         if header.nodeEpoch != ledger.epoch && ledger.epoch != 0 {
-            if header.nodeEpoch < ledger.epoch {
+            // An epoch is an identity, not an order: one the hub already holds batches of is an old
+            // state come back (a restored backup); any other is a reset waiting for the administrator.
+            if epochStored {
                 return .refuse(code: .staleEpoch,
-                               message: "epoch \(header.nodeEpoch) is older than the accepted epoch \(ledger.epoch); this agent's state is out of date")
+                               message: "epoch \(header.nodeEpoch) was replaced by epoch \(ledger.epoch): this agent runs on old state (restored from a backup?); "
+                                   + "remove data_dir/state and the spool to start a new epoch, which an administrator then accepts")
             }
             return .newEpoch(header.nodeEpoch, message: "node \(ledger.nodeID) started a new epoch \(header.nodeEpoch) (its state or slot was reset) after epoch \(ledger.epoch); "
                                + "an administrator must check it and run: govex hub node accept-epoch \(ledger.nodeID)")
@@ -154,7 +159,7 @@ public enum IngestRules {
 
     /// The ledger once an administrator accepts the pending epoch: its sequences start at 1.
     public static func acceptEpoch(_ ledger: NodeLedger) -> NodeLedger? {
-        guard let pending = ledger.pendingEpoch, pending > ledger.epoch else { return nil }
+        guard let pending = ledger.pendingEpoch, pending != ledger.epoch else { return nil }
         return NodeLedger(nodeID: ledger.nodeID, revoked: ledger.revoked, epoch: pending, nextSequence: 1, pendingEpoch: nil)
     }
 

@@ -23,8 +23,9 @@ struct IngestRulesTests {
     }
 
     static func decide(_ ledger: NodeLedger?, _ batch: (file: BatchFile, bytes: [UInt8], digest: [UInt8]), stored: StoredBatchIdentity? = nil,
-                       node: String = "gongan", rejection: ContentRejection? = nil) -> IngestDecision {
-        IngestRules.decide(authenticatedNode: node, ledger: ledger, header: batch.file.header, digest: batch.digest, stored: stored).afterContent(rejection)
+                       node: String = "gongan", rejection: ContentRejection? = nil, epochStored: Bool = false) -> IngestDecision {
+        IngestRules.decide(authenticatedNode: node, ledger: ledger, header: batch.file.header, digest: batch.digest, stored: stored,
+                           epochStored: epochStored).afterContent(rejection)
     }
 
     @Test("the first batch sets the epoch; then sequences follow one by one, and a gap names the expected sequence")
@@ -64,7 +65,24 @@ struct IngestRulesTests {
         #expect(accepted == NodeLedger(nodeID: "gongan", epoch: 9, nextSequence: 1))
         #expect(Self.decide(accepted, try Self.batch(sequence: 1, epoch: 9)) == .accept)
         #expect(IngestRules.acceptEpoch(ledger) == nil, "nothing pending")
-        guard case .refuse(.staleEpoch, _) = Self.decide(accepted, try Self.batch(sequence: 40, epoch: 7)) else { Issue.record("stale epoch accepted"); return }
+        guard case .refuse(.staleEpoch, _) = Self.decide(accepted, try Self.batch(sequence: 40, epoch: 7), epochStored: true) else { Issue.record("stale epoch accepted"); return }
+    }
+
+    @Test("a reset agent's new epoch waits for acceptance whatever its number; only an epoch the hub stored batches of is stale")
+    func resetToLowerEpoch() throws {
+        // Epochs used to be random: about half of all resets drew a smaller number than the one accepted.
+        let ledger = NodeLedger(nodeID: "gongan", epoch: 9, nextSequence: 40)
+        guard case .newEpoch(3, let message) = Self.decide(ledger, try Self.batch(sequence: 1, epoch: 3)) else {
+            Issue.record("a fresh state with a smaller epoch must be a new epoch, not stale"); return
+        }
+        #expect(message.contains("govex hub node accept-epoch gongan"))
+        var pending = ledger
+        pending.pendingEpoch = 3
+        #expect(IngestRules.acceptEpoch(pending) == NodeLedger(nodeID: "gongan", epoch: 3, nextSequence: 1))
+        guard case .refuse(.staleEpoch, let stale) = Self.decide(ledger, try Self.batch(sequence: 12, epoch: 3), epochStored: true) else {
+            Issue.record("an epoch the hub holds batches of must be stale"); return
+        }
+        #expect(stale.contains("restored"), "\(stale)")
     }
 
     @Test("who may push: an unknown node, a revoked node, and a batch from another node than the certificate's are refused")
