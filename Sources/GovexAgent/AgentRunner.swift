@@ -137,7 +137,11 @@ public enum AgentRunner {
                 if !captures {
                     notifier.notify("READY=1")
                     group.addTask {
-                        while !interrupted() { try await Task.sleep(for: .milliseconds(200)) }
+                        // No capture loop to say WATCHDOG=1: this one does, or systemd would kill a subscribe-only agent.
+                        while !interrupted() {
+                            pingWatchdog(notifier, flags)
+                            try await Task.sleep(for: .milliseconds(200))
+                        }
                         notifier.notify(stopRequested.load(ordering: .relaxed) ? "STOPPING=1" : "RELOADING=1")
                         log(6, stopRequested.load(ordering: .relaxed) ? "stopping" : "reloading")
                     }
@@ -162,15 +166,7 @@ public enum AgentRunner {
                             notifier.notify("READY=1")
                             log(6, "streaming")
                         },
-                        onLoop: {
-                            guard let interval = notifier.watchdogInterval else { return }
-                            let due = flags.lastWatchdog.withLock { last -> Bool in
-                                guard ContinuousClock.now - last >= interval else { return false }
-                                last = .now
-                                return true
-                            }
-                            if due { notifier.notify("WATCHDOG=1") }
-                        })
+                        onLoop: { pingWatchdog(notifier, flags) })
                 }
                 try await group.waitForAll()
             }
@@ -179,6 +175,17 @@ public enum AgentRunner {
             throw error
         }
         await link?.client.shutdown()
+    }
+
+    /// WATCHDOG=1 when half the watchdog interval has passed since the last one.
+    private static func pingWatchdog(_ notifier: SystemdNotifier, _ flags: RunFlags) {
+        guard let interval = notifier.watchdogInterval else { return }
+        let due = flags.lastWatchdog.withLock { last -> Bool in
+            guard ContinuousClock.now - last >= interval else { return false }
+            last = .now
+            return true
+        }
+        if due { notifier.notify("WATCHDOG=1") }
     }
 
     /// The publications the hub's catalog allows: fetched at start (and cached for starts

@@ -157,6 +157,38 @@ struct AgentCommandTests {
     }
 }
 
+@Suite("govex agent under systemd")
+struct AgentWatchdogTests {
+    @Test("a subscribe-only agent says READY=1 and then WATCHDOG=1 within the interval (it used to say it only from capture)")
+    func subscribeOnlyWatchdog() async throws {
+        let dataDir = Subprocess.temporaryDirectory("govex-sub-only")
+        try Subprocess.check([AgentCommandTests.govex, "keygen", "--out", dataDir + "/keys"])
+        let path = try AgentCommandTests.write("""
+            [node]
+            id = "minzheng"
+            data_dir = "\(dataDir)"
+            [signing]
+            key = "\(dataDir)/keys/signing.key"
+            [source]
+            conninfo = "host=127.0.0.1 port=1 dbname=none"
+            [metrics]
+            listen = ""
+            [[subscribe]]
+            resource = "GA-RK-0001"
+            table = "shared.residents"
+            purpose = "check residence"
+            """)
+        let notifyPath = Subprocess.temporaryDirectory("gvx-w") + "/n"
+        let notifications = try DatagramListener(path: notifyPath)
+        let agent = try Subprocess.start([AgentCommandTests.govex, "agent", "--config", path], environment: ["NOTIFY_SOCKET": notifyPath, "WATCHDOG_USEC": "400000"])
+        #expect(await notifications.arrives("READY=1", within: .seconds(30)))
+        #expect(await notifications.arrives("WATCHDOG=1", within: .seconds(2)), "systemd would kill it after WatchdogSec")
+        agent.signal(SIGTERM)
+        let stopped = await agent.finish(within: .seconds(30))
+        #expect(stopped.status == 0, "\(stopped.output)")
+    }
+}
+
 /// Receives sd_notify datagrams the way systemd would.
 final class DatagramListener: @unchecked Sendable {
     let fd: Int32
