@@ -31,7 +31,8 @@ public struct SystemdNotifier: Sendable {
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         _ = state.withCString { message in
             withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, strlen(message), 0, $0, length) }
+                // Never wait for the reader: a full queue (systemd busy, or not reading) must not stop the agent.
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, strlen(message), Int32(MSG_DONTWAIT), $0, length) }
             }
         }
     }
