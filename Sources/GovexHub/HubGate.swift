@@ -80,8 +80,6 @@ public enum HubLog {
 struct HubGateMiddleware: RouterMiddleware {
     typealias Context = HubRequestContext
 
-    /// Routes a client without a certificate may call.
-    static let publicRoutes = HubRoute.unauthenticated
     /// The response header a route's error carries its code in, for the gate to record; stripped before sending.
     static let refusalHeader = HTTPField.Name("x-govex-refusal")!
 
@@ -94,7 +92,7 @@ struct HubGateMiddleware: RouterMiddleware {
         var context = context
         let route = request.uri.path
         let remote = context.channel.remoteAddress?.ipAddress
-        if !Self.publicRoutes.contains(route) {
+        if !HubRoute.unauthenticated.contains(route) {
             switch await admit(context) {
             case .success(let node):
                 context.node = node

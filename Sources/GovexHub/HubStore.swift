@@ -88,10 +88,6 @@ public struct HubStore: Sendable {
         }
     }
 
-    public static func isRevoked(_ nodeID: String, on sql: PostgresConnection) async throws -> Bool {
-        try await sql.query("SELECT revoked_at IS NOT NULL FROM govex.nodes WHERE node_id = $1", [nodeID]).rows.first?[0] != "f"
-    }
-
     /// Accepts a node's pending epoch (see `IngestRules.acceptEpoch`); returns it, or nil when none waits.
     public static func acceptEpoch(of nodeID: String, on sql: PostgresConnection) async throws -> UInt64? {
         try await sql.transaction {
