@@ -19,6 +19,11 @@ public struct SystemdNotifier: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }
+        // A state change (READY, STOPPING, STATUS) is worth a short wait for a busy reader; a
+        // watchdog ping is not: the next one follows, and blocking must never stop the agent.
+        let isPing = state == "WATCHDOG=1"
+        var patience = timeval(tv_sec: 1, tv_usec: 0)
+        if !isPing { setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size)) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var path = Array(socketPath.utf8)
@@ -31,8 +36,9 @@ public struct SystemdNotifier: Sendable {
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
         _ = state.withCString { message in
             withUnsafePointer(to: &address) {
-                // Never wait for the reader: a full queue (systemd busy, or not reading) must not stop the agent.
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, strlen(message), Int32(MSG_DONTWAIT), $0, length) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, message, strlen(message), isPing ? Int32(MSG_DONTWAIT) : 0, $0, length)
+                }
             }
         }
     }

@@ -184,51 +184,11 @@ struct AgentWatchdogTests {
         #expect(await notifications.arrives("READY=1", within: .seconds(30)))
         #expect(await notifications.arrives("WATCHDOG=1", within: .seconds(2)), "systemd would kill it after WatchdogSec")
         // Nobody reads the socket now: its queue fills, and a notification must not block the agent.
+        notifications.pause()
         try await Task.sleep(for: .seconds(4))
         agent.signal(SIGTERM)
         let stopped = await agent.finish(within: .seconds(30))
         #expect(stopped.status == 0, "\(stopped.output)")
-    }
-}
-
-/// Receives sd_notify datagrams the way systemd would.
-final class DatagramListener: @unchecked Sendable {
-    let fd: Int32
-    private var received: [String] = []
-
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0 else { throw TestSupportError("cannot bind \(path)") }
-    }
-
-    deinit { close(fd) }
-
-    /// `wait`, off the cooperative pool.
-    func arrives(_ message: String, within timeout: Duration) async -> Bool {
-        await Subprocess.offPool { self.wait(for: message, timeout: timeout) }
-    }
-
-    /// Whether `message` arrived (now or earlier) within `timeout`.
-    func wait(for message: String, timeout: Duration) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while !received.contains(message) {
-            let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero { return false }
-            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, Int32(remaining.components.seconds * 1000 + 50)) > 0 else { continue }
-            var buffer = [UInt8](repeating: 0, count: 512)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count > 0 { received.append(String(decoding: buffer[0..<count], as: UTF8.self)) }
-        }
-        return true
     }
 }
 
