@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -61,6 +62,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "GovexLog",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "GovexSystemd",
+            dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "GovexPostgres",
             dependencies: ["CLibPQ", "GovexWire"],
             swiftSettings: strictSettings
@@ -72,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "GovexCapture",
-            dependencies: ["GovexWire", "GovexPostgres", "GovexPolicy", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: ["GovexWire", "GovexPostgres", "GovexPolicy", "GovexLog", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strictSettings
         ),
         .target(
@@ -91,9 +102,10 @@ let package = Package(
         .target(
             name: "GovexHub",
             dependencies: [
-                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI", "GovexMetrics",
+                "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI", "GovexMetrics", "GovexLog", "GovexSystemd",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -101,6 +113,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -132,8 +145,11 @@ let package = Package(
             name: "GovexAgent",
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexPolicy", "GovexConfiguration", "GovexIdentity",
-                "GovexAPI", "GovexApply", "GovexMetrics",
+                "GovexAPI", "GovexApply", "GovexMetrics", "GovexLog", "GovexSystemd",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -149,7 +165,7 @@ let package = Package(
         .executableTarget(
             name: "govex",
             dependencies: [
-                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity", "GovexDiff", "GovexTableDiff", "GovexMetrics",
+                "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexAgent", "GovexHub", "GovexIdentity", "GovexDiff", "GovexTableDiff", "GovexMetrics", "GovexLog", "GovexSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -80,7 +80,7 @@ public final class BatchPusher: Sendable {
                     log(3, "pushing batch \(window[0].sequence) to the hub: \(stalled); retrying with backoff, batches stay in the spool")
                     lastAlarm = stalled
                 }
-                try? await Task.sleep(for: Self.backoff(failures: failures))
+                await idle(for: Self.backoff(failures: failures))
             } else {
                 if failures > 0 { log(6, "pushing to the hub again") }
                 failures = 0

@@ -1,3 +1,4 @@
+import GovexApply
 import GovexCapture
 import GovexPolicy
 import GovexPostgres
@@ -28,7 +29,40 @@ public struct ConfigurationCheck: Sendable {
         try await PostgresConnection.with(configuration.conninfo, name: "govex-check") { sql in
             var findings = configuration.publish.isEmpty ? [] : try await checkPublications(configuration, sql: sql)
             findings += try await checkSubscriptions(configuration, catalog: catalog, sql: sql)
+            findings += try await checkOwnTables(AgentRunner.ownTables(configuration), sql: sql)
             return ConfigurationCheck(findings: findings)
+        }
+    }
+
+    /// govex's own tables this configuration needs: each missing one is fine when the role may
+    /// create it (the agent does at start), an error with its DDL when it may not.
+    static func checkOwnTables(_ tables: [OwnTables.Table], sql: PostgresConnection) async throws -> [Finding] {
+        guard !tables.isEmpty else { return [] }
+        let user = try await sql.query("SELECT current_user").rows[0][0] ?? "current_user"
+        let schemaUsable = try await sql.query("""
+            SELECT n.oid IS NULL OR pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+            FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'govex'
+            """).rows[0][0] == "t"
+        guard schemaUsable else {
+            return OwnTables.grants(tables, to: user).map {
+                Finding(severity: .error, subject: "schema govex", message: "exists but role \(user) may not use it", fix: $0)
+            }
+        }
+        let missing = try await OwnTables.missing(tables, in: sql)
+        guard !missing.isEmpty else { return [Finding(severity: .ok, subject: "govex's own tables", message: "present", fix: nil)] }
+        let mayCreate = try await sql.query("""
+            SELECT CASE WHEN n.oid IS NULL THEN pg_catalog.has_database_privilege(current_database(), 'CREATE')
+                        ELSE pg_catalog.has_schema_privilege(n.oid, 'CREATE') END
+            FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'govex'
+            """).rows[0][0] == "t"
+        guard !mayCreate else {
+            return missing.map { Finding(severity: .ok, subject: $0.name, message: "missing; the agent creates it at start", fix: nil) }
+        }
+        return OwnTables.ddl(missing).enumerated().map { index, statement in
+            Finding(severity: .error, subject: index == 0 ? "schema govex" : missing[index - 1].name,
+                    message: "does not exist and role \(user) may not create it (a DBA can)", fix: statement)
+        } + OwnTables.grants(missing, to: user).map {
+            Finding(severity: .error, subject: "role \(user)", message: "needs these rights on govex's tables a DBA creates", fix: $0)
         }
     }
 

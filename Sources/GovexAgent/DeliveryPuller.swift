@@ -64,7 +64,7 @@ final class DeliveryPuller: Sendable {
                             // The database connection stays: only the hub is away.
                             failures += 1
                             if failures == 1 { log(3, "subscription \(subscription.id): \(error.description); retrying with backoff") }
-                            try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
+                            await idle(for: BatchPusher.backoff(failures: failures))
                             continue
                         }
                         if failures > 0 { log(6, "subscription \(subscription.id): pulling again") }
@@ -75,7 +75,7 @@ final class DeliveryPuller: Sendable {
                 guard !Task.isCancelled else { return }
                 failures += 1
                 log(3, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): \(ApplyError.loggable(error)); retrying with backoff")
-                try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
+                await idle(for: BatchPusher.backoff(failures: failures))
             }
         }
     }
@@ -255,10 +255,7 @@ struct SubscriptionFollower: Sendable {
                         }
                     }
                 }
-                let deadline = ContinuousClock.now + recheck
-                while ContinuousClock.now < deadline, !shouldStop(), !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
+                await idle(for: recheck)
             }
             group.cancelAll()
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GovexAPI
+import GovexApply
 import GovexPostgres
 import GovexWire
 import Metrics
@@ -16,37 +17,18 @@ struct FeedbackFollower: Sendable {
     let interval: Duration
     let log: @Sendable (Int, String) -> Void
 
-    static let tableStatements = [
-        "CREATE SCHEMA IF NOT EXISTS govex",
-        """
-        CREATE TABLE IF NOT EXISTS govex.discrepancies (id bigint PRIMARY KEY, change bigint NOT NULL, subject text NOT NULL, key text NOT NULL, \
-        field text, kind text NOT NULL, role text NOT NULL CHECK (role IN ('reporter', 'authority')), authority text, authority_value text, \
-        authority_value_shown boolean NOT NULL, reporting_node text NOT NULL, reported_value text, reported_value_shown boolean NOT NULL, \
-        reason text, status text NOT NULL, first_seen timestamptz NOT NULL, last_seen timestamptz NOT NULL, resolved_at timestamptz, \
-        received_at timestamptz NOT NULL DEFAULT now())
-        """,
-        """
-        CREATE TABLE IF NOT EXISTS govex.feedback_cursor (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), \
-        through bigint NOT NULL, received_at timestamptz NOT NULL DEFAULT now())
-        """,
-    ]
-
     func run(shouldStop: @escaping @Sendable () -> Bool) async {
         var failures = 0
         var reportedFailure = ""
         while !shouldStop(), !Task.isCancelled {
             do {
                 try await PostgresConnection.with(conninfo, name: "govex-feedback") { sql in
-                    do {
-                        for statement in Self.tableStatements { try await sql.query(statement) }
-                    } catch let error as PostgresError where error.sqlState == "42501" {
-                        throw DeliveryError("cannot create govex.discrepancies (\(error.message)); have the DBA run the DDL `govex check` prints")
-                    }
+                    try await OwnTables.prepare(OwnTables.forFeedback, in: sql)
                     while !shouldStop(), !Task.isCancelled {
                         let more = try await pollOnce(sql)
                         failures = 0
                         reportedFailure = ""
-                        if !more { try await pause() }
+                        if !more { await idle(for: interval) }
                     }
                 }
             } catch {
@@ -57,14 +39,7 @@ struct FeedbackFollower: Sendable {
                     log(4, "discrepancy feedback: \(error); retrying with backoff")
                     reportedFailure = "\(error)"
                 }
-                try? await Task.sleep(for: BatchPusher.backoff(failures: failures))
-            }
-        }
-
-        func pause() async throws {
-            let deadline = ContinuousClock.now + interval
-            while ContinuousClock.now < deadline, !shouldStop(), !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(200))
+                await idle(for: BatchPusher.backoff(failures: failures))
             }
         }
     }

@@ -76,15 +76,6 @@ extension ConfigurationCheck {
             if !findings.contains(where: { $0.subject == subject && $0.severity == .error }) { add(.ok, subject, "ready to apply") }
         }
 
-        let cursors = try await sql.query("SELECT pg_catalog.to_regclass('govex.delivery_cursors') IS NOT NULL").rows[0][0] == "t"
-        if !cursors {
-            let mayCreate = try await sql.query("SELECT pg_catalog.has_database_privilege(current_database(), 'CREATE')").rows[0][0] == "t"
-            if !mayCreate {
-                for statement in DeliveryApplier.cursorStatements {
-                    add(.error, "govex.delivery_cursors", "does not exist and role \(user) may not create it (a DBA can)", fix: statement)
-                }
-            }
-        }
         let superuser = try await sql.query("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").rows.first?[0] == "t"
         for function in ["pg_replication_origin_create(text)", "pg_replication_origin_session_setup(text)", "pg_replication_origin_oid(text)"] where !superuser {
             let allowed = try await sql.query("SELECT pg_catalog.has_function_privilege($1, 'EXECUTE')", ["pg_catalog." + function]).rows[0][0]

@@ -33,16 +33,6 @@ public struct DeadLetter: Sendable, Equatable {
 }
 
 public enum DeadLetters {
-    public static let tableStatements = [
-        """
-        CREATE TABLE IF NOT EXISTS govex.dead_letters (id bigserial PRIMARY KEY, subscription bigint NOT NULL, resource text NOT NULL, \
-        target text NOT NULL, delivery numeric(20,0) NOT NULL, origin_node text NOT NULL, origin_epoch numeric(20,0) NOT NULL, \
-        origin_sequence numeric(20,0) NOT NULL, error text NOT NULL, attempts int NOT NULL, payload bytea NOT NULL, \
-        status text NOT NULL DEFAULT 'dead' CHECK (status IN ('dead', 'replay', 'skip', 'replayed', 'skipped')), \
-        dead_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz, resolved_by text, reason text, UNIQUE (subscription, delivery))
-        """,
-    ]
-
     static let columns = """
         id, subscription, resource, target, delivery::text, origin_node, origin_epoch::text, origin_sequence::text, error, attempts, status,
         to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),

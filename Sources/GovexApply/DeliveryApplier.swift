@@ -57,16 +57,6 @@ public struct ApplyError: Error, CustomStringConvertible {
 public final class DeliveryApplier: Sendable {
     public static let originPrefix = "govex_apply"
 
-    /// What a subscriber's database needs besides its tables; `govex check` prints it.
-    public static let cursorStatements = [
-        "CREATE SCHEMA IF NOT EXISTS govex",
-        """
-        CREATE TABLE IF NOT EXISTS govex.delivery_cursors (subscription bigint PRIMARY KEY, resource text NOT NULL, \
-        delivered_through numeric(20,0) NOT NULL, origin_node text, origin_epoch numeric(20,0), origin_sequence numeric(20,0), \
-        applied_at timestamptz NOT NULL DEFAULT now())
-        """,
-    ] + DeadLetters.tableStatements
-
     public enum Outcome: Sendable, Equatable {
         case applied(statements: Int)
         case alreadyApplied
@@ -100,15 +90,7 @@ public final class DeliveryApplier: Sendable {
     public static func with<T>(conninfo: String, subscription: Int64, resource: String, schema: String, table: String,
                                originWait: Duration = .seconds(60), _ body: (DeliveryApplier) async throws -> T) async throws -> T {
         try await PostgresConnection.with(conninfo, name: "govex-apply") { sql in
-            do {
-                do {
-                    for statement in cursorStatements { try await sql.query(statement) }
-                } catch let error as PostgresError where error.sqlState == "23505" {
-                    for statement in cursorStatements { try await sql.query(statement) }  // another applier created it at the same moment
-                }
-            } catch let error as PostgresError where error.sqlState == "42501" {
-                throw ApplyError(description: "cannot create govex.delivery_cursors (\(error.message)); have the DBA run the DDL `govex check` prints")
-            }
+            try await OwnTables.prepare(OwnTables.forSubscriptions, in: sql)
             let databaseOID = UInt32(try await sql.query("SELECT oid::text FROM pg_catalog.pg_database WHERE datname = current_database()")
                 .rows.first?[0] ?? "") ?? 0
             let origin = originName(subscription: subscription, database: databaseOID)

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import GovexLog
 import GovexPostgres
 import GovexWire
 import Synchronization
@@ -286,16 +287,11 @@ public final class CaptureService: Sendable {
     }
 
     /// Alarms are error-level lines on stderr (journald keeps them); metrics come with the agent.
-    static func alarm(_ message: String) {
-        let line = "<3>govex capture: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
-    }
+    static func alarm(_ message: String) { journal.write(.error, message) }
 
-    /// Informational lines, journald priority 6.
-    static func log(_ message: String) {
-        let line = "<6>govex capture: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
-    }
+    static func log(_ message: String) { journal.write(.info, message) }
+
+    static let journal = Journal("govex capture")
 
     static func nowMicroseconds() -> Int64 {
         var now = timespec()

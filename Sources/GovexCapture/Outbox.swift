@@ -50,13 +50,32 @@ public final class Outbox: Sendable {
                 metrics.batchesSpooled.increment()
                 metrics.recordsSpooled.increment(by: body.recordCount)
             }
-            metrics.spoolBatches.record(guarded.spool.entries.count)
-            metrics.spoolBytes.record(guarded.spool.totalBytes)
-            metrics.spoolOldestAge.record(guarded.spool.oldestAge)
+            recordGauges(guarded.spool)
             if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
             if snapshotDone { guarded.state.snapshotComplete = true }
             try guarded.state.save(to: configuration.dataDirectory)
         }
+    }
+
+    /// The spool's gauges as they are now: called on a timer, since the oldest batch ages
+    /// (and the spool fills) while nothing is written.
+    public func refreshGauges() { guarded.withLock { recordGauges($0.spool) } }
+
+    public struct SpoolFigures: Sendable, Codable, Equatable {
+        public var batches: Int
+        public var bytes: Int
+        public var oldestAgeSeconds: Int
+        public var full: Bool
+    }
+
+    public var spoolFigures: SpoolFigures {
+        guarded.withLock { SpoolFigures(batches: $0.spool.entries.count, bytes: $0.spool.totalBytes, oldestAgeSeconds: $0.spool.oldestAge, full: $0.spool.isFull) }
+    }
+
+    private func recordGauges(_ spool: Spool) {
+        metrics.spoolBatches.record(spool.entries.count)
+        metrics.spoolBytes.record(spool.totalBytes)
+        metrics.spoolOldestAge.record(spool.oldestAge)
     }
 
     /// The spooled batches, oldest first: what the hub has not acknowledged yet.
@@ -70,9 +89,7 @@ public final class Outbox: Sendable {
     public func acknowledge(through sequence: UInt64) throws {
         try guarded.withLock { guarded in
             try guarded.spool.acknowledge(through: sequence)
-            metrics.spoolBatches.record(guarded.spool.entries.count)
-            metrics.spoolBytes.record(guarded.spool.totalBytes)
-            metrics.spoolOldestAge.record(guarded.spool.oldestAge)
+            recordGauges(guarded.spool)
         }
     }
 

@@ -1,4 +1,6 @@
 import Foundation
+import GovexLog
+import Logging
 import GovexAPI
 import GovexIdentity
 import GovexPostgres
@@ -47,23 +49,14 @@ public struct RefusalRecorder: Sendable {
 /// journald-friendly lines on stderr: `<priority>govex hub: message`, one line each, with
 /// control characters (CR, LF, ANSI escapes) of anything a node sent shown as escapes.
 public enum HubLog {
-    public static func write(_ priority: Int, _ message: String) {
-        FileHandle.standardError.write(Data("<\(priority)>govex hub: \(escaped(message))\n".utf8))
-    }
+    public static let journal = Journal("govex hub")
 
-    /// Control characters as `\u{..}`: a node cannot forge log lines or drive a terminal.
-    public static func escaped(_ text: String) -> String {
-        var result = ""
-        result.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-        for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
-                result += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
-    }
+    public static func write(_ priority: Int, _ message: String) { journal.write(priority, message) }
+
+    public static func escaped(_ text: String) -> String { Journal.escaped(text) }
+
+    /// The web framework's and the service group's lines, in the hub's form.
+    public static func logger(label: String) -> Logger { journal.logger(label: label) }
 
     /// An error for the log: PostgreSQL's detail (`Failing row contains (…)`) and anything else
     /// that may carry row data stays out; SQLSTATE, constraint and table say what to look at.

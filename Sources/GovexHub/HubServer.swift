@@ -2,6 +2,9 @@ import Foundation
 import GovexAPI
 import GovexIdentity
 import GovexPostgres
+import GovexSystemd
+import ServiceLifecycle
+import UnixSignals
 import GovexWire
 import Hummingbird
 import HummingbirdCore
@@ -249,8 +252,11 @@ public struct HubServer: Sendable {
         return min(configured, Int(limit.rlim_cur - reserve))
     }
 
-    /// Serves until the surrounding task is cancelled; `onRunning` receives the bound port.
-    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// Serves until SIGTERM or SIGINT (a graceful stop) or until the surrounding task is
+    /// cancelled; `onRunning` receives the bound port. Under systemd (Type=notify) it says
+    /// READY=1 once listening, WATCHDOG=1 from a service of its own, STOPPING=1 at the stop.
+    public func run(notifier: SystemdNotifier = SystemdNotifier(environment: [:]),
+                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let recorder = self.recorder, handshakeTimeout = TimeAmount(settings.limits.handshakeTimeout)
         let app = Application(
             router: router(),
@@ -259,14 +265,23 @@ public struct HubServer: Sendable {
                              tlsConfiguration: tlsConfiguration()),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "govex-hub",
                                  availableConnectionsDelegate: MaximumAvailableConnections(Self.connectionCap(settings.limits.maxConnections))),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) })
+            onServerRunning: { channel in
+                await onRunning(channel.localAddress?.port ?? 0)
+                notifier.notify("READY=1")
+            },
+            logger: HubLog.logger(label: "hummingbird"))
         let log: @Sendable (Int, String) -> Void = { priority, message in HubLog.write(priority, message) }
         let listener = HubNotificationListener(conninfo: pool.conninfo, wakeups: wakeups, connections: connections, log: log)
         let merger = self.merger, store = self.store, pool = self.pool
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await listener.run() }
             group.addTask { await merger.run(store: store, pool: pool, log: log) }
-            try await app.runService()
+            let services = ServiceGroup(configuration: .init(
+                services: [.init(service: SystemdWatchdog(notifier: notifier)), .init(service: app),
+                           .init(service: StopAnnouncer(notifier: notifier) { HubLog.write(6, "stopping: finishing the requests in flight") })],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: HubLog.logger(label: "govex-hub")))
+            try await services.run()
+            HubLog.write(6, "stopped")
             group.cancelAll()
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GovexAgent
+import GovexLog
 
 struct Agent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,12 +20,12 @@ struct Agent: AsyncParsableCommand {
     var config: String = "/etc/govex/agent.toml"
 
     func run() async throws {
-        let text = try readConfigurationFile(config)
-        do {
+        try await reportingFailure(as: AgentRunner.journal) {
+            let text: String
+            do { text = try String(contentsOfFile: config, encoding: .utf8) } catch {
+                throw CommandError("cannot read \(config): \(error.localizedDescription)")
+            }
             try await AgentRunner.run(configurationPath: config, text: text, environment: ProcessInfo.processInfo.environment)
-        } catch {
-            printError("\(error)")
-            throw ExitStatus.failure
         }
     }
 }

@@ -7,7 +7,9 @@ import GovexHub
 import GovexMetrics
 import GovexIdentity
 import GovexKeyStore
+import GovexLog
 import GovexPostgres
+import GovexSystemd
 import GovexWire
 import SwiftASN1
 
@@ -34,23 +36,27 @@ struct HubOptions: ParsableArguments {
 
     func load() throws -> HubConfiguration {
         do {
-            let text = try KeyStore.readConfiguration(path: config)
-            return try HubConfiguration.load(path: config, text: text)
+            return try loadOrThrow()
         } catch {
             printError("\(error)")
             throw ExitStatus.failure
         }
     }
+
+    func loadOrThrow() throws -> HubConfiguration {
+        try HubConfiguration.load(path: config, text: try KeyStore.readConfiguration(path: config))
+    }
 }
 
-/// Runs `body`, printing any error as one line and exiting 2.
-func reportingFailure<T>(_ body: () async throws -> T) async throws -> T {
+/// Runs `body`, printing any error as one line and exiting 2. A service (`journal` given)
+/// writes it as a critical journal line, so `journalctl -p err` shows why it did not start.
+func reportingFailure<T>(as journal: Journal? = nil, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let exit as ExitCode {
         throw exit
     } catch {
-        printError("\(error)")
+        if let journal { journal.write(.critical, "cannot run: \(error)") } else { printError("\(error)") }
         throw ExitStatus.failure
     }
 }
@@ -111,8 +117,8 @@ struct HubServe: AsyncParsableCommand {
     @OptionGroup var options: HubOptions
 
     func run() async throws {
-        let configuration = try options.load()
-        try await reportingFailure {
+        try await reportingFailure(as: HubLog.journal) {
+            let configuration = try options.loadOrThrow()
             let ca = try CertificateAuthority.load(from: configuration.caDirectory)
             let signingKey = try KeyStore.loadSigningKey(path: configuration.keysDirectory + "/" + KeyStore.privateKeyFileName)
             var settings = HubServer.Settings(
@@ -134,9 +140,9 @@ struct HubServe: AsyncParsableCommand {
                             try await HubSchema.ensurePartitions(sql)
                             return try await HubSchema.dropExpiredPartitions(sql, retentionDays: configuration.batchRetentionDays)
                         }
-                        for name in dropped { FileOutput.writeStandardError("<6>govex hub: dropped expired batch partition \(name)\n") }
+                        for name in dropped { HubLog.write(6, "dropped expired batch partition \(name)") }
                     } catch {
-                        FileOutput.writeStandardError("<3>govex hub: partition upkeep failed: \(error)\n")
+                        HubLog.write(3, "partition upkeep failed: \(HubLog.describe(error))")
                     }
                     try? await Task.sleep(for: .seconds(3600))
                 }
@@ -145,12 +151,12 @@ struct HubServe: AsyncParsableCommand {
             var metricsServer: MetricsServer? = nil
             if let listen = configuration.metricsListen {
                 metricsServer = try PrometheusExport.serve(on: listen)
-                FileOutput.writeStandardError("<6>govex hub: metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics\n")
+                HubLog.write(6, "metrics on http://\(listen.split(separator: ":")[0]):\(metricsServer!.port)/metrics")
             }
             defer { _ = metricsServer }
             let server = HubServer(settings: settings, pool: pool)
-            try await server.run { port in
-                FileOutput.writeStandardError("<6>govex hub: listening on https://\(configuration.host):\(port)\n")
+            try await server.run(notifier: SystemdNotifier(environment: ProcessInfo.processInfo.environment)) { port in
+                HubLog.write(6, "listening on https://\(configuration.host):\(port)")
             }
         }
     }

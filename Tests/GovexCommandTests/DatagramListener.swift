@@ -12,7 +12,7 @@ final class DatagramListener: Sendable {
     /// What the reader thread owns: it closes the socket once the listener is gone.
     private final class Inbox: Sendable {
         let fd: Int32
-        let received = Mutex<[String]>([])
+        let received = Mutex<[(message: String, at: ContinuousClock.Instant)]>([])
         let closed = Atomic<Bool>(false)
         let paused = Atomic<Bool>(false)
         init(fd: Int32) { self.fd = fd }
@@ -26,7 +26,7 @@ final class DatagramListener: Sendable {
                 let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
                 if count > 0 {
                     let message = String(decoding: buffer[0..<count], as: UTF8.self)
-                    received.withLock { $0.append(message) }
+                    received.withLock { $0.append((message, .now)) }
                 }
             }
             close(fd)
@@ -57,7 +57,12 @@ final class DatagramListener: Sendable {
     func pause() { inbox.paused.store(true, ordering: .releasing) }
 
     /// Every datagram so far, in arrival order.
-    var messages: [String] { inbox.received.withLock { $0 } }
+    var messages: [String] { inbox.received.withLock { $0.map(\.message) } }
+
+    /// When each datagram equal to `message` arrived.
+    func arrivals(of message: String) -> [ContinuousClock.Instant] {
+        inbox.received.withLock { $0.filter { $0.message == message }.map(\.at) }
+    }
 
     /// Whether a datagram equal to `message` arrived (now or earlier) within `timeout`.
     func arrives(_ message: String, within timeout: Duration) async -> Bool {
