@@ -74,15 +74,18 @@ struct AgentRun {
     private func services(capture: CaptureConfiguration, outbox: Outbox, link: (client: HubClient, hubKeys: HubKeyring)?) -> [(name: String, service: any Service)] {
         let captures = !configuration.publish.isEmpty
         let streaming = Latch()
-        var services: [(name: String, service: any Service)] = [("status", RunStatus(outbox: captures ? outbox : nil))]
+        let board = StatusBoard(node: configuration.nodeID, captures: captures, subscriptions: configuration.subscribe.map(\.resource))
+        var services: [(name: String, service: any Service)] = [
+            ("status", RunStatus(board: board, outbox: captures ? outbox : nil, notifier: notifier, dataDirectory: configuration.dataDirectory)),
+        ]
         if let link, captures {
             let pusher = BatchPusher(outbox: outbox, client: link.client, hubKeys: link.hubKeys, nodeID: configuration.nodeID,
-                                     anchorsDirectory: configuration.dataDirectory + "/anchors", log: { log($0, $1) })
+                                     anchorsDirectory: configuration.dataDirectory + "/anchors", board: board, log: { log($0, $1) })
             services.append(("pusher", ClosureService { await pusher.run { Task.isShuttingDownGracefully } }))
         }
         if let link, !configuration.subscribe.isEmpty {
             let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,
-                                                recheck: .seconds(15), log: { log($0, $1) })
+                                                recheck: .seconds(15), board: board, log: { log($0, $1) })
             // Into a table this agent also publishes, nothing is applied before the capture's
             // slot exists: rows applied earlier would be in its initial snapshot and go back
             // to the hub as the department's own (later ones carry the apply's origin).
@@ -104,10 +107,21 @@ struct AgentRun {
                 try await CaptureService(configuration: capture).run(
                     outbox: outbox,
                     shouldStop: { Task.isShuttingDownGracefully ? .graceful : nil },
-                    onStreaming: {
-                        streaming.open()
-                        announceReady()
-                        log(6, "streaming")
+                    onEvent: { event in
+                        board.capture(event)
+                        switch event {
+                        case .connected:
+                            // Ready once what commits from now on will be captured; the copy that
+                            // may follow takes as long as the tables are big, so it is not start-up.
+                            announceReady()
+                        case .snapshot:
+                            // Should a time limit apply meanwhile (RuntimeMaxSec, a stop), a copy in progress asks for more.
+                            notifier.notify("EXTEND_TIMEOUT_USEC=\(RunStatus.snapshotExtension.components.seconds * 1_000_000)")
+                            notifier.notify("STATUS=" + board.current.line(spool: outbox.spoolFigures, now: Int64(time(nil))))
+                        case .streaming:
+                            streaming.open()
+                            log(6, "streaming")
+                        }
                     })
             }))
         }
@@ -144,14 +158,32 @@ struct AgentRun {
 }
 
 /// Keeps the run's figures current while it lasts: the spool's gauges move with time (the
-/// oldest batch ages while the hub is away), not only when a batch is written.
+/// oldest batch ages while the hub is away), `status.json` for `govex status`, and a
+/// STATUS= line for `systemctl status` whenever it changes.
 struct RunStatus: Service {
+    let board: StatusBoard
     let outbox: Outbox?
+    let notifier: SystemdNotifier
+    let dataDirectory: String
     var interval: Duration = .seconds(5)
+    /// How much longer a snapshot in progress asks systemd for, each time it reports.
+    static let snapshotExtension: Duration = .seconds(90)
 
     func run() async throws {
+        var said = ""
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             outbox?.refreshGauges()
+            let now = Int64(time(nil))
+            do {
+                try board.write(to: dataDirectory, now: now)
+            } catch {
+                AgentRunner.log(4, "cannot write \(dataDirectory)/\(AgentStatus.fileName): \(error)")
+            }
+            let line = board.current.line(spool: outbox?.spoolFigures, now: now)
+            if line != said {
+                notifier.notify("STATUS=" + line)
+                said = line
+            }
             await idle(for: interval)
         }
     }

@@ -18,10 +18,13 @@ public final class BatchPusher: Sendable {
     /// for `govex hub audit verify --anchors`.
     let anchorsDirectory: String?
     static let anchorsKept = 64
+    /// Where `govex status` learns how pushing goes.
+    let board: StatusBoard?
 
     public init(outbox: Outbox, client: HubClient, hubKeys: HubKeyring, nodeID: String, inFlight: Int = 4, anchorsDirectory: String? = nil,
-                log: @escaping @Sendable (Int, String) -> Void) {
+                board: StatusBoard? = nil, log: @escaping @Sendable (Int, String) -> Void) {
         self.anchorsDirectory = anchorsDirectory
+        self.board = board
         self.outbox = outbox
         self.client = client
         self.hubKeys = hubKeys
@@ -75,6 +78,7 @@ public final class BatchPusher: Sendable {
                 if stalled != nil { break }
             }
             if let stalled {
+                board?.pushFailed(stalled, at: Int64(time(nil)))
                 failures += 1
                 if stalled != lastAlarm {
                     log(3, "pushing batch \(window[0].sequence) to the hub: \(stalled); retrying with backoff, batches stay in the spool")
@@ -82,6 +86,7 @@ public final class BatchPusher: Sendable {
                 }
                 await idle(for: Self.backoff(failures: failures))
             } else {
+                board?.pushed(at: Int64(time(nil)))
                 if failures > 0 { log(6, "pushing to the hub again") }
                 failures = 0
                 lastAlarm = ""

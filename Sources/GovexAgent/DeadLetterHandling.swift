@@ -37,6 +37,7 @@ extension DeliveryPuller {
 
     /// `cause` is what the log may say of the error (the dead letter keeps PostgreSQL's full text).
     func raiseAlarm(_ letter: DeadLetter, cause: String) {
+        board?.subscription(subscription.resource, state: "dead letter \(letter.id)")
         Gauge(label: "govex_dead_letters_waiting", dimensions: [("subscription", String(subscription.id))]).record(1)
         // Unlabelled, as the capture side registers it: Prometheus refuses to mix the two.
         Counter(label: "govex_alarms_total").increment()

@@ -23,12 +23,14 @@ final class DeliveryPuller: Sendable {
     /// applied to it.
     let sharedTable: Bool
     let log: @Sendable (Int, String) -> Void
+    let board: StatusBoard?
     let providerKeys = Mutex<[String: [VerifyingKey]]>([:])
     static let waitSeconds = 20
 
     init(client: HubClient, hubKeys: HubKeyring, conninfo: String, subscription: SubscriptionView,
          target: AgentConfiguration.Subscribe, retry: AgentConfiguration.ApplyRetry, sharedTable: Bool = false,
-         log: @escaping @Sendable (Int, String) -> Void) {
+         board: StatusBoard? = nil, log: @escaping @Sendable (Int, String) -> Void) {
+        self.board = board
         self.client = client
         self.hubKeys = hubKeys
         self.conninfo = conninfo
@@ -46,6 +48,7 @@ final class DeliveryPuller: Sendable {
                 try await DeliveryApplier.with(conninfo: conninfo, subscription: subscription.id, resource: subscription.resource,
                                                schema: target.schema, table: target.table) { applier in
                     var cursor = try await applier.cursor()
+                    board?.subscription(subscription.resource, id: subscription.id, state: "active", appliedThrough: cursor)
                     log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
                     if let (letter, _) = try await applier.waitingDeadLetter() {
                         raiseAlarm(letter, cause: "refused by the database before this start")
@@ -57,6 +60,7 @@ final class DeliveryPuller: Sendable {
                             let applied = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
                             if applied > cursor {
                                 cursor = applied
+                                board?.subscription(subscription.resource, state: "active", appliedThrough: cursor, appliedAt: Int64(time(nil)))
                                 await acknowledge(cursor)
                             }
                         } catch let error as HubUnreachable {
@@ -228,6 +232,7 @@ struct SubscriptionFollower: Sendable {
     let hubKeys: HubKeyring
     let configuration: AgentConfiguration
     let recheck: Duration
+    var board: StatusBoard? = nil
     let log: @Sendable (Int, String) -> Void
 
     func run(shouldStop: @escaping @Sendable () -> Bool) async {
@@ -245,9 +250,10 @@ struct SubscriptionFollower: Sendable {
                                                         retry: configuration.applyRetry,
                                                         sharedTable: configuration.publish.contains {
                                                             $0.mapping.schema == entry.schema && $0.mapping.table == entry.table
-                                                        }, log: log)
+                                                        }, board: board, log: log)
                             group.addTask { await puller.run(shouldStop: shouldStop) }
                         } else {
+                            board?.subscription(entry.resource, id: matching.last?.id, state: matching.last.map { "\($0.status)" } ?? "not requested")
                             let state = matching.last.map { "is \($0.status)" } ?? "has not been requested (run govex subscribe --resource \(entry.resource))"
                             if reported.insert(entry.resource + state).inserted {
                                 log(4, "[[subscribe]] \(entry.resource): the subscription \(state); nothing is applied until it is active")

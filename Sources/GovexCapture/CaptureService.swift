@@ -64,11 +64,21 @@ public final class CaptureService: Sendable {
         case abandon
     }
 
-    /// Runs until `shouldStop` returns a stop, checked between messages.
-    /// `onStreaming` runs once the slot streams (systemd readiness); `onLoop` on every turn of the loop (watchdog).
-    /// `outbox` is the spool shared with the pusher; without one, the service opens its own.
-    public func run(outbox shared: Outbox? = nil, shouldStop: @escaping @Sendable () -> Stop?, onStreaming: @Sendable () -> Void = {},
-                    onLoop: @Sendable () -> Void = {}) async throws {
+    /// What capture is doing, as it changes: for systemd's STATUS= and `govex status`.
+    public enum Event: Sendable, Equatable {
+        /// Connected to the source, and the slot exists: what is committed from now on is captured.
+        case connected
+        /// The initial copy, about once a second while it runs.
+        case snapshot(SnapshotProgress)
+        /// The slot streams changes.
+        case streaming
+    }
+
+    /// Runs until `shouldStop` returns a stop, checked between messages. `onEvent` hears
+    /// what it is doing. `outbox` is the spool shared with the pusher; without one, the
+    /// service opens its own.
+    public func run(outbox shared: Outbox? = nil, shouldStop: @escaping @Sendable () -> Stop?,
+                    onEvent: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
         let config = configuration
         try DurableFile.makeDirectory(config.dataDirectory)
         let outbox = try shared ?? Outbox(configuration: config)
@@ -78,7 +88,7 @@ public final class CaptureService: Sendable {
         let side = SideConnection(conninfo: config.conninfo)
         // The walsender must be gone when run() returns, so that the slot is free for whoever comes next.
         do {
-            try await capture(stream, side: side, outbox: outbox, loaded: loaded, shouldStop: shouldStop, onStreaming: onStreaming, onLoop: onLoop)
+            try await capture(stream, side: side, outbox: outbox, loaded: loaded, shouldStop: shouldStop, onEvent: onEvent)
         } catch {
             await stream.close()
             await side.close()
@@ -109,7 +119,7 @@ public final class CaptureService: Sendable {
     }
 
     private func capture(_ stream: ReplicationConnection, side: SideConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
-                        onStreaming: @Sendable () -> Void, onLoop: @Sendable () -> Void) async throws {
+                        onEvent: @escaping @Sendable (Event) -> Void) async throws {
         let config = configuration
         var slotExists = try await slotExists(config)
         if slotExists && !loaded.snapshotComplete {
@@ -120,6 +130,7 @@ public final class CaptureService: Sendable {
         }
         if !slotExists {
             let slot = try await createSlot(on: stream, config)
+            onEvent(.connected)
             // The replication connection stays idle while other connections read under its snapshot.
             try await InitialSnapshot.copy(
                 conninfo: config.conninfo, snapshotName: slot.snapshotName ?? "", consistentPoint: slot.consistentPoint,
@@ -131,10 +142,12 @@ public final class CaptureService: Sendable {
                 progress: { report in
                     let percent = report.percent.map { String(format: "%.1f%%", $0) } ?? "?"
                     Self.log("snapshot \(report.resource): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
+                    onEvent(.snapshot(report))
                 })
         }
+        if slotExists { onEvent(.connected) }
         try await startReplication(on: stream, config)
-        onStreaming()
+        onEvent(.streaming)
 
         var decoder = ChangeDecoder(mappings: config.mappings, skippedOrigins: config.skippedOrigins)
         var builder = BatchBuilder(limits: config.batchLimits)
@@ -161,7 +174,6 @@ public final class CaptureService: Sendable {
         }
 
         while true {
-            onLoop()
             if let stop = shouldStop() {
                 if stop == .graceful, let ready = builder.flush() { try await perform([.seal(ready)]) }
                 return

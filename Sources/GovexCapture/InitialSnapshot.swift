@@ -9,6 +9,9 @@ public struct SnapshotProgress: Sendable, Equatable {
     /// PostgreSQL's estimate of the table's rows (pg_class.reltuples); 0 when unknown.
     public let estimatedRows: Int
     public let rowsPerSecond: Double
+    /// Which table this is (from 1) of how many the snapshot copies.
+    public let table: Int
+    public let tables: Int
 
     public var percent: Double? { estimatedRows > 0 ? min(100, Double(rows) * 100 / Double(estimatedRows)) : nil }
 }
@@ -36,7 +39,7 @@ public enum InitialSnapshot {
         try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try await connection.query("SET TRANSACTION SNAPSHOT \(SQLQuoting.literal(snapshotName))")
         let sink = Sink(limits: limits, consistentPoint: consistentPoint, emit: emit, progress: progress)
-        for mapping in mappings {
+        for (tableIndex, mapping) in mappings.enumerated() {
             let table = SQLQuoting.qualified(schema: mapping.schema, name: mapping.table)
             let columns = try await connection.query("""
                 SELECT a.attname, a.atttypid::int8, pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -62,7 +65,8 @@ public enum InitialSnapshot {
                                  keyNames: mapping.key.map(mapping.publishedName),
                                  valueNames: valueIndexes.map { mapping.publishedName(names[$0]) },
                                  types: selected.map { types[$0] },
-                                 estimatedRows: Int(estimate.rows.first?[0].flatMap { Int($0) } ?? 0))
+                                 estimatedRows: Int(estimate.rows.first?[0].flatMap { Int($0) } ?? 0),
+                                 index: tableIndex, count: mappings.count)
             sink.begin(plan)
             let list = selected.map { SQLQuoting.identifier(names[$0]) }.joined(separator: ", ")
             let condition = mapping.filter.map { " WHERE \($0.sql)" } ?? ""
@@ -79,6 +83,8 @@ public enum InitialSnapshot {
         let valueNames: [String]
         let types: [ValueType]
         let estimatedRows: Int
+        let index: Int
+        let count: Int
     }
 
     /// Builds bodies from COPY rows. Used only from the copying connection's thread; the mutex makes that checkable.
@@ -151,7 +157,8 @@ public enum InitialSnapshot {
         static func report(_ state: State) -> SnapshotProgress {
             let seconds = max(1e-6, (ContinuousClock.now - state.started).seconds)
             return SnapshotProgress(resource: state.plan?.mapping.resource ?? "", rows: state.rows,
-                                    estimatedRows: state.plan?.estimatedRows ?? 0, rowsPerSecond: Double(state.rows) / seconds)
+                                    estimatedRows: state.plan?.estimatedRows ?? 0, rowsPerSecond: Double(state.rows) / seconds,
+                                    table: (state.plan?.index ?? 0) + 1, tables: state.plan?.count ?? 0)
         }
 
         func finishTable() {

@@ -1,4 +1,5 @@
 import Foundation
+import GovexAgent
 import GovexPostgres
 import GovexTestSupport
 import Testing
@@ -84,5 +85,34 @@ struct SystemdTests {
             #expect(stopped.status == 0, "\(stopped.output)")
             #expect(Self.unprefixedLines(stopped.output).isEmpty, "\(Self.unprefixedLines(stopped.output))")
         }
+    }
+
+    @Test("a long initial copy: READY=1 before it ends, STATUS= with its progress and EXTEND_TIMEOUT_USEC while it runs, STATUS=streaming after, status.json")
+    func snapshotNotifies() async throws {
+        try await HeavyTestGate.shared.run { try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            let (dataDir, slot, path) = try await AgentCommandTests.prepareAgent(database, sql, directoryPrefix: "govex-snap-sd")
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 200000) g")
+            try await sql.query("ANALYZE residents")
+            let notifyPath = Subprocess.temporaryDirectory("gvx-s") + "/n"
+            let notifications = try DatagramListener(path: notifyPath)
+            let agent = try Subprocess.start([Self.govex, "agent", "--config", path], environment: ["NOTIFY_SOCKET": notifyPath])
+            func log() -> String { (try? String(contentsOfFile: agent.outputPath, encoding: .utf8)) ?? "" }
+            #expect(try await AgentPushTests.eventually { log().contains("streaming") }, "\(log())")
+            let said = notifications.messages
+            let ready = try #require(said.firstIndex(of: "READY=1"), "\(said)")
+            let copying = try #require(said.firstIndex { $0.hasPrefix("STATUS=snapshot GA-RK-0001") }, "no snapshot STATUS=: \(said)")
+            #expect(ready < copying, "READY=1 comes once the slot exists, not after the copy: \(said)")
+            #expect(said.contains { $0.hasPrefix("EXTEND_TIMEOUT_USEC=") }, "\(said)")
+            #expect(said[copying].contains("table 1 of 1"), "\(said[copying])")
+            #expect(await notifications.first(within: .seconds(10)) { $0.hasPrefix("STATUS=streaming") } != nil, "\(notifications.messages)")
+            let status = try AgentStatus.read(dataDirectory: dataDir)
+            #expect(status.capture?.phase == .streaming && status.node == "gongan", "\(status)")
+            agent.signal(SIGTERM)
+            let stopped = await agent.finish()
+            #expect(stopped.status == 0, "\(stopped.output)")
+            try await sql.dropSlot(slot)
+            await sql.close()
+        } }
     }
 }
