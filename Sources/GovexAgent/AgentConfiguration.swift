@@ -149,10 +149,10 @@ public struct AgentConfiguration: Sendable {
             maxBytes: try reader.size(spoolTable, "max_bytes", section: "spool", default: 10 << 30, range: (1 << 20)...(1 << 50)))
 
         let metricsTable = try reader.table(root, "metrics", optional: true)
-        let listen = try reader.string(metricsTable, "listen", section: "metrics", default: "127.0.0.1:9187")
+        let listen = try reader.string(metricsTable, "listen", section: "metrics", default: "")
         if !listen.isEmpty {
             let parts = listen.split(separator: ":")
-            guard parts.count == 2, UInt16(parts[1]) != nil else { throw reader.error("listen", section: "metrics", "'\(listen)' must be host:port, e.g. \"127.0.0.1:9187\", or \"\" to disable") }
+            guard parts.count == 2, UInt16(parts[1]) != nil else { throw reader.error("listen", section: "metrics", "'\(listen)' must be host:port, e.g. \"127.0.0.1:9741\", or \"\" (the default) for none") }
         }
         let alarmsTable = try reader.table(root, "alarms", optional: true)
         let retainedWAL = try reader.size(alarmsTable, "retained_wal", section: "alarms", default: 1 << 30, range: (1 << 20)...(1 << 50))

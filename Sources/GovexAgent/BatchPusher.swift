@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import GovexAPI
 import GovexCapture
 import GovexWire
@@ -79,6 +80,7 @@ public final class BatchPusher: Sendable {
             }
             if let stalled {
                 board?.pushFailed(stalled, at: Int64(time(nil)))
+                Counter(label: "govex_push_failures_total").increment()
                 failures += 1
                 if stalled != lastAlarm {
                     log(3, "pushing batch \(window[0].sequence) to the hub: \(stalled); retrying with backoff, batches stay in the spool")
@@ -87,6 +89,8 @@ public final class BatchPusher: Sendable {
                 await idle(for: Self.backoff(failures: failures))
             } else {
                 board?.pushed(at: Int64(time(nil)))
+                Counter(label: "govex_push_batches_total").increment(by: window.count)
+                Gauge(label: "govex_push_last_success_timestamp_seconds").record(time(nil))
                 if failures > 0 { log(6, "pushing to the hub again") }
                 failures = 0
                 lastAlarm = ""

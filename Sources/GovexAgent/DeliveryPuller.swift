@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import GovexAPI
 import GovexApply
 import GovexCapture
@@ -59,8 +60,12 @@ final class DeliveryPuller: Sendable {
                         do {
                             let applied = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
                             if applied > cursor {
+                                let cursorBefore = cursor
                                 cursor = applied
                                 board?.subscription(subscription.resource, state: "active", appliedThrough: cursor, appliedAt: Int64(time(nil)))
+                                let dimensions = [("subscription", String(subscription.id))]
+                                Counter(label: "govex_apply_deliveries_total", dimensions: dimensions).increment(by: Int(applied - cursorBefore))
+                                Gauge(label: "govex_apply_last_success_timestamp_seconds", dimensions: dimensions).record(time(nil))
                                 await acknowledge(cursor)
                             }
                         } catch let error as HubUnreachable {

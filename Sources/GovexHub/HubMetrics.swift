@@ -1,3 +1,4 @@
+import Foundation
 import CoreMetrics
 import Metrics
 
@@ -13,10 +14,13 @@ struct HubMetrics: Sendable {
     let mergedBatches = Counter(label: "govex_hub_merged_batches_total")
     let mergeFailures = Counter(label: "govex_hub_merge_failures_total")
 
-    /// A pushed batch, by what the hub decided (accepted, rejected, replay, sequence_gap, …).
-    func ingested(_ decision: String, records: Int) {
-        Counter(label: "govex_hub_batches_total", dimensions: [("decision", decision)]).increment()
-        if decision == "accepted" { recordsAccepted.increment(by: records) }
+    /// A pushed batch, by node and by what the hub decided (accepted, rejected, replay, sequence_gap, …).
+    func ingested(_ decision: String, node: String, records: Int) {
+        Counter(label: "govex_hub_batches_total", dimensions: [("node", node), ("decision", decision)]).increment()
+        if decision == "accepted" {
+            recordsAccepted.increment(by: records)
+            Gauge(label: "govex_hub_node_last_push_timestamp_seconds", dimensions: [("node", node)]).record(time(nil))
+        }
     }
 
     func queue(batches: Int, records: Int, oldestAge: Double) {

@@ -208,7 +208,7 @@ public struct HubServer: Sendable {
             }
             if outcome.decision == "accepted" || outcome.decision == "rejected" { await ledgerWakeups.wake(node) }
             if outcome.mergeQueued { merger.wake() }
-            HubMetrics.shared.ingested(outcome.decision, records: outcome.records)
+            HubMetrics.shared.ingested(outcome.decision, node: node, records: outcome.records)
             var headers: HTTPFields = [.contentType: "application/json"]
             if outcome.status >= 400 { headers[HubGateMiddleware.refusalHeader] = outcome.decision }
             return Response(status: .init(code: outcome.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))

@@ -9,10 +9,10 @@ public final class MetricsServer: Sendable {
     public let port: Int
     private let listener: Int32
 
-    /// `address` is `host:port` with an IPv4 host (`127.0.0.1:9187`); port 0 picks a free one.
+    /// `address` is `host:port` with an IPv4 host (`127.0.0.1:9741`); port 0 picks a free one.
     public init(address: String, render: @escaping @Sendable () -> [UInt8]) throws {
         let parts = address.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { throw MetricsServerError("listen address '\(address)' must be host:port, e.g. 127.0.0.1:9187") }
+        guard parts.count == 2, let port = UInt16(parts[1]) else { throw MetricsServerError("listen address '\(address)' must be host:port, e.g. 127.0.0.1:9741") }
         let host = parts[0] == "localhost" ? "127.0.0.1" : String(parts[0])
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw MetricsServerError("cannot create a socket: \(String(cString: strerror(errno)))") }

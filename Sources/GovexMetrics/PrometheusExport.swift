@@ -8,7 +8,7 @@ public enum PrometheusExport {
     /// and starts the endpoint.
     public static func serve(on address: String) throws -> MetricsServer {
         let registry = bootstrapped.registry
-        return try MetricsServer(address: address) { registry.emitToBuffer() }
+        return try MetricsServer(address: address) { MetricHelp.annotate(registry.emitToBuffer()) }
     }
 
     private static let bootstrapped: Bootstrapped = {

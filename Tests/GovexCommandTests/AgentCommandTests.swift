@@ -130,6 +130,8 @@ struct AgentCommandTests {
                 #expect(metrics.contains(name), "\(name) missing from\n\(metrics)")
             }
             #expect(try httpGet(port: metricsPort, path: "/").hasPrefix("HTTP/1.1 404"))
+            #expect(MetricsText.typesWithoutHelp(metrics).isEmpty, "every metric says what it is: \(MetricsText.typesWithoutHelp(metrics))")
+            #expect(metrics.contains("# HELP govex_spool_oldest_batch_age_seconds Age of the oldest batch"))
             agent.signal(SIGTERM)
             let result = await agent.finish()
             #expect(result.status == 0, "\(result.output)")
@@ -192,6 +194,20 @@ struct AgentWatchdogTests {
         // It captures nothing: its start line says what it does, not "slot …, 0 resources".
         #expect(stopped.output.contains("agent minzheng starting: receiving 1 subscriptions"), "\(stopped.output)")
         #expect(!stopped.output.contains("0 resources"), "\(stopped.output)")
+    }
+}
+
+/// The Prometheus text a /metrics endpoint serves.
+enum MetricsText {
+    /// Metric families announced with `# TYPE` but no `# HELP` line before it (`text` may
+    /// start with the HTTP response's headers).
+    static func typesWithoutHelp(_ text: String) -> [String] {
+        let lines = (text.components(separatedBy: "\r\n\r\n").last ?? text).components(separatedBy: "\n")
+        return lines.indices.compactMap { index in
+            guard lines[index].hasPrefix("# TYPE ") else { return nil }
+            let name = lines[index].split(separator: " ")[2]
+            return index > 0 && lines[index - 1].hasPrefix("# HELP \(name) ") ? nil : String(name)
+        }
     }
 }
 

@@ -138,9 +138,10 @@ struct AgentPushTests {
                 .flatMap { $0.split(separator: ":").last?.split(separator: "/").first }.flatMap { Int($0) }, "\(secondHubLog)")
             #expect(try await Self.eventually {
                 let metrics = try httpGet(port: metricsPort, path: "/metrics")
-                return metrics.contains("govex_hub_batches_total{decision=\"accepted\"}") && metrics.contains("govex_hub_merge_queue_records 0")
-                    && metrics.contains("govex_hub_merged_batches_total")
+                return metrics.contains("govex_hub_batches_total{node=\"gongan\",decision=\"accepted\"}") && metrics.contains("govex_hub_merge_queue_records 0")
+                    && metrics.contains("govex_hub_merged_batches_total") && metrics.contains("govex_hub_node_last_push_timestamp_seconds{node=\"gongan\"}")
             }, "\((try? httpGet(port: metricsPort, path: "/metrics")) ?? "")")
+            #expect(MetricsText.typesWithoutHelp(try httpGet(port: metricsPort, path: "/metrics")).isEmpty)
             let sequences = try await hubSQL.query("SELECT sequence::int8 FROM govex.batch_index ORDER BY sequence").rows.map { Int($0[0] ?? "") ?? 0 }
             #expect(sequences == Array(1...sequences.count), "stored in order, once each")
             #expect(try await hubSQL.query("SELECT bool_and(accepted) FROM govex.batch_index").rows[0][0] == "t")

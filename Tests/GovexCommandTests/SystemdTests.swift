@@ -66,6 +66,8 @@ struct SystemdTests {
                 try await departments.aSQL.query("INSERT INTO residents VALUES ($1, 'n', 's')", ["\(1000 + id)"])
                 try await Task.sleep(for: .seconds(5))
             }
+            #expect(await notifications.first(within: .seconds(10)) { $0.hasPrefix("STATUS=streaming, spool ") && $0.contains("hub unreachable for") } != nil,
+                    "systemctl status shows the outage: \(notifications.messages.filter { $0.hasPrefix("STATUS=") })")
             let asked = ContinuousClock.now
             a.signal(SIGHUP)
             #expect(await notifications.arrives("RELOADING=1", within: .seconds(2)))
