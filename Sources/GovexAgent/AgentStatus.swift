@@ -15,10 +15,24 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var push: Push?
     public var subscriptions: [Subscription] = []
 
+    public init(node: String, pid: Int32, updatedAt: Int64, capture: Capture? = nil, push: Push? = nil, subscriptions: [Subscription] = []) {
+        self.node = node
+        self.pid = pid
+        self.updatedAt = updatedAt
+        self.capture = capture
+        self.push = push
+        self.subscriptions = subscriptions
+    }
+
     public struct Capture: Codable, Sendable, Equatable {
         public enum Phase: String, Codable, Sendable { case starting, snapshot, streaming, stopping }
         public var phase: Phase
         public var snapshot: Snapshot?
+
+        public init(phase: Phase, snapshot: Snapshot? = nil) {
+            self.phase = phase
+            self.snapshot = snapshot
+        }
     }
 
     public struct Snapshot: Codable, Sendable, Equatable {
@@ -34,6 +48,12 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         /// Since when pushing fails (the hub unreachable or refusing); nil while it works.
         public var failingSince: Int64?
         public var lastError: String?
+
+        public init(lastSuccessAt: Int64? = nil, failingSince: Int64? = nil, lastError: String? = nil) {
+            self.lastSuccessAt = lastSuccessAt
+            self.failingSince = failingSince
+            self.lastError = lastError
+        }
     }
 
     public struct Subscription: Codable, Sendable, Equatable {
@@ -42,6 +62,14 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var state: String
         public var appliedThrough: UInt64?
         public var lastAppliedAt: Int64?
+
+        public init(resource: String, id: Int64? = nil, state: String, appliedThrough: UInt64? = nil, lastAppliedAt: Int64? = nil) {
+            self.resource = resource
+            self.id = id
+            self.state = state
+            self.appliedThrough = appliedThrough
+            self.lastAppliedAt = lastAppliedAt
+        }
     }
 
     public static let fileName = "status.json"

@@ -66,6 +66,21 @@ public final class Outbox: Sendable {
         public var bytes: Int
         public var oldestAgeSeconds: Int
         public var full: Bool
+
+        /// From a spool directory's listing, as another process sees it (the agent holds the spool's lock).
+        public init(entries: [Spool.Entry], limits: Spool.Limits, now: Int) {
+            batches = entries.count
+            bytes = entries.reduce(0) { $0 + $1.bytes }
+            oldestAgeSeconds = entries.first.map { max(0, now - $0.writtenAt) } ?? 0
+            full = batches >= limits.maxBatches || bytes >= limits.maxBytes
+        }
+
+        public init(batches: Int, bytes: Int, oldestAgeSeconds: Int, full: Bool) {
+            self.batches = batches
+            self.bytes = bytes
+            self.oldestAgeSeconds = oldestAgeSeconds
+            self.full = full
+        }
     }
 
     public var spoolFigures: SpoolFigures {

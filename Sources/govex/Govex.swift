@@ -14,7 +14,7 @@ struct Govex: AsyncParsableCommand {
           govex hub init --config /etc/govex/hub.toml
         """,
         version: "0.1.0",
-        subcommands: [Agent.self, Check.self, Keygen.self, Enroll.self, Subscribe.self, Subscriptions.self, Approve.self, Reject.self, Revoke.self, Rotate.self, Discrepancies.self, DeadLetterCommand.self, BatchCommand.self, Diff.self, HubCommand.self]
+        subcommands: [Agent.self, Status.self, Check.self, Keygen.self, Enroll.self, Subscribe.self, Subscriptions.self, Approve.self, Reject.self, Revoke.self, Rotate.self, Discrepancies.self, DeadLetterCommand.self, BatchCommand.self, Diff.self, HubCommand.self]
     )
 }
 
