@@ -249,6 +249,7 @@ let package = Package(
         .testTarget(
             name: "GovexCommandTests",
             dependencies: ["GovexTestSupport", "GovexCapture", "GovexPostgres", "GovexWire", "GovexHub", "GovexIdentity", "GovexAgent", "GovexConfiguration", "GovexAPI",
+                           "GovexMetrics",
                            .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),

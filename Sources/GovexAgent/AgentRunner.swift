@@ -50,6 +50,11 @@ public enum AgentRunner {
         log(6, "stopped")
     }
 
+    /// What `govex agent --validate` checks: the file loads, and the signing key with it.
+    public static func validate(configurationPath: String, text: String) throws {
+        _ = try load(configurationPath: configurationPath, text: text)
+    }
+
     static func load(configurationPath: String, text: String) throws -> (AgentConfiguration, SigningKey) {
         let configuration = try AgentConfiguration.load(path: configurationPath, text: text)
         let key = try KeyStore.loadSigningKey(path: configuration.signingKeyPath)

@@ -32,6 +32,10 @@ public enum HubSchema {
                     version int PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
                 """)
             let current = Int(try await sql.query("SELECT coalesce(max(version), 0) FROM govex.schema_migrations").rows[0][0] ?? "0") ?? 0
+            if current > latestVersion {
+                // An older binary against a newer schema would write what newer code no longer reads.
+                throw SchemaTooNew(found: current, known: latestVersion)
+            }
             var applied: [Int] = []
             for migration in migrations where migration.version > current && migration.version <= target {
                 try await sql.script(migration.sql)
@@ -45,6 +49,16 @@ public enum HubSchema {
     }
 
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    /// The database was migrated by a newer govex: this binary refuses to run against it.
+    public struct SchemaTooNew: Error, CustomStringConvertible {
+        public let found: Int
+        public let known: Int
+        public var description: String {
+            "the hub database is at schema version \(found), newer than this govex knows (\(known)): a newer govex migrated it. "
+                + "Install that version (or newer) here; downgrading the schema is not supported (CHANGELOG.md, \"Upgrading\")"
+        }
+    }
 
     /// Never edit a migration that has shipped: add the next version instead.
     public static let migrations: [Migration] = [

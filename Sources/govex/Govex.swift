@@ -13,7 +13,7 @@ struct Govex: AsyncParsableCommand {
           govex batch verify spool/00000000000000000042.gvxb --key gongan.pub
           govex hub init --config /etc/govex/hub.toml
         """,
-        version: "0.1.0",
+        version: "0.2.0",
         subcommands: [Agent.self, Status.self, Check.self, Keygen.self, Enroll.self, Subscribe.self, Subscriptions.self, Approve.self, Reject.self, Revoke.self, Rotate.self, Discrepancies.self, DeadLetterCommand.self, BatchCommand.self, Diff.self, HubCommand.self]
     )
 }

@@ -50,6 +50,19 @@ struct SystemdTests {
         #expect(hub.output.hasPrefix("<2>govex hub: cannot run:") && hub.output.contains(missing), "\(hub.output)")
     }
 
+    @Test("`govex agent --validate` (the unit's ExecReload, before SIGHUP): 0 for a good file, 2 naming the problem for a broken one")
+    func validate() async throws {
+        let dataDir = Subprocess.temporaryDirectory("govex-validate")
+        try Subprocess.check([Self.govex, "keygen", "--out", dataDir + "/keys"])
+        let good = try AgentCommandTests.write(AgentCommandTests.config(dataDir: dataDir, conninfo: "host=127.0.0.1 port=1", slot: "govex_v"))
+        let ok = try await Subprocess.run([Self.govex, "agent", "--validate", "--config", good])
+        #expect(ok.status == 0 && ok.output.contains("loads"), "\(ok.output)")
+        let broken = try AgentCommandTests.write(AgentCommandTests.config(dataDir: dataDir, conninfo: "host=127.0.0.1 port=1", slot: "govex_v")
+            .replacingOccurrences(of: "[batch]", with: "[batchh]"))
+        let refused = try await Subprocess.run([Self.govex, "agent", "--validate", "--config", broken])
+        #expect(refused.status == 2 && refused.output.contains("batchh"), "\(refused.output)")
+    }
+
     @Test("a reload while the hub is away finishes within seconds, and WATCHDOG=1 never pauses (backoffs used to hold both up)")
     func reloadDuringOutage() async throws {
         try await ExchangeTests.withDepartments(subscribe: false) { departments, hub in

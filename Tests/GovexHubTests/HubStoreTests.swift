@@ -55,6 +55,23 @@ struct HubStoreTests {
         }
     }
 
+    @Test("an older govex refuses a schema a newer one migrated, naming both versions; nothing is changed")
+    func schemaTooNew() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await HubSchema.migrate(sql)
+                let newer = HubSchema.latestVersion + 1
+                try await sql.query("INSERT INTO govex.schema_migrations (version, description) VALUES ($1, 'from the future')", [String(newer)])
+                await #expect {
+                    try await HubSchema.migrate(sql)
+                } throws: { error in
+                    "\(error)".contains("schema version \(newer), newer than this govex knows (\(HubSchema.latestVersion))")
+                }
+                #expect(try await Self.count(sql, "SELECT count(*) FROM govex.schema_migrations") == HubSchema.latestVersion + 1)
+            }
+        }
+    }
+
     @Test("migration 11 moves a version-10 hub copy (jsonb text forms and type tags) into typed binary rows, losing none")
     func hubCopyMigration() async throws {
         try await TestPostgres.withDatabase { database in
