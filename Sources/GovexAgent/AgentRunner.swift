@@ -91,27 +91,7 @@ public enum AgentRunner {
             log(4, "the hub's catalog cannot be fetched and none is cached: capturing as configured; the hub rejects what it does not allow")
             return configuration.publish
         }
-        let (publish, alarms) = CatalogReconciliation.reconcile(configuration.publish, with: catalog)
-        var mismatches: [String] = []
-        if !publish.isEmpty {
-            let source = try await PostgresConnection.connect(configuration.conninfo, name: "govex-catalog-check")
-            do {
-                for entry in publish where entry.share != "none" {
-                    guard let listed = catalog.first(where: { $0.code == entry.mapping.resource }) else { continue }
-                    let columns = try await source.query("""
-                        SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum
-                        """, [SQLQuoting.qualified(schema: entry.mapping.schema, name: entry.mapping.table)]).rows.compactMap { $0[0] }
-                    let published = CatalogReconciliation.publishedColumns(entry.mapping, tableColumns: columns)
-                    if let mismatch = CatalogReconciliation.columnMismatch(resource: entry.mapping.resource, published: published, catalog: listed) {
-                        mismatches.append(mismatch)
-                    }
-                }
-            } catch {
-                await source.close()
-                throw error
-            }
-            await source.close()
-        }
+        let (publish, alarms, mismatches) = try await compareWithCatalog(configuration, catalog: catalog)
         for alarm in alarms + mismatches {
             log(3, alarm)
             _ = try? await client.post(HubRoute.alarms, body: Array(alarm.utf8), contentType: "text/plain")
@@ -121,6 +101,30 @@ public enum AgentRunner {
                                      problem: mismatches.joined(separator: "; ") + ". Nothing was captured: fix the mapping (or the catalog) and start again")
         }
         return publish
+    }
+
+    /// `[[publish]]` against the hub's catalog: what may be captured, what the catalog does
+    /// not allow (alarms), and publications whose columns (read from the department's
+    /// tables) differ from the catalog's.
+    public static func compareWithCatalog(_ configuration: AgentConfiguration, catalog: [CatalogReconciliation.Entry]) async throws
+        -> (publish: [AgentConfiguration.Publish], alarms: [String], mismatches: [String]) {
+        let (publish, alarms) = CatalogReconciliation.reconcile(configuration.publish, with: catalog)
+        var mismatches: [String] = []
+        let captured = publish.filter { $0.share != "none" }
+        guard !captured.isEmpty else { return (publish, alarms, []) }
+        try await PostgresConnection.with(configuration.conninfo, name: "govex-catalog-check") { source in
+            for entry in captured {
+                guard let listed = catalog.first(where: { $0.code == entry.mapping.resource }) else { continue }
+                let columns = try await source.query("""
+                    SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+                    """, [SQLQuoting.qualified(schema: entry.mapping.schema, name: entry.mapping.table)]).rows.compactMap { $0[0] }
+                let published = CatalogReconciliation.publishedColumns(entry.mapping, tableColumns: columns)
+                if let mismatch = CatalogReconciliation.columnMismatch(resource: entry.mapping.resource, published: published, catalog: listed) {
+                    mismatches.append(mismatch)
+                }
+            }
+        }
+        return (publish, alarms, mismatches)
     }
 
     /// An enrolled agent's client for the hub: its certificate, the hub's CA and signing

@@ -18,6 +18,8 @@ public struct ConfigurationCheck: Sendable {
 
     public let findings: [Finding]
 
+    public init(findings: [Finding]) { self.findings = findings }
+
     public var errors: [Finding] { findings.filter { $0.severity == .error } }
     public var fixes: [String] {
         var seen = Set<String>()

@@ -8,12 +8,15 @@ struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check an agent configuration against the live database and print the SQL that fixes it.",
         discussion: """
-        Checks wal_level, slots, the role's REPLICATION attribute and privileges, and for
+        Checks the signing key (present, mode 0600, a key of the configured algorithm), the
+        enrollment (certificate present and valid), the hub (reachable with it) and that
+        [[publish]] agrees with the hub's catalog; then wal_level, slots, the role's REPLICATION attribute and privileges, and for
         every [[publish]]: the table and columns exist, the key is unique and NOT NULL,
         the replica identity carries it (FULL when filtered), the publication holds it.
         For every [[subscribe]]: the local table exists with the delivered columns, a unique
         index on the key and the privileges an apply needs (when it is missing, its DDL, from
-        the hub's catalog); the cursor table and the replication origin can be used.
+        the hub's catalog); the replication origin can be used; govex's own tables exist or
+        the role may create them (else their DDL and grants).
         Exit status 0 when ready, 1 when something must be fixed, 2 when the check could not run.
 
         Examples:
@@ -38,12 +41,13 @@ struct Check: AsyncParsableCommand {
             let text = try String(contentsOfFile: config, encoding: .utf8)
             configuration = try AgentConfiguration.load(path: config, text: text)
             let catalog = await Self.subscribedResources(configuration)
-            result = try await ConfigurationCheck.run(configuration, catalog: catalog)
+            let environment = await ConfigurationCheck.environment(configuration)
+            result = ConfigurationCheck(findings: environment + (try await ConfigurationCheck.run(configuration, catalog: catalog)).findings)
             if apply && !result.fixes.isEmpty {
                 print("applying:")
                 for statement in result.fixes { print("  \(statement);") }
                 try await ConfigurationCheck.apply(result.fixes, conninfo: configuration.conninfo)
-                result = try await ConfigurationCheck.run(configuration, catalog: catalog)
+                result = ConfigurationCheck(findings: environment + (try await ConfigurationCheck.run(configuration, catalog: catalog)).findings)
             }
         } catch {
             printError("\(error)")
