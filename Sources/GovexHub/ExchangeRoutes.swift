@@ -28,6 +28,7 @@ extension HubServer {
                 }
                 switch outcome {
                 case .stored(let subscription):
+                    HubLog.write(5, "node \(node) requested subscription \(subscription.id) to \(body.resource): \(subscription.view.status)")
                     return try Self.encoded(subscription.view)
                 case .refused(let code, let message):
                     return Self.error(code, message)
@@ -49,6 +50,7 @@ extension HubServer {
                                                                  filter: body.filter, masks: body.masks ?? [:])
                 switch try await pool.withConnection({ sql in try await store.decide(subscription: id, decision, by: node, on: sql) }) {
                 case .decided(let subscription):
+                    HubLog.write(5, "node \(node) decided subscription \(id): \(body.decision.rawValue), now \(subscription.view.status)")
                     return try Self.encoded(subscription.view)
                 case .refused(let code, let message):
                     return Self.error(code, message)

@@ -133,6 +133,7 @@ public struct HubServer: Sendable {
                                                 signingKeyProof: body.signingKeyProof,
                                                 ca: settings.ca, hubSigningKey: settings.hubSigningKey.publicKey, on: sql)
                 }
+                HubLog.write(5, "node \(body.node) enrolled from \(context.channel.remoteAddress?.ipAddress ?? "?")")
                 return try Self.encoded(EnrollResponse(certificate: granted.certificatePEM, ca: granted.caPEM, hubSigningKey: granted.hubSigningKeyPEM))
             } catch let refused as EnrollmentRefused {
                 return Self.error(.enrollmentRefused, refused.description)

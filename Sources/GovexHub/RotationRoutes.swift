@@ -44,6 +44,7 @@ extension HubServer {
                                                  details: [("serial", BatchJSON.string(certificate.serialNumber.description))], on: sql)
                     }
                 }
+                HubLog.write(5, "node \(node) renewed its certificate (serial \(certificate.serialNumber)); the previous one is retired")
                 return try Self.encoded(IssuedCertificate(certificate: pem))
             }
         }
@@ -59,6 +60,9 @@ extension HubServer {
                     // An unendorsed key is kept for the administrator, but the request is still a refusal to record.
                     var response = try Self.encoded(registered, status: registered.status == .registered ? .ok : .accepted)
                     if registered.status == .pendingAdministrator { response.headers[HubGateMiddleware.refusalHeader] = HubErrorCode.signingKeyNotEndorsed.rawValue }
+                    HubLog.write(registered.status == .registered ? 5 : 4, registered.status == .registered
+                        ? "node \(node) registered signing key \(registered.keyID), endorsed by a current key"
+                        : "node \(node) registered signing key \(registered.keyID) without an endorsement: it waits for govex hub node accept-key")
                     return response
                 } catch let refused as NodeKeys.Refused {
                     return Self.error(refused.code, refused.description)

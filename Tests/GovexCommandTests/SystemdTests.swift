@@ -73,7 +73,11 @@ struct SystemdTests {
             func log() -> String { (try? String(contentsOfFile: a.outputPath, encoding: .utf8)) ?? "" }
             #expect(try await AgentPushTests.eventually { log().contains("streaming") })
             hub.signal(SIGTERM)
-            _ = await hub.finish()
+            let hubOutput = await hub.finish().output
+            // Node events are in the hub's log, not only in its audit trail.
+            #expect(hubOutput.contains("<5>govex hub: node gongan enrolled from 127.0.0.1") && hubOutput.contains("<5>govex hub: node minzheng enrolled"),
+                    "\(hubOutput)")
+            #expect(Self.unprefixedLines(hubOutput).isEmpty, "\(Self.unprefixedLines(hubOutput))")
             // Batches wait for the hub; pushes and feedback polls fail and back off further each time.
             for id in 1...3 {
                 try await departments.aSQL.query("INSERT INTO residents VALUES ($1, 'n', 's')", ["\(1000 + id)"])
