@@ -1,4 +1,5 @@
 import Foundation
+import GovexAPI
 import GovexCapture
 import GovexWire
 import Synchronization
@@ -102,13 +103,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         return parts.isEmpty ? "running" : parts.joined(separator: ", ")
     }
 
-    static func duration(_ seconds: Int64) -> String {
-        switch seconds {
-        case ..<120: return "\(max(0, seconds)) s"
-        case ..<7200: return "\(seconds / 60) min"
-        default: return "\(seconds / 3600) h"
-        }
-    }
+    static func duration(_ seconds: Int64) -> String { HealthText.duration(seconds) }
 }
 
 /// Where the agent's services post what they are doing; the status service reads it.

@@ -1,23 +1,13 @@
 import Foundation
+import GovexAPI
 import GovexCapture
 
 /// `govex status`: what the agent is doing and whether that is fine, from its status file,
 /// its spool directory and the department's database. The assessment is pure: facts in,
 /// a level and the reasons out (monitoring calls it: 0 ok, 1 warning, 2 critical).
 public struct StatusReport: Codable, Sendable, Equatable {
-    public enum Level: String, Codable, Sendable, Comparable {
-        case ok, warning, critical
-
-        public var exitCode: Int32 { self == .ok ? 0 : self == .warning ? 1 : 2 }
-
-        public static func < (lhs: Self, rhs: Self) -> Bool { lhs.exitCode < rhs.exitCode }
-    }
-
-    public struct Finding: Codable, Sendable, Equatable {
-        public let level: Level
-        public let subject: String
-        public let message: String
-    }
+    public typealias Level = HealthLevel
+    public typealias Finding = HealthFinding
 
     /// What `govex status` gathered.
     public struct Facts: Sendable, Equatable {
@@ -179,16 +169,5 @@ public struct StatusReport: Codable, Sendable, Equatable {
     }
 
     /// For a terminal: one line per finding, the level in colour when `colour`.
-    public func text(colour: Bool) -> String {
-        func paint(_ level: Level, _ text: String) -> String {
-            guard colour else { return text }
-            let code = level == .ok ? "32" : level == .warning ? "33" : "31"
-            return "\u{1B}[\(code)m\(text)\u{1B}[0m"
-        }
-        var lines = ["govex agent \(node): " + paint(level, level.rawValue.uppercased())]
-        for finding in findings {
-            lines.append("  " + paint(finding.level, finding.level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) + " \(finding.subject): \(finding.message)")
-        }
-        return lines.joined(separator: "\n")
-    }
+    public func text(colour: Bool) -> String { HealthText.render(title: "govex agent \(node)", level: level, findings: findings, colour: colour) }
 }

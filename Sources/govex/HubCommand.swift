@@ -21,11 +21,12 @@ struct HubCommand: AsyncParsableCommand {
         Examples:
           govex hub init --config /etc/govex/hub.toml
           govex hub --config /etc/govex/hub.toml
+          govex hub status --config /etc/govex/hub.toml
           govex hub node add gongan --config /etc/govex/hub.toml
           govex hub node revoke gongan --config /etc/govex/hub.toml
           govex hub catalog apply catalog.toml --config /etc/govex/hub.toml
         """,
-        subcommands: [HubServe.self, HubInit.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self, HubRotate.self, HubDiscrepancies.self],
+        subcommands: [HubServe.self, HubInit.self, HubStatusCommand.self, HubNode.self, HubCatalog.self, HubSubscriptions.self, HubSubscription.self, HubAudit.self, HubRotate.self, HubDiscrepancies.self],
         defaultSubcommand: HubServe.self
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GovexAPI
 import GovexAgent
 
 struct Status: AsyncParsableCommand {

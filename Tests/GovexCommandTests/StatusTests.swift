@@ -1,5 +1,7 @@
 import Foundation
 import GovexAgent
+import GovexAPI
+import GovexHub
 import GovexCapture
 import GovexPostgres
 import GovexTestSupport
@@ -84,6 +86,54 @@ struct StatusTests {
             _ = await agent.finish()
             let stopped = try await Subprocess.run([govex, "status", "--config", exchange.agentConfig])
             #expect(stopped.status == 2 && stopped.output.contains("agent: not running"), "\(stopped.output)")
+        }
+    }
+
+    static func hubFacts(_ change: (inout HubStatus.Facts) -> Void = { _ in }) -> HubStatus.Facts {
+        var facts = HubStatus.Facts(listening: true, listen: "0.0.0.0:8443", schemaVersion: HubSchema.latestVersion,
+                                    nodes: [.init(id: "gongan", revoked: false, epoch: "7", pendingEpoch: nil, nextSequence: "42",
+                                                  lastPushAgeSeconds: 30, rejectedLastHour: 0, keysWaiting: 0)],
+                                    mergeQueueBatches: 2, mergeQueueRecords: 900, mergeQueueOldestSeconds: 3, subscriptionsPending: 0,
+                                    refusalsLastHour: [:])
+        change(&facts)
+        return facts
+    }
+
+    @Test("the hub's assessment: healthy; a new epoch, a waiting key, a silent node, a lagging merge → warning; not listening, merging stuck → critical",
+          arguments: [
+              (HubStatus.Level.ok, { @Sendable (facts: inout HubStatus.Facts) in facts.refusalsLastHour = ["node_revoked": 3] }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].pendingEpoch = "1800000000000000" }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].keysWaiting = 1 }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].lastPushAgeSeconds = 7200 }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.mergeQueueOldestSeconds = 600 }),
+              (.critical, { @Sendable (facts: inout HubStatus.Facts) in facts.listening = false }),
+              (.critical, { @Sendable (facts: inout HubStatus.Facts) in facts.mergeQueueOldestSeconds = 3600 }),
+          ] as [(HubStatus.Level, @Sendable (inout HubStatus.Facts) -> Void)])
+    func hubAssessment(level: HubStatus.Level, change: @Sendable (inout HubStatus.Facts) -> Void) {
+        let status = HubStatus.assess(Self.hubFacts(change))
+        #expect(status.level == level, "\(status.findings)")
+        #expect(status.level.exitCode == level.exitCode)
+    }
+
+    @Test("govex hub status against a real hub: its node's last push, then critical once the hub stopped; --json decodes")
+    func hubCommand() async throws {
+        try await AgentPushTests.withExchange("govex-hub-status") { exchange, _ in
+            let govex = AgentCommandTests.govex
+            let agent = try Subprocess.start([govex, "agent", "--config", exchange.agentConfig])
+            try await exchange.sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 5) g")
+            #expect(try await AgentPushTests.eventually {
+                let status = try await Subprocess.run([govex, "hub", "status", "--config", exchange.hubConfig])
+                return status.status == 0 && status.output.contains("node gongan: last push")
+            })
+            let json = try await Subprocess.run([govex, "hub", "status", "--json", "--config", exchange.hubConfig])
+            let status = try JSONDecoder().decode(HubStatus.self, from: Data(json.output.utf8))
+            #expect(status.facts.nodes.map(\.id) == ["gongan"] && status.facts.schemaVersion == HubSchema.latestVersion, "\(json.output)")
+            agent.signal(SIGTERM)
+            _ = await agent.finish()
+            exchange.hub.signal(SIGTERM)
+            _ = await exchange.hub.finish()
+            let down = try await Subprocess.run([govex, "hub", "status", "--config", exchange.hubConfig])
+            #expect(down.status == 2 && down.output.contains("nothing listens on"), "\(down.output)")
         }
     }
 }
