@@ -43,13 +43,6 @@ struct HubStatusCommand: AsyncParsableCommand {
             printError("\(error)")
             throw ExitCode(3)
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(status), as: UTF8.self))
-        } else {
-            print(status.text(colour: !noColour && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil))
-        }
-        if status.level != .ok { throw ExitCode(status.level.exitCode) }
+        try printHealth(status, level: status.level, text: status.text, json: json, noColour: noColour)
     }
 }

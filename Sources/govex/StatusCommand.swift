@@ -39,13 +39,19 @@ struct Status: AsyncParsableCommand {
             throw ExitCode(3)
         }
         let report = StatusReport.assess(await StatusReport.Facts.gather(configuration))
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else {
-            print(report.text(colour: !noColour && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil))
-        }
-        if report.level != .ok { throw ExitCode(report.level.exitCode) }
+        try printHealth(report, level: report.level, text: report.text, json: json, noColour: noColour)
     }
+}
+
+/// A health report as JSON or as coloured lines (colour only on a terminal, never with
+/// NO_COLOR or --no-colour); exits with its level's status when it is not ok.
+func printHealth<Report: Encodable>(_ report: Report, level: HealthLevel, text: (Bool) -> String, json: Bool, noColour: Bool) throws {
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    } else {
+        print(text(!noColour && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil))
+    }
+    if level != .ok { throw ExitCode(level.exitCode) }
 }
