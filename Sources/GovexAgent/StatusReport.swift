@@ -102,7 +102,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         if facts.publishes, let status = facts.status, running, let capture = status.capture {
             switch capture.phase {
             case .streaming: add(.ok, "capture", "streaming")
-            case .starting: add(.warning, "capture", "starting")
+            case .starting: add(.ok, "capture", "starting: connected, its slot exists")
             case .stopping: add(.warning, "capture", "stopping")
             case .snapshot:
                 let progress = capture.snapshot.map { snapshot in

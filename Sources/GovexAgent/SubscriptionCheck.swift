@@ -33,6 +33,15 @@ extension ConfigurationCheck {
             let columns = resource.map { resource in
                 entry.columns.isEmpty ? resource.columns : resource.columns.filter { entry.columns.contains($0) || resource.key.contains($0) }
             } ?? entry.columns
+            // A schema the role may not use hides its tables (to_regclass would fail): say so first.
+            let schemaUsable = try await sql.query("""
+                SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1
+                """, [entry.schema]).rows.first?[0]
+            if schemaUsable == "f" {
+                add(.error, subject, "role \(user) may not use schema \(entry.schema)",
+                    fix: "GRANT USAGE ON SCHEMA \(SQLQuoting.identifier(entry.schema)) TO \(quotedUser)")
+                continue
+            }
             let oid = try await sql.query("""
                 SELECT c.oid::int8 FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p')
                 """, [table]).rows.first?[0] ?? nil
