@@ -61,4 +61,27 @@ struct CheckEnvironmentTests {
                     "\(unenrolled.output)")
         }
     }
+
+    @Test("a subscribed table in a schema the role may not use: a finding with the GRANT, not a crash (exit 2 before)")
+    func schemaWithoutUsage() async throws {
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            let role = "govex_check_\(UInt32.random(in: 0...UInt32.max))"
+            try await sql.query("CREATE ROLE \(role) LOGIN")
+            try await sql.query("CREATE SCHEMA shared")
+            try await sql.query("CREATE TABLE shared.residents (id text PRIMARY KEY, name text)")
+            let dataDir = Subprocess.temporaryDirectory("govex-check-schema")
+            try Subprocess.check([Self.govex, "keygen", "--out", dataDir + "/keys"])
+            let path = try AgentCommandTests.write(ExchangeTests.subscriberConfig(dataDir: dataDir, conninfo: database.conninfo + " user=\(role)", port: 1)
+                .replacingOccurrences(of: "\n[hub]\nurl = \"https://127.0.0.1:1\"\n", with: ""))
+            let checked = try await Subprocess.run([Self.govex, "check", "--config", path])
+            #expect(checked.status == 1, "\(checked.output)")
+            #expect(checked.output.contains("role \(role) may not use schema shared"), "\(checked.output)")
+            #expect(checked.output.contains("GRANT USAGE ON SCHEMA \"shared\" TO \"\(role)\""), "\(checked.output)")
+            try await sql.query("DROP TABLE shared.residents")
+            try await sql.query("DROP SCHEMA shared")
+            try await sql.query("DROP ROLE \(role)")
+            await sql.close()
+        }
+    }
 }
