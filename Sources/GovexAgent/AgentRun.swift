@@ -81,7 +81,7 @@ struct AgentRun {
         if let link, captures {
             let pusher = BatchPusher(outbox: outbox, client: link.client, hubKeys: link.hubKeys, nodeID: configuration.nodeID,
                                      anchorsDirectory: configuration.dataDirectory + "/anchors", board: board, log: { log($0, $1) })
-            services.append(("pusher", ClosureService { await pusher.run { Task.isShuttingDownGracefully } }))
+            services.append(("pusher", ClosureService { await pusher.run() }))
         }
         if let link, !configuration.subscribe.isEmpty {
             let follower = SubscriptionFollower(client: link.client, hubKeys: link.hubKeys, configuration: configuration,

@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import ServiceLifecycle
 import GovexAPI
 import GovexCapture
 import GovexWire
@@ -42,14 +43,16 @@ public final class BatchPusher: Sendable {
         case retry(String)
     }
 
-    /// Runs until `shouldStop` says so; returns after the pushes in flight finish.
-    public func run(shouldStop: @escaping @Sendable () -> Bool) async {
+    /// Runs until its service group winds down (after capture, so what a stop sealed still
+    /// gets a chance to leave); returns after the pushes in flight finish. An empty spool is
+    /// waited on, not polled: capture rings `outbox.sealed`.
+    public func run() async {
         var failures = 0
         var lastAlarm = ""
-        while !shouldStop() {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             let window = Array(outbox.pending.prefix(inFlight))
             if window.isEmpty {
-                try? await Task.sleep(for: .milliseconds(200))
+                _ = try? await cancelWhenGracefulShutdown { await self.outbox.sealed.wait() }
                 continue
             }
             // Send the window concurrently; act on the answers in sequence order.

@@ -13,6 +13,8 @@ public final class Outbox: Sendable {
     private let guarded: Mutex<Guarded>
     private let configuration: CaptureConfiguration
     let metrics = CaptureMetrics()
+    /// Rung when a batch is sealed into the spool: the pusher waits on it instead of polling.
+    public let sealed = Doorbell()
 
     /// Opens the spool and the agent state; a sequence found in the spool beyond the state's wins.
     public init(configuration: CaptureConfiguration) throws {
@@ -55,6 +57,7 @@ public final class Outbox: Sendable {
             if snapshotDone { guarded.state.snapshotComplete = true }
             try guarded.state.save(to: configuration.dataDirectory)
         }
+        if body.recordCount > 0 { sealed.ring() }
     }
 
     /// The spool's gauges as they are now: called on a timer, since the oldest batch ages
