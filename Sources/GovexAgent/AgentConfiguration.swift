@@ -91,6 +91,10 @@ public struct AgentConfiguration: Sendable {
         static let all = keys.map(\.0) + ["publish", "subscribe"]
     }
 
+    /// Every section of agent.toml and the keys it may hold; anything else is refused.
+    public static let knownKeys: [String: [String]] = Dictionary(uniqueKeysWithValues: Sections.keys)
+        .merging(["publish": Sections.publish, "subscribe": Sections.subscribe]) { $1 }
+
     static func splitTable(_ qualified: String, reader: ConfigurationReader, section: String) throws(ConfigurationError) -> (String, String) {
         let parts = qualified.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", qualified)

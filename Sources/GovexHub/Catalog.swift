@@ -63,6 +63,13 @@ public struct Catalog: Sendable, Equatable {
     public static let keyKinds = ["citizen_id", "credit_code", "text"]
 
     /// Parses and checks `catalog.toml`; every mistake names file, line and key.
+    /// Every table of catalog.toml and the keys it may hold; anything else is refused.
+    public static let knownKeys: [String: [String]] = [
+        "resource": ["code", "name", "provider", "share", "legal_basis", "key", "columns", "update_frequency"],
+        "subject": ["code", "name", "key_kind", "field"],
+        "subject.field": ["name", "authority", "sources"],
+    ]
+
     public static func load(path: String, text: String) throws(ConfigurationError) -> Catalog {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
         try reader.rejectUnknownKeys(root, section: nil, allowed: ["resource", "subject"])
@@ -70,7 +77,7 @@ public struct Catalog: Sendable, Equatable {
         for (index, item) in (root["resource"]?.array ?? []).enumerated() {
             let section = "resource#\(index)"
             guard let table = item.table else { throw reader.error("resource", section: nil, "must be [[resource]] tables") }
-            try reader.rejectUnknownKeys(table, section: section, allowed: ["code", "name", "provider", "share", "legal_basis", "key", "columns", "update_frequency"])
+            try reader.rejectUnknownKeys(table, section: section, allowed: Self.knownKeys["resource"]!)
             let code = try reader.string(table, "code", section: section)
             guard !resources.contains(where: { $0.code == code }) else { throw reader.error("code", section: section, "resource \(code) is listed twice") }
             let share = try reader.string(table, "share", section: section)
@@ -94,7 +101,7 @@ public struct Catalog: Sendable, Equatable {
         for (index, item) in (root["subject"]?.array ?? []).enumerated() {
             let section = "subject#\(index)"
             guard let table = item.table else { throw reader.error("subject", section: nil, "must be [[subject]] tables") }
-            try reader.rejectUnknownKeys(table, section: section, allowed: ["code", "name", "key_kind", "field"])
+            try reader.rejectUnknownKeys(table, section: section, allowed: Self.knownKeys["subject"]!)
             let code = try reader.string(table, "code", section: section)
             // Consumers subscribe to subjects and resources by code, in one namespace.
             guard !resources.contains(where: { $0.code == code }), !subjects.contains(where: { $0.code == code }) else {
@@ -107,7 +114,7 @@ public struct Catalog: Sendable, Equatable {
                 guard let field = fieldItem.table else { throw reader.error("field", section: section, "must be [[subject.field]] tables") }
                 let fieldSection = "subject.field#\(fieldCount)"
                 fieldCount += 1
-                try reader.rejectUnknownKeys(field, section: fieldSection, allowed: ["name", "authority", "sources"])
+                try reader.rejectUnknownKeys(field, section: fieldSection, allowed: Self.knownKeys["subject.field"]!)
                 let name = try reader.string(field, "name", section: fieldSection)
                 guard name != Subject.keyColumn, !fields.contains(where: { $0.name == name }) else {
                     throw reader.error("name", section: fieldSection, "subject \(code) has field \(name) twice, or names one \(Subject.keyColumn) (its key column)")

@@ -54,11 +54,18 @@ public struct HubConfiguration: Sendable {
     /// The endorsements of rotated hub signing keys, oldest first.
     public var endorsementsPath: String { keysDirectory + "/endorsements.json" }
 
+    /// Every section of hub.toml and the keys it may hold; anything else is refused.
+    public static let knownKeys: [String: [String]] = [
+        "hub": ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"],
+        "metrics": ["listen"],
+        "limits": ["handshake_timeout", "idle_timeout", "max_connections", "uploads", "uploads_per_node"],
+    ]
+
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        try reader.rejectUnknownKeys(root, section: nil, allowed: ["hub", "metrics", "limits"])
+        try reader.rejectUnknownKeys(root, section: nil, allowed: Array(Self.knownKeys.keys).sorted())
         let hub = try reader.table(root, "hub")
-        try reader.rejectUnknownKeys(hub, section: "hub", allowed: ["data_dir", "listen", "database", "hostnames", "addresses", "max_batch_bytes", "batch_retention_days"])
+        try reader.rejectUnknownKeys(hub, section: "hub", allowed: Self.knownKeys["hub"]!)
         let dataDirectory = try reader.string(hub, "data_dir", section: "hub")
         let listen = try reader.string(hub, "listen", section: "hub", default: "127.0.0.1:8443")
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
@@ -78,7 +85,7 @@ public struct HubConfiguration: Sendable {
         let retention = try reader.integer(hub, "batch_retention_days", section: "hub", default: 365, range: 1...36_500)
         var metricsListen: String? = nil
         if let metrics = try reader.table(root, "metrics", optional: true) {
-            try reader.rejectUnknownKeys(metrics, section: "metrics", allowed: ["listen"])
+            try reader.rejectUnknownKeys(metrics, section: "metrics", allowed: Self.knownKeys["metrics"]!)
             let listen = try reader.string(metrics, "listen", section: "metrics", default: "")
             if !listen.isEmpty {
                 let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
@@ -90,7 +97,7 @@ public struct HubConfiguration: Sendable {
         }
         var limits = Limits()
         if let table = try reader.table(root, "limits", optional: true) {
-            try reader.rejectUnknownKeys(table, section: "limits", allowed: ["handshake_timeout", "idle_timeout", "max_connections", "uploads", "uploads_per_node"])
+            try reader.rejectUnknownKeys(table, section: "limits", allowed: Self.knownKeys["limits"]!)
             limits.handshakeTimeout = try reader.duration(table, "handshake_timeout", section: "limits", default: limits.handshakeTimeout)
             limits.idleTimeout = try reader.duration(table, "idle_timeout", section: "limits", default: limits.idleTimeout)
             limits.maxConnections = try reader.integer(table, "max_connections", section: "limits", default: limits.maxConnections, range: 16...1_000_000)

@@ -64,4 +64,52 @@ struct ExampleConfigurationTests {
             #expect(sources.contains("\"\(name)\""), "MetricHelp describes \(name), which no code records")
         }
     }
+
+    /// Each `key =` of every TOML block in the guides and of every example, with the section it is in.
+    static func tomlKeys(_ text: String, whole: Bool) -> [(section: String, key: String, line: String)] {
+        var found: [(String, String, String)] = []
+        var inBlock = whole, section = "", openBrackets = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if !whole, raw.hasPrefix("```") {
+                inBlock = raw == "```toml"
+                section = ""
+                continue
+            }
+            guard inBlock else { continue }
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
+                .trimmingCharacters(in: .whitespaces) ?? ""
+            if openBrackets > 0 {
+                openBrackets += line.filter { $0 == "[" }.count - line.filter { $0 == "]" }.count
+                continue
+            }
+            if let header = line.firstMatch(of: /^\[\[?([a-z_.]+)\]\]?$/) {
+                section = String(header.1)
+                continue
+            }
+            if let assignment = line.firstMatch(of: /^([a-z_]+)\s*=\s*(.*)$/) {
+                found.append((section, String(assignment.1), raw))
+                let value = assignment.2
+                openBrackets = value.filter { $0 == "[" }.count - value.filter { $0 == "]" }.count
+            }
+        }
+        return found
+    }
+
+    @Test("every configuration key the guides and examples show is one agent.toml, hub.toml or catalog.toml accepts, in that section")
+    func documentedKeysExist() throws {
+        var known: [String: Set<String>] = [:]
+        for table in [AgentConfiguration.knownKeys, HubConfiguration.knownKeys, Catalog.knownKeys] {
+            for (section, keys) in table { known[section, default: []].formUnion(keys) }
+        }
+        let guides = ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: Subprocess.buildDirectory + "/../../../docs"))
+            .filter { $0.hasSuffix(".md") }.map { "docs/" + $0 }
+        var checked = 0
+        for file in guides + ["Deploy/agent.example.toml", "Deploy/hub.example.toml", "Deploy/catalog.example.toml"] {
+            for (section, key, line) in Self.tomlKeys(try Self.repositoryFile(file), whole: file.hasSuffix(".toml")) {
+                checked += 1
+                #expect(known[section]?.contains(key) == true, "\(file): `\(line.trimmingCharacters(in: .whitespaces))` — [\(section)] has no key \(key)")
+            }
+        }
+        #expect(checked > 60, "the scan found the guides' TOML (\(checked) keys)")
+    }
 }
