@@ -63,7 +63,7 @@ public struct HubConfiguration: Sendable {
 
     public static func load(path: String, text: String) throws(ConfigurationError) -> HubConfiguration {
         let (root, reader) = try ConfigurationReader.parse(path: path, text: text)
-        try reader.rejectUnknownKeys(root, section: nil, allowed: Array(Self.knownKeys.keys).sorted())
+        try reader.rejectUnknownKeys(root, section: nil, allowed: ["hub", "metrics", "limits"])
         let hub = try reader.table(root, "hub")
         try reader.rejectUnknownKeys(hub, section: "hub", allowed: Self.knownKeys["hub"]!)
         let dataDirectory = try reader.string(hub, "data_dir", section: "hub")
