@@ -151,6 +151,10 @@ public final class CaptureService: Sendable {
 
         var decoder = ChangeDecoder(mappings: config.mappings, skippedOrigins: config.skippedOrigins)
         var builder = BatchBuilder(limits: config.batchLimits)
+        // Sealing compresses, signs and fsyncs: on a thread of its own, so that the cooperative
+        // pool (two threads here) keeps serving keepalives, the pusher and the watchdog meanwhile.
+        let spoolThread = DedicatedThread(name: "govex-spool")
+        defer { spoolThread.stop() }
         var confirmed: UInt64 = 0
         var alarmed = false
         var lastWALCheck = ContinuousClock.now - config.walCheckInterval
@@ -160,7 +164,8 @@ public final class CaptureService: Sendable {
             for action in actions {
                 switch action {
                 case .seal(let ready):
-                    try outbox.seal(ready.body, kind: .change, completeThrough: ready.completeThrough)
+                    let body = ready.body, completeThrough = ready.completeThrough
+                    try await spoolThread.run { try outbox.seal(body, kind: .change, completeThrough: completeThrough) }
                     CrashPoint.here("capture.before-confirm")
                     if ready.confirmable > confirmed { confirmed = ready.confirmable }
                     try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
