@@ -94,7 +94,10 @@ struct AgentRun {
             }
             services.append(("subscriptions", ClosureService {
                 if waitsForCapture { _ = try? await cancelWhenGracefulShutdown { await streaming.wait() } }
-                await follower.run { Task.isShuttingDownGracefully }
+                // A stop cancels the long-polls in flight (up to 20 s each) instead of waiting them
+                // out; a delivery being applied commits or rolls back whole, and one applied but not
+                // yet acknowledged is found applied when the hub sends it again.
+                _ = try? await cancelWhenGracefulShutdown { await follower.run { Task.isShuttingDownGracefully } }
             }))
         }
         if let link, captures {

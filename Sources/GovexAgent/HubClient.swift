@@ -31,6 +31,9 @@ public final class HubClient: Sendable {
     public init(baseURL: String, caPEM: String?, identity: Identity?) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        // Closing waits this long for the hub's close_notify: a long-poll cancelled by a stop
+        // has nothing more to say, and 5 s (the default) held every subscriber's stop up.
+        tls.shutdownTimeout = .milliseconds(500)
         if let caPEM {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         } else {

@@ -134,4 +134,33 @@ struct SystemdTests {
             await sql.close()
         } }
     }
+
+    @Test("a subscriber stops within 3 s on SIGTERM while its long-poll (20 s) waits at the hub (5 s before: TLS close), and loses nothing")
+    func subscriberStopsPromptly() async throws {
+        try await ExchangeTests.withDepartments { departments, hub in
+            let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
+            let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            func bLog() -> String { (try? String(contentsOfFile: b.outputPath, encoding: .utf8)) ?? "" }
+            try await departments.aSQL.query("INSERT INTO residents VALUES (1, 'n', 's')")
+            #expect(try await AgentPushTests.eventually {
+                try await departments.bSQL.query("SELECT count(*) FROM shared.residents").rows[0][0] == "1"
+            }, "\(bLog())")
+            try await Task.sleep(for: .seconds(2))  // B is now waiting in a long-poll
+            let asked = ContinuousClock.now
+            b.signal(SIGTERM)
+            let stopped = await b.finish()
+            #expect(stopped.status == 0, "\(stopped.output)")
+            #expect(ContinuousClock.now - asked < .seconds(3), "the stop waited \(ContinuousClock.now - asked) for the long-poll")
+            // What came meanwhile is applied after a restart: the cursor was kept.
+            try await departments.aSQL.query("INSERT INTO residents VALUES (2, 'm', 's')")
+            let again = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
+            #expect(try await AgentPushTests.eventually {
+                try await departments.bSQL.query("SELECT count(*) FROM shared.residents").rows[0][0] == "2"
+            })
+            for process in [a, again] { process.signal(SIGTERM) }
+            for process in [a, again] { #expect(await process.finish().status == 0) }
+            hub.signal(SIGTERM)
+            _ = await hub.finish()
+        }
+    }
 }
