@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 [[ "${GOVEX_CI_MACHINE:-}" == 1 ]] || { echo "check-guide: this changes the machine (port 5432, users, /etc/govex); run it on a throwaway one with GOVEX_CI_MACHINE=1" >&2; exit 2; }
 [[ -f "${1:-}" ]] || { echo "check-guide: usage: GOVEX_CI_MACHINE=1 bash Deploy/check-guide.sh PACKAGE.deb" >&2; exit 2; }
 package="$(realpath "$1")"
-guide=docs/operator-guide.md
+guide="$PWD/docs/operator-guide.md"
 work="$(mktemp -d)"
 chmod 755 "$work"
 pids=()
@@ -26,6 +26,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# The services' users run commands here: from a directory they may enter.
+cd /
 fail() { echo "check-guide: $*" >&2; for log in "$work"/*.log; do [[ -f "$log" ]] && { echo "== $log" >&2; tail -20 "$log" >&2; }; done; exit 1; }
 prose() { echo "check-guide: prose: $*" >&2; }
 
