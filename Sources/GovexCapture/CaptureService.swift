@@ -150,65 +150,51 @@ public final class CaptureService: Sendable {
         onEvent(.streaming)
 
         var decoder = ChangeDecoder(mappings: config.mappings, skippedOrigins: config.skippedOrigins)
-        var builder = BatchBuilder(limits: config.batchLimits)
         // Sealing compresses, signs and fsyncs: on a thread of its own, so that the cooperative
         // pool (two threads here) keeps serving keepalives, the pusher and the watchdog meanwhile.
         let spoolThread = DedicatedThread(name: "govex-spool")
         defer { spoolThread.stop() }
-        var confirmed: UInt64 = 0
-        var alarmed = false
-        var lastWALCheck = ContinuousClock.now - config.walCheckInterval
-        var lastHeartbeat = ContinuousClock.now
+        var session = CaptureSession(limits: config.batchLimits, lastSpooled: outbox.lastPosition,
+                                     walCheckInterval: config.walCheckInterval, heartbeatInterval: config.heartbeatInterval, now: .now)
 
-        func perform(_ actions: [BatchBuilder.Action]) async throws {
+        // The session's actions, in order: a failure ends the run (the slot re-sends what was not confirmed).
+        func perform(_ actions: [CaptureSession.Action]) async throws {
             for action in actions {
                 switch action {
                 case .seal(let ready):
                     let body = ready.body, completeThrough = ready.completeThrough
                     try await spoolThread.run { try outbox.seal(body, kind: .change, completeThrough: completeThrough) }
                     CrashPoint.here("capture.before-confirm")
-                    if ready.confirmable > confirmed { confirmed = ready.confirmable }
-                    try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
-                case .confirm(let position):
-                    if position > confirmed {
-                        confirmed = position
-                        try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
-                    }
+                    try await perform(session.sealed(ready))
+                case .sendStatus(let position):
+                    try await stream.sendStatus(written: position, flushed: position, applied: position)
+                case .alarmSpoolFull:
+                    Self.alarm("spool full (\(outbox.spoolSummary)): capture paused until the hub acknowledges batches")
+                    outbox.metrics.alarms.increment()
+                    outbox.metrics.paused.record(1)
+                case .waitForSpool:
+                    try await Task.sleep(for: .seconds(1))
+                case .resumed:
+                    outbox.metrics.paused.record(0)
+                case .checkRetainedWAL:
+                    try await checkRetainedWAL(outbox.metrics, using: try await side.get())
+                case .emitHeartbeat:
+                    try await side.get().query("SELECT pg_catalog.pg_logical_emit_message(false, $1, '')", [CaptureConfiguration.heartbeatPrefix])
                 }
             }
         }
 
         while true {
             if let stop = shouldStop() {
-                if stop == .graceful, let ready = builder.flush() { try await perform([.seal(ready)]) }
+                try await perform(session.stop(graceful: stop == .graceful))
                 return
             }
-            if outbox.isFull {
-                // Backpressure, never loss: stop reading the slot until the hub acknowledges batches.
-                // Status updates keep the connection alive meanwhile (wal_sender_timeout).
-                if !alarmed {
-                    Self.alarm("spool full (\(outbox.spoolSummary)): capture paused until the hub acknowledges batches")
-                    outbox.metrics.alarms.increment()
-                    outbox.metrics.paused.record(1)
-                    alarmed = true
-                }
-                try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed)
-                try await Task.sleep(for: .seconds(1))
-                continue
-            }
-            if alarmed { outbox.metrics.paused.record(0) }
-            alarmed = false
+            let waiting = session.beforeRead(spoolFull: outbox.isFull)
+            try await perform(waiting)
+            if session.paused { continue }
             let messages = try await stream.nextMessages(timeout: .milliseconds(100))
             let now = ContinuousClock.now
-            if now - lastWALCheck >= config.walCheckInterval {
-                lastWALCheck = now
-                try await checkRetainedWAL(outbox.metrics, using: try await side.get())
-            }
-            if let interval = config.heartbeatInterval, now - lastHeartbeat >= interval {
-                lastHeartbeat = now
-                try await side.get().query("SELECT pg_catalog.pg_logical_emit_message(false, $1, '')", [CaptureConfiguration.heartbeatPrefix])
-            }
-            if messages.isEmpty { try await perform(builder.tick(now: now)) }
+            try await perform(session.afterRead(receivedNothing: messages.isEmpty, now: now))
             for message in messages {
                 switch message {
                 case .xlogData(_, let walEnd, _, let data):
@@ -218,14 +204,13 @@ public final class CaptureService: Sendable {
                         outbox.metrics.lagSeconds.record(Double(ReplicationConnection.postgresClockNow() - commitTime) / 1e6)
                     }
                     for event in try decoder.consume(parsed) {
-                        // Re-sent after a restart and already spooled: drop.
-                        if case .change(let record) = event, let last = outbox.lastPosition, record.position <= last { continue }
-                        try await perform(try builder.add(event, now: now))
+                        try await perform(try session.received(event, now: now))
                     }
                 case let .keepalive(walEnd, _, replyRequested):
-                    if builder.pendingRecords == 0 { outbox.metrics.lagBytes.record(Int64(walEnd > confirmed ? walEnd - confirmed : 0)) }
-                    try await perform(builder.tick(now: now, serverPosition: walEnd))
-                    if replyRequested { try await stream.sendStatus(written: confirmed, flushed: confirmed, applied: confirmed) }
+                    if session.builder.pendingRecords == 0 {
+                        outbox.metrics.lagBytes.record(Int64(walEnd > session.confirmed ? walEnd - session.confirmed : 0))
+                    }
+                    try await perform(session.keepalive(serverPosition: walEnd, replyRequested: replyRequested, now: now))
                 }
             }
         }
