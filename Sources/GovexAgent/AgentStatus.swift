@@ -97,13 +97,12 @@ public struct AgentStatus: Codable, Sendable, Equatable {
             }
         }
         if let spool { parts.append("spool \(spool.batches) batches" + (spool.full ? " (full)" : "")) }
-        if let failing = push?.failingSince { parts.append("hub unreachable for \(Self.duration(now - failing))") }
+        if let failing = push?.failingSince { parts.append("hub unreachable for \(HealthText.duration(now - failing))") }
         let active = subscriptions.filter { $0.state == "active" }.count
         if !subscriptions.isEmpty { parts.append("\(active)/\(subscriptions.count) subscriptions active") }
         return parts.isEmpty ? "running" : parts.joined(separator: ", ")
     }
 
-    static func duration(_ seconds: Int64) -> String { HealthText.duration(seconds) }
 }
 
 /// Where the agent's services post what they are doing; the status service reads it.

@@ -47,17 +47,16 @@ extension ConfigurationCheck {
             add(.error, "certificate", "\(files.certificate) is not a certificate: enroll again (remove \(files.directory) first)")
         }
 
-        let link: (client: HubClient, hubKeys: HubKeyring)
+        let client: HubClient
         do {
-            link = try AgentRunner.connectToHub(url: url, configuration: configuration)
+            client = try AgentRunner.connectToHub(url: url, configuration: configuration).client
         } catch {
             add(.error, "enrollment", "\(error)")
             return findings
         }
-        defer { Task { await link.client.shutdown() } }
         let catalog: [CatalogReconciliation.Entry]
         do {
-            let response = try await link.client.get(HubRoute.catalogMine)
+            let response = try await client.closing { try await $0.get(HubRoute.catalogMine) }
             guard response.status == 200 else {
                 add(.error, "hub", "\(url) answered HTTP \(response.status): \(response.text.prefix(200))")
                 return findings

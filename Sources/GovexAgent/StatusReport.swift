@@ -90,7 +90,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
         let running = facts.status.map { facts.processAlive && facts.now - $0.updatedAt <= staleAfter } ?? false
         if let status = facts.status, !running {
-            add(.critical, "agent", "not running (its status is \(AgentStatus.duration(facts.now - status.updatedAt)) old): `systemctl status govex-agent`, `journalctl -u govex-agent`")
+            add(.critical, "agent", "not running (its status is \(HealthText.duration(facts.now - status.updatedAt)) old): `systemctl status govex-agent`, `journalctl -u govex-agent`")
         } else if facts.status == nil {
             add(.critical, "agent", "has not run here yet (no status file): `systemctl start govex-agent`")
         } else {
@@ -124,7 +124,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
         if facts.publishes {
             let spool = facts.spool
-            let oldest = spool.batches > 0 ? ", oldest \(AgentStatus.duration(Int64(spool.oldestAgeSeconds)))" : ""
+            let oldest = spool.batches > 0 ? ", oldest \(HealthText.duration(Int64(spool.oldestAgeSeconds)))" : ""
             let summary = "\(spool.batches) batches, \(spool.bytes) bytes\(oldest)"
             if spool.full {
                 add(.critical, "spool", "full (\(summary)): capture is paused until the hub acknowledges batches")
@@ -139,9 +139,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
         if facts.hubConfigured, let status = facts.status, running, let push = status.push {
             if let since = push.failingSince {
-                add(.warning, "hub", "unreachable or refusing for \(AgentStatus.duration(facts.now - since)): \(push.lastError ?? "?")")
+                add(.warning, "hub", "unreachable or refusing for \(HealthText.duration(facts.now - since)): \(push.lastError ?? "?")")
             } else if let last = push.lastSuccessAt {
-                add(.ok, "hub", "last push \(AgentStatus.duration(facts.now - last)) ago")
+                add(.ok, "hub", "last push \(HealthText.duration(facts.now - last)) ago")
             }
         }
 
@@ -153,7 +153,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
         for resource in facts.subscriptionsConfigured {
             guard let entry = subscriptions.first(where: { $0.resource == resource }), running else { continue }
             if entry.state == "active" {
-                let applied = entry.lastAppliedAt.map { ", last applied \(AgentStatus.duration(facts.now - $0)) ago" } ?? ""
+                let applied = entry.lastAppliedAt.map { ", last applied \(HealthText.duration(facts.now - $0)) ago" } ?? ""
                 add(.ok, "subscription \(resource)", "active, applied through delivery \(entry.appliedThrough ?? 0)\(applied)")
             } else if !entry.state.hasPrefix("dead letter") {
                 add(.warning, "subscription \(resource)", "\(entry.state): nothing is applied until it is active")

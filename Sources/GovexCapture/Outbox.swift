@@ -64,36 +64,17 @@ public final class Outbox: Sendable {
     /// (and the spool fills) while nothing is written.
     public func refreshGauges() { guarded.withLock { recordGauges($0.spool) } }
 
-    public struct SpoolFigures: Sendable, Codable, Equatable {
-        public var batches: Int
-        public var bytes: Int
-        public var oldestAgeSeconds: Int
-        public var full: Bool
-
-        /// From a spool directory's listing, as another process sees it (the agent holds the spool's lock).
-        public init(entries: [Spool.Entry], limits: Spool.Limits, now: Int) {
-            batches = entries.count
-            bytes = entries.reduce(0) { $0 + $1.bytes }
-            oldestAgeSeconds = entries.first.map { max(0, now - $0.writtenAt) } ?? 0
-            full = batches >= limits.maxBatches || bytes >= limits.maxBytes
-        }
-
-        public init(batches: Int, bytes: Int, oldestAgeSeconds: Int, full: Bool) {
-            self.batches = batches
-            self.bytes = bytes
-            self.oldestAgeSeconds = oldestAgeSeconds
-            self.full = full
-        }
-    }
+    public typealias SpoolFigures = Spool.Figures
 
     public var spoolFigures: SpoolFigures {
-        guarded.withLock { SpoolFigures(batches: $0.spool.entries.count, bytes: $0.spool.totalBytes, oldestAgeSeconds: $0.spool.oldestAge, full: $0.spool.isFull) }
+        guarded.withLock { $0.spool.figures }
     }
 
     private func recordGauges(_ spool: Spool) {
-        metrics.spoolBatches.record(spool.entries.count)
-        metrics.spoolBytes.record(spool.totalBytes)
-        metrics.spoolOldestAge.record(spool.oldestAge)
+        let figures = spool.figures
+        metrics.spoolBatches.record(figures.batches)
+        metrics.spoolBytes.record(figures.bytes)
+        metrics.spoolOldestAge.record(figures.oldestAgeSeconds)
     }
 
     /// The spooled batches, oldest first: what the hub has not acknowledged yet.

@@ -29,20 +29,42 @@ public final class Spool {
         public let writtenAt: Int
     }
 
-    /// Seconds since the oldest batch still waiting was written; 0 when empty.
-    public var oldestAge: Int {
-        guard let oldest = entries.first else { return 0 }
-        return max(0, time(nil) - oldest.writtenAt)
+    /// What waits in a spool, as the gauges and `govex status` show it: from a spool's
+    /// entries, or from a directory listing by another process (the agent holds the lock).
+    public struct Figures: Sendable, Codable, Equatable {
+        public var batches: Int
+        public var bytes: Int
+        public var oldestAgeSeconds: Int
+        /// Full: the agent must stop reading the slot (never drop a batch) until the hub catches up.
+        public var full: Bool
+
+        public init(entries: [Entry], limits: Limits, now: Int = time(nil)) {
+            batches = entries.count
+            bytes = entries.reduce(0) { $0 + $1.bytes }
+            oldestAgeSeconds = entries.first.map { max(0, now - $0.writtenAt) } ?? 0
+            full = batches >= limits.maxBatches || bytes >= limits.maxBytes
+        }
+
+        public init(batches: Int, bytes: Int, oldestAgeSeconds: Int, full: Bool) {
+            self.batches = batches
+            self.bytes = bytes
+            self.oldestAgeSeconds = oldestAgeSeconds
+            self.full = full
+        }
     }
+
+    public var figures: Figures { Figures(entries: entries, limits: limits) }
+
+    /// Seconds since the oldest batch still waiting was written; 0 when empty.
+    public var oldestAge: Int { figures.oldestAgeSeconds }
 
     public let directory: String
     public let limits: Limits
     public private(set) var entries: [Entry] = []
 
-    public var totalBytes: Int { entries.reduce(0) { $0 + $1.bytes } }
+    public var totalBytes: Int { figures.bytes }
 
-    /// Full: the agent must stop reading the slot (never drop a batch) until the hub catches up.
-    public var isFull: Bool { entries.count >= limits.maxBatches || totalBytes >= limits.maxBytes }
+    public var isFull: Bool { figures.full }
 
     public var lastSequence: UInt64? { entries.last?.sequence }
 

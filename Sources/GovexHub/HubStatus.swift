@@ -86,15 +86,15 @@ public struct HubStatus: Codable, Sendable, Equatable {
             }
             switch node.lastPushAgeSeconds {
             case nil: add(.ok, subject, "enrolled, has not pushed yet")
-            case let age? where age > silentAfter: add(.warning, subject, "silent for \(duration(age)) (epoch \(node.epoch), next sequence \(node.nextSequence))")
-            case let age?: add(.ok, subject, "last push \(duration(age)) ago (epoch \(node.epoch), next sequence \(node.nextSequence))")
+            case let age? where age > silentAfter: add(.warning, subject, "silent for \(HealthText.duration(age)) (epoch \(node.epoch), next sequence \(node.nextSequence))")
+            case let age?: add(.ok, subject, "last push \(HealthText.duration(age)) ago (epoch \(node.epoch), next sequence \(node.nextSequence))")
             }
         }
         let queue = "\(facts.mergeQueueBatches) batches, \(facts.mergeQueueRecords) records"
         switch facts.mergeQueueOldestSeconds {
-        case ..<300: add(.ok, "merge queue", queue + (facts.mergeQueueBatches > 0 ? ", oldest \(duration(facts.mergeQueueOldestSeconds))" : ""))
-        case ..<1800: add(.warning, "merge queue", "\(queue), oldest \(duration(facts.mergeQueueOldestSeconds)): merging lags (journalctl -u govex-hub -p err)")
-        default: add(.critical, "merge queue", "\(queue), oldest \(duration(facts.mergeQueueOldestSeconds)): merging is stuck (journalctl -u govex-hub -p err)")
+        case ..<300: add(.ok, "merge queue", queue + (facts.mergeQueueBatches > 0 ? ", oldest \(HealthText.duration(facts.mergeQueueOldestSeconds))" : ""))
+        case ..<1800: add(.warning, "merge queue", "\(queue), oldest \(HealthText.duration(facts.mergeQueueOldestSeconds)): merging lags (journalctl -u govex-hub -p err)")
+        default: add(.critical, "merge queue", "\(queue), oldest \(HealthText.duration(facts.mergeQueueOldestSeconds)): merging is stuck (journalctl -u govex-hub -p err)")
         }
         if facts.subscriptionsPending > 0 {
             add(.ok, "subscriptions", "\(facts.subscriptionsPending) wait for their provider's decision (govex hub subscriptions --status pending)")
@@ -106,8 +106,6 @@ public struct HubStatus: Codable, Sendable, Equatable {
         }
         return HubStatus(level: findings.map(\.level).max() ?? .ok, findings: findings, facts: facts)
     }
-
-    static func duration(_ seconds: Int64) -> String { HealthText.duration(seconds) }
 
     /// Reads the figures from the hub's database.
     public static func gather(_ configuration: HubConfiguration, on sql: PostgresConnection) async throws -> Facts {

@@ -159,6 +159,37 @@ struct AgentCommandTests {
     }
 }
 
+extension AgentCommandTests {
+    @Test("the spool's gauges follow time, not writes: batches left from the last run show at start, the oldest one ages while nothing is written")
+    func spoolGaugesRefresh() async throws {
+        try await TestPostgres.withDatabase { database in
+            let sql = try await database.connect()
+            let metricsPort = try freeLoopbackPort()
+            let (_, slot, path) = try await Self.prepareAgent(database, sql, directoryPrefix: "govex-gauges", metrics: "127.0.0.1:\(metricsPort)")
+            try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(1, 10) g")
+            let first = try Subprocess.start([Self.govex, "agent", "--config", path])
+            #expect(try await AgentPushTests.eventually { (try? httpGet(port: metricsPort, path: "/metrics"))?.contains("govex_capture_records_spooled_total 10") == true })
+            first.signal(SIGTERM)
+            #expect(await first.finish().status == 0)
+
+            // No [hub]: the batches stay. Nothing is written in this run.
+            let second = try Subprocess.start([Self.govex, "agent", "--config", path])
+            func gauge(_ name: String) throws -> Double? {
+                try httpGet(port: metricsPort, path: "/metrics").split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                    .flatMap { Double($0.split(separator: " ")[1]) }
+            }
+            #expect(try await AgentPushTests.eventually { (try? gauge("govex_spool_batches")).flatMap { $0 } ?? 0 > 0 },
+                    "the spool's batches show without a new write")
+            #expect(try await AgentPushTests.eventually { (try? gauge("govex_spool_oldest_batch_age_seconds")).flatMap { $0 } ?? 0 >= 5 },
+                    "the oldest batch ages while nothing is written")
+            second.signal(SIGTERM)
+            #expect(await second.finish().status == 0)
+            try await sql.dropSlot(slot)
+            await sql.close()
+        }
+    }
+}
+
 @Suite("govex agent under systemd")
 struct AgentWatchdogTests {
     @Test("a subscribe-only agent says READY=1 and then WATCHDOG=1 within the interval (it used to say it only from capture)")
