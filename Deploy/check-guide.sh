@@ -6,8 +6,9 @@
 # work, what systemd does) are done here, each marked "prose:". A guide that drifts from
 # the package fails here.
 #
-# It CHANGES THIS MACHINE: it installs govex, starts Debian's PostgreSQL cluster on port
-# 5432, creates roles, databases and /etc/govex files. CI runs it on a fresh machine.
+# It CHANGES THIS MACHINE: before and after the check it drops and recreates Debian's
+# PostgreSQL cluster on port 5432, purges the govex package, deletes the govex and govex-hub
+# users, /etc/govex and /var/lib/govex*. Run it on a throwaway machine only (CI's).
 # Usage: GOVEX_CI_MACHINE=1 bash Deploy/check-guide.sh PACKAGE.deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,14 +19,31 @@ guide="$PWD/docs/operator-guide.md"
 work="$(mktemp -d)"
 chmod 755 "$work"
 pids=()
-cluster="$(pg_lsclusters -h | awk 'NR == 1 {print $1, $2}')"
+version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+cluster="$version main"
+# What this check (or an earlier run of it) leaves on the machine, taken away: the guide's
+# `createuser govex-hub` fails on a machine where the role exists, so every run starts from
+# what apt leaves, and ends by leaving the machine so again.
+reset_machine() {
+    pkill -KILL -u govex 2>/dev/null || true
+    pkill -KILL -u govex-hub 2>/dev/null || true
+    if pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$cluster"; then pg_dropcluster --stop $cluster; fi
+    pg_createcluster $cluster >/dev/null
+    if dpkg-query -W -f '${Status}' govex 2>/dev/null | grep -q installed; then dpkg --purge govex >/dev/null 2>&1; fi
+    for user in govex govex-hub; do
+        if id -u "$user" >/dev/null 2>&1; then userdel "$user"; fi
+        if getent group "$user" >/dev/null; then groupdel "$user"; fi
+    done
+    rm -rf /etc/govex /var/lib/govex /var/lib/govex-hub /var/lib/govex-minzheng /root/govex-token /root/govex-token-minzheng
+}
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    pg_ctlcluster $cluster stop >/dev/null 2>&1 || true
+    reset_machine
     rm -rf "$work"
 }
 trap cleanup EXIT
+reset_machine
 # The services' users run commands here: from a directory they may enter.
 cd /
 fail() { echo "check-guide: $*" >&2; for log in "$work"/*.log; do [[ -f "$log" ]] && { echo "== $log" >&2; tail -20 "$log" >&2; }; done; exit 1; }
