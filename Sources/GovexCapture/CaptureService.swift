@@ -121,31 +121,35 @@ public final class CaptureService: Sendable {
     private func capture(_ stream: ReplicationConnection, side: SideConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
                         onEvent: @escaping @Sendable (Event) -> Void) async throws {
         let config = configuration
-        var slotExists = try await slotExists(config)
-        if slotExists && !loaded.snapshotComplete {
-            // A crash mid-snapshot: start over with a new slot and a complete copy (snapshot rows are upserts).
-            Self.alarm("initial snapshot was interrupted; dropping slot \(config.slot) and copying again")
-            try await dropSlot(config)
-            slotExists = false
-        }
+        let slotExists = try await slotExists(config)
+        let plan = SnapshotPlan(mappings: config.mappings, tables: loaded.tables, slotExists: slotExists,
+                                legacySnapshotComplete: loaded.legacySnapshotComplete)
+        try outbox.planSnapshot(plan)
+        if !plan.copy.isEmpty { try await requirePublished(plan.copy) }
         if !slotExists {
             let slot = try await createSlot(on: stream, config)
             onEvent(.connected)
             // The replication connection stays idle while other connections read under its snapshot.
-            try await InitialSnapshot.copy(
-                conninfo: config.conninfo, snapshotName: slot.snapshotName ?? "", consistentPoint: slot.consistentPoint,
-                mappings: config.mappings, limits: config.batchLimits,
-                emit: { body, isLast in
-                    guard body.recordCount > 0 || isLast else { return }
-                    try outbox.seal(body, kind: .snapshot, completeThrough: isLast ? slot.consistentPoint : 0, snapshotDone: isLast)
-                },
-                progress: { report in
-                    let percent = report.percent.map { String(format: "%.1f%%", $0) } ?? "?"
-                    Self.log("snapshot \(report.resource): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
-                    onEvent(.snapshot(report))
-                })
+            try await copyTables(plan, snapshot: slot, outbox: outbox, completesStream: true, onEvent: onEvent)
+        } else {
+            onEvent(.connected)
+            if !plan.copy.isEmpty {
+                // The slot streams from where it stopped; these tables are copied under a snapshot of
+                // their own, and the stream's changes to them that commit before it are dropped.
+                let resumed = plan.copy.map(\.resource).filter(plan.truncateFirst.contains)
+                Self.log("copying \(plan.copy.count) of \(config.mappings.count) tables (" + plan.copy.map(\.resource).joined(separator: ", ") + ")"
+                         + (resumed.isEmpty ? "" : "; copying again, after a truncate: " + resumed.joined(separator: ", ")))
+                let helper = try await ReplicationConnection.connect(config.conninfo)
+                do {
+                    let snapshot = try await helper.createSlot(Self.copySlotName(config.slot), temporary: true, exportSnapshot: true)
+                    try await copyTables(plan, snapshot: snapshot, outbox: outbox, completesStream: false, onEvent: onEvent)
+                } catch {
+                    await helper.close()
+                    throw error
+                }
+                await helper.close()
+            }
         }
-        if slotExists { onEvent(.connected) }
         try await startReplication(on: stream, config)
         onEvent(.streaming)
 
@@ -154,7 +158,7 @@ public final class CaptureService: Sendable {
         // pool (two threads here) keeps serving keepalives, the pusher and the watchdog meanwhile.
         let spoolThread = DedicatedThread(name: "govex-spool")
         defer { spoolThread.stop() }
-        var session = CaptureSession(limits: config.batchLimits, lastSpooled: outbox.lastPosition,
+        var session = CaptureSession(limits: config.batchLimits, lastSpooled: outbox.lastPosition, copiedAt: outbox.state.copiedAt,
                                      walCheckInterval: config.walCheckInterval, heartbeatInterval: config.heartbeatInterval, now: .now)
 
         // The session's actions, in order: a failure ends the run (the slot re-sends what was not confirmed).
@@ -214,6 +218,53 @@ public final class CaptureService: Sendable {
                 }
             }
         }
+    }
+
+    /// Copies the plan's tables under `snapshot`, each marked copied once its last rows are
+    /// durable. A copy under the stream's own slot completes the stream up to its start.
+    private func copyTables(_ plan: SnapshotPlan, snapshot: CreatedSlot, outbox: Outbox, completesStream: Bool,
+                            onEvent: @escaping @Sendable (Event) -> Void) async throws {
+        let point = snapshot.consistentPoint, last = plan.copy.last?.resource
+        try await InitialSnapshot.copy(
+            conninfo: configuration.conninfo, snapshotName: snapshot.snapshotName ?? "", consistentPoint: point,
+            mappings: plan.copy, truncateFirst: plan.truncateFirst, limits: configuration.batchLimits,
+            beginTable: { mapping in try outbox.beginCopy(of: mapping.resource) },
+            emit: { body, finished in
+                guard body.recordCount > 0 || finished != nil else { return }
+                let completeThrough = completesStream && finished != nil && finished?.resource == last ? point : 0
+                try outbox.seal(body, kind: .snapshot, completeThrough: completeThrough, copied: finished.map { ($0.resource, point) })
+            },
+            progress: { report in
+                let percent = report.percent.map { String(format: "%.1f%%", $0) } ?? "?"
+                Self.log("snapshot \(report.resource) (table \(report.table) of \(report.tables)): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
+                onEvent(.snapshot(report))
+            })
+    }
+
+    /// A table copied but not in the publication would miss every change after its copy.
+    private func requirePublished(_ mappings: [TableMapping]) async throws {
+        let config = configuration
+        try await PostgresConnection.with(config.conninfo) { sql in
+            for mapping in mappings {
+                var published = false
+                for publication in config.publications where !published {
+                    published = !(try await sql.query(
+                        "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                        [publication, mapping.schema, mapping.table]).rows.isEmpty)
+                }
+                guard published else {
+                    throw CaptureError.mappingMismatch(
+                        resource: mapping.resource,
+                        reason: "table \(mapping.schema).\(mapping.table) is not in publication \(config.publications.joined(separator: ", ")), so its changes would not be captured; ALTER PUBLICATION \(SQLQuoting.identifier(config.publications.first ?? "govex")) ADD TABLE \(SQLQuoting.qualified(schema: mapping.schema, name: mapping.table))")
+                }
+            }
+        }
+    }
+
+    /// The temporary slot a later copy takes its snapshot from: unique per process, so that a
+    /// crashed run's walsender, still holding its own, is no obstacle.
+    static func copySlotName(_ slot: String) -> String {
+        String(slot.prefix(40)) + "_copy_\(getpid())"
     }
 
     /// The WAL the slot keeps on the server, as a gauge, with an alarm past the configured threshold.

@@ -31,15 +31,19 @@ public struct CaptureSession: Sendable {
     var deferredConfirm: UInt64 = 0
     /// Changes at or before this position are already in the spool (a restart re-sends them).
     let lastSpooled: SourcePosition?
+    /// Per resource, the position its table was copied at: the table's changes that committed
+    /// before it are in the copy (as PostgreSQL's table synchronisation skips them).
+    let copiedAt: [String: UInt64]
     let walCheckInterval: Duration
     let heartbeatInterval: Duration?
     var lastWALCheck: ContinuousClock.Instant
     var lastHeartbeat: ContinuousClock.Instant
 
-    public init(limits: BatchBuilder.Limits, lastSpooled: SourcePosition?, walCheckInterval: Duration, heartbeatInterval: Duration?,
-                now: ContinuousClock.Instant) {
+    public init(limits: BatchBuilder.Limits, lastSpooled: SourcePosition?, copiedAt: [String: UInt64] = [:],
+                walCheckInterval: Duration, heartbeatInterval: Duration?, now: ContinuousClock.Instant) {
         builder = BatchBuilder(limits: limits)
         self.lastSpooled = lastSpooled
+        self.copiedAt = copiedAt
         self.walCheckInterval = walCheckInterval
         self.heartbeatInterval = heartbeatInterval
         lastWALCheck = now - walCheckInterval
@@ -75,7 +79,10 @@ public struct CaptureSession: Sendable {
 
     /// A decoded change or transaction boundary.
     public mutating func received(_ event: CaptureEvent, now: ContinuousClock.Instant) throws(BatchError) -> [Action] {
-        if case .change(let record) = event, let lastSpooled, record.position <= lastSpooled { return [] }
+        if case .change(let record) = event {
+            if let lastSpooled, record.position <= lastSpooled { return [] }
+            if let copied = copiedAt[record.resource], record.position.commit < copied { return [] }
+        }
         return translate(try builder.add(event, now: now))
     }
 

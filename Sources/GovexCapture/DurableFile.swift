@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,17 +9,21 @@ import Darwin
 /// so crash tests can fail for the right reason: SIGKILL keeps the page cache,
 /// an abort between two steps shows what a real power loss would leave.
 public enum CrashPoint {
-    private static let target: String? = {
+    /// `GOVEX_CRASH_AT=NAME` aborts the first time NAME is reached, `NAME#N` the Nth time.
+    private static let target: (name: String, count: Int)? = {
         guard let value = getenv("GOVEX_CRASH_AT") else { return nil }
-        return String(cString: value)
+        let parts = String(cString: value).split(separator: "#", maxSplits: 1).map(String.init)
+        guard let name = parts.first else { return nil }
+        return (name, parts.count == 2 ? Int(parts[1]) ?? 1 : 1)
     }()
+    private static let reached = Atomic<Int>(0)
 
     public static func here(_ name: String) {
-        if let target, target == name {
-            let message = "govex: crash point \(name) reached (GOVEX_CRASH_AT)\n"
-            _ = message.withCString { write(2, $0, strlen($0)) }
-            abort()
-        }
+        guard let target, target.name == name else { return }
+        guard reached.wrappingAdd(1, ordering: .relaxed).newValue >= target.count else { return }
+        let message = "govex: crash point \(name) reached (GOVEX_CRASH_AT)\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        abort()
     }
 }
 

@@ -16,69 +16,71 @@ public struct SnapshotProgress: Sendable, Equatable {
     public var percent: Double? { estimatedRows > 0 ? min(100, Double(rows) * 100 / Double(estimatedRows)) : nil }
 }
 
-/// Copies every mapped table as it stood at the slot's exported snapshot, as
-/// insert records positioned at (consistent point, 0, 1, 2 …): every change the
-/// slot streams afterwards commits later, so snapshot and stream together hold
-/// each row exactly once.
+/// Copies mapped tables as they stood at an exported snapshot, as insert records positioned
+/// at (snapshot position, 0, 1, 2 …): every change a slot streams afterwards for those
+/// tables commits later, so copy and stream together hold each row exactly once.
 public enum InitialSnapshot {
-    /// `emit` receives each full body (and a last partial one) on the copying thread.
+    /// `beginTable` hears of each table before its first row; `emit` receives each full body, and
+    /// at each table's end the rest of it (perhaps empty) with that table, on the copying thread.
+    /// A resource in `truncateFirst` starts with a truncate record.
     public static func copy(conninfo: String, snapshotName: String, consistentPoint: UInt64, mappings: [TableMapping],
-                            limits: BatchBuilder.Limits,
-                            emit: @escaping @Sendable (BatchBodyEncoder, _ isLast: Bool) throws -> Void,
+                            truncateFirst: Set<String> = [], limits: BatchBuilder.Limits,
+                            beginTable: @escaping @Sendable (TableMapping) throws -> Void = { _ in },
+                            emit: @escaping @Sendable (BatchBodyEncoder, _ finished: TableMapping?) throws -> Void,
                             progress: @escaping @Sendable (SnapshotProgress) -> Void) async throws {
         try await PostgresConnection.with(conninfo, name: "govex-snapshot") { connection in
-            try await copy(on: connection, snapshotName: snapshotName, consistentPoint: consistentPoint, mappings: mappings,
-                           limits: limits, emit: emit, progress: progress)
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try await connection.query("SET TRANSACTION SNAPSHOT \(SQLQuoting.literal(snapshotName))")
+            let sink = Sink(limits: limits, consistentPoint: consistentPoint, emit: emit, progress: progress)
+            for (index, mapping) in mappings.enumerated() {
+                let plan = try await plan(mapping, index: index, count: mappings.count, on: connection)
+                try beginTable(mapping)
+                try sink.begin(plan, truncate: truncateFirst.contains(mapping.resource))
+                let list = plan.selected.map(SQLQuoting.identifier).joined(separator: ", ")
+                let condition = mapping.filter.map { " WHERE \($0.sql)" } ?? ""
+                try await connection.copyOut("COPY (SELECT \(list) FROM \(plan.table)\(condition)) TO STDOUT") { row in try sink.consume(row) }
+                try sink.finishTable()
+            }
+            try await connection.query("COMMIT")
         }
     }
 
-    private static func copy(on connection: PostgresConnection, snapshotName: String, consistentPoint: UInt64, mappings: [TableMapping],
-                             limits: BatchBuilder.Limits,
-                             emit: @escaping @Sendable (BatchBodyEncoder, _ isLast: Bool) throws -> Void,
-                             progress: @escaping @Sendable (SnapshotProgress) -> Void) async throws {
-        try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try await connection.query("SET TRANSACTION SNAPSHOT \(SQLQuoting.literal(snapshotName))")
-        let sink = Sink(limits: limits, consistentPoint: consistentPoint, emit: emit, progress: progress)
-        for (tableIndex, mapping) in mappings.enumerated() {
-            let table = SQLQuoting.qualified(schema: mapping.schema, name: mapping.table)
-            let columns = try await connection.query("""
-                SELECT a.attname, a.atttypid::int8, pg_catalog.format_type(a.atttypid, a.atttypmod)
-                FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
-                ORDER BY a.attnum
-                """, [table])
-            guard !columns.rows.isEmpty else {
-                throw CaptureError.mappingMismatch(resource: mapping.resource, reason: "table \(mapping.schema).\(mapping.table) does not exist")
-            }
-            let names = columns.rows.map { $0[0] ?? "" }
-            let types = columns.rows.map { row -> ValueType in
-                PostgresTypes.valueType(oid: UInt32(row[1].flatMap { Int64($0) } ?? 0)) ?? .other(row[2] ?? "unknown")
-            }
-            for key in mapping.key where !names.contains(key) {
-                throw CaptureError.mappingMismatch(resource: mapping.resource, reason: "key column \(key) is not in \(mapping.schema).\(mapping.table)")
-            }
-            let keyIndexes = mapping.key.map { names.firstIndex(of: $0)! }
-            let valueIndexes = names.indices.filter { !mapping.key.contains(names[$0]) && mapping.includes(names[$0]) }
-            let selected = keyIndexes + valueIndexes
-            let estimate = try await connection.query("SELECT GREATEST(reltuples, 0)::int8 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)", [table])
-            let plan = TablePlan(mapping: mapping,
-                                 keyNames: mapping.key.map(mapping.publishedName),
-                                 valueNames: valueIndexes.map { mapping.publishedName(names[$0]) },
-                                 types: selected.map { types[$0] },
-                                 estimatedRows: Int(estimate.rows.first?[0].flatMap { Int($0) } ?? 0),
-                                 index: tableIndex, count: mappings.count)
-            sink.begin(plan)
-            let list = selected.map { SQLQuoting.identifier(names[$0]) }.joined(separator: ", ")
-            let condition = mapping.filter.map { " WHERE \($0.sql)" } ?? ""
-            try await connection.copyOut("COPY (SELECT \(list) FROM \(table)\(condition)) TO STDOUT") { row in try sink.consume(row) }
-            sink.finishTable()
+    /// What to select from the table and how to name and type it, read under the snapshot.
+    private static func plan(_ mapping: TableMapping, index: Int, count: Int, on connection: PostgresConnection) async throws -> TablePlan {
+        let table = SQLQuoting.qualified(schema: mapping.schema, name: mapping.table)
+        let columns = try await connection.query("""
+            SELECT a.attname, a.atttypid::int8, pg_catalog.format_type(a.atttypid, a.atttypmod)
+            FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """, [table])
+        guard !columns.rows.isEmpty else {
+            throw CaptureError.mappingMismatch(resource: mapping.resource, reason: "table \(mapping.schema).\(mapping.table) does not exist")
         }
-        try await connection.query("COMMIT")
-        try sink.finish()
+        let names = columns.rows.map { $0[0] ?? "" }
+        let types = columns.rows.map { row -> ValueType in
+            PostgresTypes.valueType(oid: UInt32(row[1].flatMap { Int64($0) } ?? 0)) ?? .other(row[2] ?? "unknown")
+        }
+        for key in mapping.key where !names.contains(key) {
+            throw CaptureError.mappingMismatch(resource: mapping.resource, reason: "key column \(key) is not in \(mapping.schema).\(mapping.table)")
+        }
+        let keyIndexes = mapping.key.map { names.firstIndex(of: $0)! }
+        let valueIndexes = names.indices.filter { !mapping.key.contains(names[$0]) && mapping.includes(names[$0]) }
+        let selected = keyIndexes + valueIndexes
+        let estimate = try await connection.query("SELECT GREATEST(reltuples, 0)::int8 FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)", [table])
+        return TablePlan(mapping: mapping, table: table, selected: selected.map { names[$0] },
+                         keyNames: mapping.key.map(mapping.publishedName),
+                         valueNames: valueIndexes.map { mapping.publishedName(names[$0]) },
+                         types: selected.map { types[$0] },
+                         estimatedRows: Int(estimate.rows.first?[0].flatMap { Int($0) } ?? 0),
+                         index: index, count: count)
     }
 
     struct TablePlan: Sendable {
         let mapping: TableMapping
+        /// The quoted table, and the columns selected from it (key first).
+        let table: String
+        let selected: [String]
         let keyNames: [String]
         let valueNames: [String]
         let types: [ValueType]
@@ -101,10 +103,10 @@ public enum InitialSnapshot {
         let state = Mutex(State())
         let limits: BatchBuilder.Limits
         let consistentPoint: UInt64
-        let emit: @Sendable (BatchBodyEncoder, Bool) throws -> Void
+        let emit: @Sendable (BatchBodyEncoder, TableMapping?) throws -> Void
         let progress: @Sendable (SnapshotProgress) -> Void
 
-        init(limits: BatchBuilder.Limits, consistentPoint: UInt64, emit: @escaping @Sendable (BatchBodyEncoder, Bool) throws -> Void,
+        init(limits: BatchBuilder.Limits, consistentPoint: UInt64, emit: @escaping @Sendable (BatchBodyEncoder, TableMapping?) throws -> Void,
              progress: @escaping @Sendable (SnapshotProgress) -> Void) {
             self.limits = limits
             self.consistentPoint = consistentPoint
@@ -112,12 +114,17 @@ public enum InitialSnapshot {
             self.progress = progress
         }
 
-        func begin(_ plan: TablePlan) {
-            state.withLock {
-                $0.plan = plan
-                $0.rows = 0
-                $0.started = .now
-                $0.lastReport = .now
+        func begin(_ plan: TablePlan, truncate: Bool) throws {
+            try state.withLock { state in
+                state.plan = plan
+                state.rows = 0
+                state.started = .now
+                state.lastReport = .now
+                if truncate {
+                    try state.encoder.append(ChangeRecord(operation: .truncate, resource: plan.mapping.resource,
+                                                          position: SourcePosition(commit: consistentPoint, ordinal: state.ordinal)))
+                    state.ordinal += 1
+                }
             }
         }
 
@@ -144,7 +151,7 @@ public enum InitialSnapshot {
                 state.ordinal += 1
                 state.rows += 1
                 if state.encoder.recordCount >= limits.maxRecords || state.encoder.byteCount >= limits.maxBytes {
-                    try emit(state.encoder, false)
+                    try emit(state.encoder, nil)
                     state.encoder.reset()
                 }
                 if ContinuousClock.now - state.lastReport >= .seconds(1) {
@@ -161,15 +168,14 @@ public enum InitialSnapshot {
                                     table: (state.plan?.index ?? 0) + 1, tables: state.plan?.count ?? 0)
         }
 
-        func finishTable() {
-            progress(state.withLock { Self.report($0) })
-        }
-
-        func finish() throws {
-            try state.withLock { state in
-                try emit(state.encoder, true)
+        /// The table's last rows, with the table: its copy is complete once they are durable.
+        func finishTable() throws {
+            let report = try state.withLock { state in
+                try emit(state.encoder, state.plan?.mapping)
                 state.encoder.reset()
+                return Self.report(state)
             }
+            progress(report)
         }
     }
 }

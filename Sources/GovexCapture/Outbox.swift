@@ -25,7 +25,8 @@ public final class Outbox: Sendable {
             // Its changes were never confirmed, so the slot re-sends them; its last position keeps them out.
             let header = try BatchFile(bytes: try spool.read(last)).header
             state.lastSequence = last
-            if header.recordCount > 0, state.lastPosition.map({ header.lastPosition > $0 }) ?? true {
+            // A copy's rows do not move the stream's position (a table copied later is copied at a later position).
+            if header.kind == .change, header.recordCount > 0, state.lastPosition.map({ header.lastPosition > $0 }) ?? true {
                 state.lastPosition = header.lastPosition
             }
         }
@@ -39,7 +40,9 @@ public final class Outbox: Sendable {
     public var isFull: Bool { guarded.withLock { $0.spool.isFull } }
     var spoolSummary: String { guarded.withLock { "\($0.spool.entries.count) batches, \($0.spool.totalBytes) bytes" } }
 
-    func seal(_ body: BatchBodyEncoder, kind: BatchKind, completeThrough: UInt64, snapshotDone: Bool = false) throws {
+    /// Seals `body` into the spool. `copied` marks a table's copy complete, at the position of
+    /// its snapshot, in the same durable state write as the batch holding its last rows.
+    func seal(_ body: BatchBodyEncoder, kind: BatchKind, completeThrough: UInt64, copied: (resource: String, at: UInt64)? = nil) throws {
         try guarded.withLock { guarded in
             let sequence = guarded.state.lastSequence + 1
             let metadata = BatchMetadata(nodeID: configuration.nodeID, nodeEpoch: guarded.state.epoch, sequence: sequence, kind: kind,
@@ -48,16 +51,35 @@ public final class Outbox: Sendable {
                 try guarded.spool.append(try BatchSealer.seal(body, metadata: metadata, key: configuration.signingKey), sequence: sequence)
                 if kind == .change { CrashPoint.here("capture.spooled-before-state") }
                 guarded.state.lastSequence = sequence
-                guarded.state.lastPosition = body.lastPosition ?? guarded.state.lastPosition
+                if kind == .change { guarded.state.lastPosition = body.lastPosition ?? guarded.state.lastPosition }
                 metrics.batchesSpooled.increment()
                 metrics.recordsSpooled.increment(by: body.recordCount)
+                if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
             }
             recordGauges(guarded.spool)
-            if kind == .snapshot { CrashPoint.here("capture.snapshot-batch-spooled") }
-            if snapshotDone { guarded.state.snapshotComplete = true }
+            if let copied { guarded.state.tables[copied.resource]?.phase = .copied(at: copied.at) }
             try guarded.state.save(to: configuration.dataDirectory)
         }
         if body.recordCount > 0 { sealed.ring() }
+    }
+
+    /// Records which tables this run copies (and forgets resources no longer captured) before any is copied.
+    func planSnapshot(_ plan: SnapshotPlan) throws {
+        try guarded.withLock { guarded in
+            guarded.state.tables = plan.tables
+            guarded.state.legacySnapshotComplete = false
+            try guarded.state.save(to: configuration.dataDirectory)
+        }
+    }
+
+    /// A table's copy begins: recorded durably before any of its rows is spooled, so that a
+    /// crash from here on makes the next copy of it start with a truncate.
+    func beginCopy(of resource: String) throws {
+        try guarded.withLock { guarded in
+            guard guarded.state.tables[resource]?.phase == .pending else { return }
+            guarded.state.tables[resource]?.phase = .copying
+            try guarded.state.save(to: configuration.dataDirectory)
+        }
     }
 
     /// The spool's gauges as they are now: called on a timer, since the oldest batch ages

@@ -103,39 +103,6 @@ struct CaptureServiceTests {
         }
     }
 
-    @Test("a crash mid-snapshot drops the slot and copies again on restart; nothing is lost")
-    func crashMidSnapshot() async throws {
-        try await TestPostgres.withDatabase { database in
-            let sql = try await database.connect()
-            try await sql.query("CREATE TABLE residents (id int PRIMARY KEY, name text)")
-            try await sql.query("CREATE PUBLICATION govex FOR TABLE residents")
-            try await sql.query("INSERT INTO residents SELECT g, 'n' || g FROM generate_series(1, 1000) g")
-            let directory = Subprocess.temporaryDirectory("govex-capture")
-            let slot = database.name + "_slot"
-            let helper = Subprocess.buildDirectory + "/govex-test-helper"
-            let crashed = try await Subprocess.run([helper, "capture", database.conninfo, directory, slot, "residents"],
-                                             environment: ["GOVEX_CRASH_AT": "capture.snapshot-batch-spooled"])
-            #expect(crashed.status == 134, "\(crashed.output)")
-            #expect(try !AgentState.load(from: directory).snapshotComplete)
-            let partial = try Self.spooledRecords(directory).records.count
-            #expect(partial == 100, "one snapshot batch was spooled before the crash")
-
-            try await sql.query("INSERT INTO residents VALUES (5000, 'after')")
-            let configuration = Self.configuration(database, slot: slot, directory: directory, maxRecords: 100)
-            try await Self.capture(CaptureService(configuration: configuration), stop: .graceful) {
-                try AgentState.load(from: directory).snapshotComplete
-            }
-            let (records, sequences) = try Self.spooledRecords(directory)
-            #expect(sequences == Array(1...UInt64(sequences.count)))
-            // The partial copy, then the complete one (snapshot rows are upserts), which already holds row 5000.
-            let ids = Set(records.dropFirst(partial).map { $0.key[0].value })
-            #expect(ids == Set((1...1000).map { Value.int4(Int32($0)) } + [.int4(5000)]))
-            #expect(try AgentState.load(from: directory).snapshotComplete)
-            try await sql.dropSlot(slot)
-            await sql.close()
-        }
-    }
-
     @Test("killed between spooling a batch and recording it, or before confirming it: restarted, nothing is spooled twice",
           arguments: ["capture.spooled-before-state", "capture.before-confirm"])
     func crashAroundSpooling(point: String) async throws {

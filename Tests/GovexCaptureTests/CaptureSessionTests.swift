@@ -61,6 +61,25 @@ struct CaptureSessionTests {
         #expect(session.builder.pendingRecords == 1 && actions.isEmpty)
     }
 
+    @Test("a table copied later: its changes that committed before its copy are dropped, other tables' are kept")
+    func changesBeforeACopyDropped() throws {
+        var session = CaptureSession(limits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .seconds(1)), lastSpooled: nil,
+                                     copiedAt: ["LATE": 300, "R": 0], walCheckInterval: .seconds(10), heartbeatInterval: nil, now: Self.start)
+        var ordinal: UInt32 = 0
+        func change(_ resource: String, _ commit: UInt64) -> CaptureEvent {
+            ordinal += 1
+            return .change(ChangeRecord(operation: .delete, resource: resource, position: SourcePosition(commit: commit, ordinal: ordinal), key: [Column("id", .int4(1))]))
+        }
+        _ = try session.received(change("LATE", 200), now: Self.start)
+        #expect(session.builder.pendingRecords == 0, "in the copy already")
+        _ = try session.received(change("R", 200), now: Self.start)
+        _ = try session.received(change("OTHER", 200), now: Self.start)
+        #expect(session.builder.pendingRecords == 2)
+        _ = try session.received(change("LATE", 300), now: Self.start)
+        _ = try session.received(change("LATE", 301), now: Self.start)
+        #expect(session.builder.pendingRecords == 4, "a commit at the copy's position is not in it, as PostgreSQL's table synchronisation has it")
+    }
+
     @Test("a full spool pauses reading: alarm once, a status to keep the connection, a wait; resumes when there is room")
     func spoolFull() {
         var session = Self.session()

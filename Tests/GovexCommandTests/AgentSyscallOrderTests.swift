@@ -34,13 +34,9 @@ struct AgentSyscallOrderTests {
             // Each insert waits for the one before to be spooled, so that they are separate batches even when the machine lags.
             for batch in 0..<3 {
                 try await sql.query("INSERT INTO residents SELECT g, 'n' || g, 's' FROM generate_series(\(batch * 100 + 1), \(batch * 100 + 100)) g")
-                for _ in 0..<300 where spooledRecords() < (batch + 1) * 100 {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
+                #expect(try await eventually { spooledRecords() >= (batch + 1) * 100 })
             }
-            for _ in 0..<300 where spooledRecords() < 300 {
-                try await Task.sleep(for: .milliseconds(100))
-            }
+            #expect(try await eventually { spooledRecords() >= 300 })
             try await Task.sleep(for: .seconds(1))   // a standby update after the last batch
             // strace passes SIGTERM on to nobody: stop the agent itself.
             let agentPID = try #require(Self.child(of: traced.pid))

@@ -2,7 +2,8 @@
 // steps is what the agent does, and a test can kill it at a named crash point.
 //
 //   govex-test-helper spool-write DIR SEQUENCE    seal a sample batch, spool it, then print "confirm SEQUENCE"
-//   govex-test-helper capture CONNINFO DIR SLOT TABLE   capture public.TABLE (key id) into DIR until killed
+//   govex-test-helper capture CONNINFO DIR SLOT TABLES  capture public.TABLE (key id) for each of the comma-separated
+//                                                       TABLES (the first as GA-RK-0001, others as GA-TABLE) into DIR until killed
 import GovexCapture
 import GovexTestSupport
 import GovexWire
@@ -14,7 +15,9 @@ let arguments = CommandLine.arguments
 if arguments.count == 6, arguments[1] == "capture" {
     let configuration = CaptureConfiguration(
         nodeID: "gongan", conninfo: arguments[2], slot: arguments[4], publications: ["govex"],
-        mappings: [TableMapping(resource: "GA-RK-0001", schema: "public", table: arguments[5], key: ["id"])],
+        mappings: arguments[5].split(separator: ",").enumerated().map { index, table in
+            TableMapping(resource: index == 0 ? "GA-RK-0001" : "GA-" + table.uppercased(), schema: "public", table: String(table), key: ["id"])
+        },
         batchLimits: .init(maxRecords: 100, maxBytes: 1 << 20, maxAge: .milliseconds(200)),
         dataDirectory: arguments[3], signingKey: VectorKeys.gongan)
     do {
