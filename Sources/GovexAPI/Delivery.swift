@@ -63,6 +63,9 @@ public enum Delivery {
         public let originSequence: UInt64
         public let originKind: BatchKind
         public let bodySignedByProvider: Bool
+        /// When the provider sealed the batch (microseconds since 1970, under its signature);
+        /// for the hub's own pages, when the hub made them.
+        public let sealedAt: Int64
     }
 
     /// Checks a delivery before anything in it is believed: the hub's signature, that it
@@ -80,7 +83,7 @@ public enum Delivery {
         if header.kind == .snapshot, header.provenance == nil {
             // A backfill page: the hub's copy, vouched for by the hub alone.
             return Verified(sequence: header.sequence, records: try file.records(), originNode: hubNodeID, originEpoch: 0, originSequence: 0,
-                            originKind: .snapshot, bodySignedByProvider: false)
+                            originKind: .snapshot, bodySignedByProvider: false, sealedAt: header.createdAt)
         }
         guard header.kind == .delivery, let provenance = header.provenance else {
             throw DeliveryError("not a delivery: kind \(header.kind)")
@@ -92,7 +95,8 @@ public enum Delivery {
         let origin = try provenance.originHeader()
         return Verified(sequence: header.sequence, records: try file.records(), originNode: provenance.originNode,
                         originEpoch: provenance.originEpoch, originSequence: provenance.originSequence, originKind: origin.kind,
-                        bodySignedByProvider: header.bodyDigest == provenance.originDigest && header.digestAlgorithm == provenance.originDigestAlgorithm)
+                        bodySignedByProvider: header.bodyDigest == provenance.originDigest && header.digestAlgorithm == provenance.originDigestAlgorithm,
+                        sealedAt: origin.createdAt)
     }
 
     /// The response body of `GET /v1/deliveries`: each delivery as a big-endian u32 length

@@ -58,14 +58,17 @@ final class DeliveryPuller: Sendable {
                     }
                     while !shouldStop(), !Task.isCancelled {
                         do {
-                            let applied = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
-                            if applied > cursor {
+                            let pulled = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
+                            if pulled.cursor > cursor {
                                 let cursorBefore = cursor
-                                cursor = applied
+                                cursor = pulled.cursor
                                 board?.subscription(subscription.resource, state: "active", appliedThrough: cursor, appliedAt: Int64(time(nil)))
                                 let dimensions = [("subscription", String(subscription.id))]
-                                Counter(label: "govex_apply_deliveries_total", dimensions: dimensions).increment(by: Int(applied - cursorBefore))
+                                Counter(label: "govex_apply_deliveries_total", dimensions: dimensions).increment(by: Int(pulled.cursor - cursorBefore))
                                 Gauge(label: "govex_apply_last_success_timestamp_seconds", dimensions: dimensions).record(time(nil))
+                                if let sealedAt = pulled.lastSealedAt {
+                                    Gauge(label: "govex_apply_lag_seconds", dimensions: dimensions).record(Self.lag(sealedAt: sealedAt))
+                                }
                                 await acknowledge(cursor)
                             }
                         } catch let error as HubUnreachable {
@@ -89,8 +92,21 @@ final class DeliveryPuller: Sendable {
         }
     }
 
-    /// One long-poll; returns the cursor after applying what it brought.
-    func pullOnce(after cursor: UInt64, applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> UInt64 {
+    /// What one long-poll applied: the cursor after it, and when the provider sealed the
+    /// last batch applied (for the apply lag).
+    struct Pulled {
+        var cursor: UInt64
+        var lastSealedAt: Int64?
+    }
+
+    /// Seconds from a provider sealing a batch to its rows being applied here (clocks of
+    /// different machines: never below 0).
+    static func lag(sealedAt: Int64, now: timespec = AgentState.currentTime()) -> Double {
+        max(0, Double(Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000 - sealedAt) / 1e6)
+    }
+
+    /// One long-poll; applies what it brought.
+    func pullOnce(after cursor: UInt64, applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> Pulled {
         let response: HubClient.Response
         do {
             response = try await client.get(HubRoute.deliveries(subscription: subscription.id, after: cursor, wait: Self.waitSeconds, limit: 64),
@@ -99,7 +115,7 @@ final class DeliveryPuller: Sendable {
             throw HubUnreachable(description: "the hub is unreachable (\(error))")
         }
         guard response.status == 200 else { throw HubUnreachable(description: "the hub answered HTTP \(response.status): \(response.text.prefix(500))") }
-        var cursor = cursor
+        var pulled = Pulled(cursor: cursor)
         let files = try Delivery.unframe(response.body)
         // The next group is verified and planned while this one is applied: the first work
         // is CPU, the second mostly the database's.
@@ -114,7 +130,8 @@ final class DeliveryPuller: Sendable {
                     _ = try await applier.apply(prepared)
                     let records = ready.verified.reduce(0) { $0 + $1.records.count }
                     log(7, "subscription \(subscription.id): applied deliveries \(prepared.firstSequence)–\(prepared.sequence) together (\(records) records)")
-                    cursor = max(cursor, prepared.sequence)
+                    pulled.cursor = max(pulled.cursor, prepared.sequence)
+                    pulled.lastSealedAt = ready.verified.last?.sealedAt
                     continue
                 } catch let error as ApplyError where error.permanent {
                     // One of them fails: one by one, that one is retried and dead-lettered alone.
@@ -123,10 +140,11 @@ final class DeliveryPuller: Sendable {
             }
             for (file, verified) in zip(group, ready.verified) {
                 let prepared = ready.verified.count == 1 ? ready.prepared : plan([verified], applier: applier)
-                cursor = max(cursor, try await applyOne(file, verified, prepared, applier: applier, shouldStop: shouldStop))
+                pulled.cursor = max(pulled.cursor, try await applyOne(file, verified, prepared, applier: applier, shouldStop: shouldStop))
+                pulled.lastSealedAt = verified.sealedAt
             }
         }
-        return cursor
+        return pulled
     }
 
     /// Consecutive deliveries of providers' batches, up to `DeliveryApplier.groupRecords` records together;

@@ -64,10 +64,17 @@ public final class HubClient: Sendable {
         return try await send(request, limit: limit)
     }
 
+    /// Throws `HubFailure` (a plain reason) when the hub gives no answer, CancellationError on a stop.
     private func send(_ request: HTTPClientRequest, limit: Int) async throws -> Response {
-        let response = try await http.execute(request, timeout: .seconds(120))
-        let body = try await response.body.collect(upTo: limit)
-        return Response(status: Int(response.status.code), body: Array(buffer: body))
+        do {
+            let response = try await http.execute(request, timeout: .seconds(120))
+            let body = try await response.body.collect(upTo: limit)
+            return Response(status: Int(response.status.code), body: Array(buffer: body))
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw HubFailure(error)
+        }
     }
 
     public func shutdown() async {

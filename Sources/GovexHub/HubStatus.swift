@@ -136,7 +136,7 @@ public struct HubStatus: Codable, Sendable, Equatable {
     }
 
     /// Whether something accepts TCP connections on the hub's address (0.0.0.0 means this machine).
-    static func listening(host: String, port: Int) -> Bool {
+    public static func listening(host: String, port: Int) -> Bool {
         let target = host == "0.0.0.0" || host == "::" || host.isEmpty ? "127.0.0.1" : host
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }

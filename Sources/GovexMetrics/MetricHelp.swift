@@ -20,6 +20,7 @@ public enum MetricHelp {
         // Agent: applying subscriptions.
         "govex_apply_deliveries_total": "Deliveries applied to the subscriber's table, by subscription.",
         "govex_apply_last_success_timestamp_seconds": "Unix time a delivery was last applied, by subscription.",
+        "govex_apply_lag_seconds": "Seconds from the provider sealing the last applied batch to its rows being applied here, by subscription.",
         "govex_dead_letters_total": "Deliveries that became dead letters after their retries.",
         "govex_dead_letters_waiting": "1 while a subscription waits on a dead letter, by subscription.",
         "govex_discrepancies_open": "Open discrepancies fed back to this department.",

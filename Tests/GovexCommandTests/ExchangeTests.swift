@@ -115,6 +115,11 @@ struct ExchangeTests {
         try await Self.withDepartments { departments, hub in
             let (aSQL, bSQL) = (departments.aSQL, departments.bSQL)
             try await aSQL.query("INSERT INTO residents SELECT g, '张' || g, 'secret' FROM generate_series(1, 300) g")
+            let (aMetrics, bMetrics) = (try freeLoopbackPort(), try freeLoopbackPort())
+            for (config, port) in [(departments.aConfig, aMetrics), (departments.bConfig, bMetrics)] {
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                try text.replacingOccurrences(of: "listen = \"\"", with: "listen = \"127.0.0.1:\(port)\"").write(toFile: config, atomically: true, encoding: .utf8)
+            }
             let b = try Subprocess.start([Self.govex, "agent", "--config", departments.bConfig])
             let a = try Subprocess.start([Self.govex, "agent", "--config", departments.aConfig])
             func converged() async throws -> Bool {
@@ -142,6 +147,20 @@ struct ExchangeTests {
             #expect(try await AgentPushTests.eventually {
                 try await departments.hubSQL.query("SELECT acked_through = next_delivery - 1 FROM govex.subscriptions").rows.first?[0] == "t"
             }, "the hub learns how far B got")
+
+            // What monitoring sees: A's pushes succeed, B applies within seconds of A sealing.
+            func value(_ port: Int, _ name: String) throws -> Double? {
+                try httpGet(port: port, path: "/metrics").split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+                    .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            }
+            let now = Date().timeIntervalSince1970
+            #expect(try value(aMetrics, "govex_push_batches_total").map { $0 > 0 } == true)
+            #expect(try value(aMetrics, "govex_push_last_success_timestamp_seconds").map { abs($0 - now) < 120 } == true)
+            #expect(try value(bMetrics, "govex_apply_deliveries_total").map { $0 > 0 } == true)
+            #expect(try value(bMetrics, "govex_apply_last_success_timestamp_seconds").map { abs($0 - now) < 120 } == true)
+            let lag = try value(bMetrics, "govex_apply_lag_seconds")
+            #expect(lag.map { $0 >= 0 && $0 < 60 } == true, "apply lag \(String(describing: lag))")
+            #expect(MetricsText.typesWithoutHelp(try httpGet(port: bMetrics, path: "/metrics")).isEmpty)
 
             let listed = try await Subprocess.run([Self.govex, "subscriptions", "--json", "--config", departments.bConfig])
             #expect(listed.status == 0 && listed.output.contains("\"status\":\"active\""), "\(listed.output)")
