@@ -35,6 +35,13 @@ public enum HealthText {
         return lines.joined(separator: "\n")
     }
 
+    /// A size as a person reads it: 12 KiB, 3 MiB.
+    public static func bytes(_ bytes: Int64) -> String {
+        bytes >= 1 << 20 ? "\(bytes / (1 << 20)) MiB" : "\(bytes / 1024) KiB"
+    }
+
+    public static func bytes(_ bytes: Int) -> String { self.bytes(Int64(bytes)) }
+
     /// A duration as a person reads it: 45 s, 7 min, 3 h.
     public static func duration(_ seconds: Int64) -> String {
         switch seconds {

@@ -97,13 +97,13 @@ struct AgentRun {
                 // A stop cancels the long-polls in flight (up to 20 s each) instead of waiting them
                 // out; a delivery being applied commits or rolls back whole, and one applied but not
                 // yet acknowledged is found applied when the hub sends it again.
-                _ = try? await cancelWhenGracefulShutdown { await follower.run { Task.isShuttingDownGracefully } }
+                _ = try? await cancelWhenGracefulShutdown { await follower.run() }
             }))
         }
         if let link, captures {
             let feedback = FeedbackFollower(client: link.client, conninfo: configuration.conninfo, nodeID: configuration.nodeID,
                                             interval: configuration.feedbackInterval, log: { log($0, $1) })
-            services.append(("feedback", ClosureService { await feedback.run { Task.isShuttingDownGracefully } }))
+            services.append(("feedback", ClosureService { await feedback.run() }))
         }
         if captures {
             services.append(("capture", ClosureService {

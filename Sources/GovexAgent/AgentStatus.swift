@@ -63,13 +63,17 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         public var state: String
         public var appliedThrough: UInt64?
         public var lastAppliedAt: Int64?
+        /// Seconds from the provider sealing the last applied batch to its rows being applied.
+        public var applyLagSeconds: Double?
 
-        public init(resource: String, id: Int64? = nil, state: String, appliedThrough: UInt64? = nil, lastAppliedAt: Int64? = nil) {
+        public init(resource: String, id: Int64? = nil, state: String, appliedThrough: UInt64? = nil, lastAppliedAt: Int64? = nil,
+                    applyLagSeconds: Double? = nil) {
             self.resource = resource
             self.id = id
             self.state = state
             self.appliedThrough = appliedThrough
             self.lastAppliedAt = lastAppliedAt
+            self.applyLagSeconds = applyLagSeconds
         }
     }
 
@@ -144,7 +148,8 @@ public final class StatusBoard: Sendable {
         }
     }
 
-    func subscription(_ resource: String, id: Int64? = nil, state: String, appliedThrough: UInt64? = nil, appliedAt: Int64? = nil) {
+    func subscription(_ resource: String, id: Int64? = nil, state: String, appliedThrough: UInt64? = nil, appliedAt: Int64? = nil,
+                      applyLag: Double? = nil) {
         update { status in
             guard let index = status.subscriptions.firstIndex(where: { $0.resource == resource }) else { return }
             var entry = status.subscriptions[index]
@@ -152,6 +157,7 @@ public final class StatusBoard: Sendable {
             entry.state = state
             entry.appliedThrough = appliedThrough ?? entry.appliedThrough
             entry.lastAppliedAt = appliedAt ?? entry.lastAppliedAt
+            entry.applyLagSeconds = applyLag ?? entry.applyLagSeconds
             status.subscriptions[index] = entry
         }
     }

@@ -117,7 +117,10 @@ public final class BatchPusher: Sendable {
         }
         let response: HubClient.Response
         do {
-            response = try await client.post(HubRoute.batches, body: bytes, contentType: "application/octet-stream")
+            let spool = outbox.spoolFigures
+            let report = SpoolReport(batches: spool.batches, bytes: spool.bytes, oldestAgeSeconds: spool.oldestAgeSeconds, full: spool.full)
+            response = try await client.post(HubRoute.batches, body: bytes, contentType: "application/octet-stream",
+                                             headers: [(SpoolReport.header, report.headerValue)])
         } catch {
             return .retry("the hub is unreachable (\(error))")
         }

@@ -13,7 +13,7 @@ extension DeliveryPuller {
     static let decisionPoll = Duration.milliseconds(500)
 
     func applyPatiently(_ file: [UInt8], _ verified: Delivery.Verified, _ prepared: Result<DeliveryApplier.Prepared, ApplyError>,
-                        applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> DeliveryApplier.Outcome {
+                        applier: DeliveryApplier) async throws -> DeliveryApplier.Outcome {
         let origin = verified.origin
         var attempts = 0
         while true {
@@ -24,12 +24,12 @@ extension DeliveryPuller {
                 if attempts < retry.attempts {
                     let wait = retry.delay(afterFailures: attempts)
                     log(4, "subscription \(subscription.id): try \(attempts) of \(retry.attempts) failed: \(error.loggable); trying again in \(wait)")
-                    try await pause(wait, shouldStop: shouldStop)
+                    try await pause(wait)
                     continue
                 }
                 let id = try await applier.deadLetter(file, sequence: verified.sequence, origin: origin, error: error.description, attempts: attempts)
                 if let (letter, _) = try await applier.waitingDeadLetter(), letter.id == id { raiseAlarm(letter, cause: error.loggable) }
-                try await awaitDecision(applier: applier, shouldStop: shouldStop)
+                try await awaitDecision(applier: applier)
                 return .alreadyApplied
             }
         }
@@ -50,7 +50,7 @@ extension DeliveryPuller {
     /// Waits until the DBA decides on the subscription's dead letter, and carries it out:
     /// a replay applies the stored delivery (verified again: the table is the DBA's), a skip
     /// moves the cursor past it. A replay that fails again goes back to waiting.
-    func awaitDecision(applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws {
+    func awaitDecision(applier: DeliveryApplier) async throws {
         while true {
             guard let (letter, payload) = try await applier.waitingDeadLetter() else { break }
             switch letter.status {
@@ -76,17 +76,17 @@ extension DeliveryPuller {
                 log(4, "subscription \(subscription.id): dead letter \(letter.id) (delivery \(letter.delivery)) skipped by \(letter.resolvedBy ?? "?")"
                     + (letter.reason.map { ": \($0)" } ?? "") + "; its changes are not in \(target.qualifiedTable)")
             case .dead, .replayed, .skipped:
-                try await pause(Self.decisionPoll, shouldStop: shouldStop)
+                try await pause(Self.decisionPoll)
             }
         }
         Gauge(label: "govex_dead_letters_waiting", dimensions: [("subscription", String(subscription.id))]).record(0)
     }
 
     /// Sleeps for `duration`, or throws `CancellationError` as soon as the agent stops.
-    func pause(_ duration: Duration, shouldStop: @escaping @Sendable () -> Bool) async throws {
+    func pause(_ duration: Duration) async throws {
         let deadline = ContinuousClock.now + duration
         while ContinuousClock.now < deadline {
-            if shouldStop() || Task.isCancelled { throw CancellationError() }
+            if stopRequested { throw CancellationError() }
             try? await Task.sleep(for: min(.milliseconds(200), deadline - ContinuousClock.now))
         }
     }

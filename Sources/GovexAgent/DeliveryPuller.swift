@@ -42,9 +42,9 @@ final class DeliveryPuller: Sendable {
         self.log = log
     }
 
-    func run(shouldStop: @escaping @Sendable () -> Bool) async {
+    func run() async {
         var failures = 0
-        while !shouldStop(), !Task.isCancelled {
+        while !stopRequested {
             do {
                 try await DeliveryApplier.with(conninfo: conninfo, subscription: subscription.id, resource: subscription.resource,
                                                schema: target.schema, table: target.table) { applier in
@@ -53,26 +53,25 @@ final class DeliveryPuller: Sendable {
                     log(6, "subscription \(subscription.id) (\(subscription.resource) → \(target.qualifiedTable)): applied through delivery \(cursor)")
                     if let (letter, _) = try await applier.waitingDeadLetter() {
                         raiseAlarm(letter, cause: "refused by the database before this start")
-                        try await awaitDecision(applier: applier, shouldStop: shouldStop)
+                        try await awaitDecision(applier: applier)
                         cursor = try await applier.cursor()
                     }
-                    while !shouldStop(), !Task.isCancelled {
+                    while !stopRequested {
                         do {
-                            let pulled = try await pullOnce(after: cursor, applier: applier, shouldStop: shouldStop)
+                            let pulled = try await pullOnce(after: cursor, applier: applier)
                             if pulled.cursor > cursor {
                                 let cursorBefore = cursor
                                 cursor = pulled.cursor
-                                board?.subscription(subscription.resource, state: "active", appliedThrough: cursor, appliedAt: Int64(time(nil)))
+                                let lag = pulled.lastSealedAt.map { Self.lag(sealedAt: $0) }
+                                board?.subscription(subscription.resource, state: "active", appliedThrough: cursor, appliedAt: Int64(time(nil)), applyLag: lag)
                                 let dimensions = [("subscription", String(subscription.id))]
                                 Counter(label: "govex_apply_deliveries_total", dimensions: dimensions).increment(by: Int(pulled.cursor - cursorBefore))
                                 Gauge(label: "govex_apply_last_success_timestamp_seconds", dimensions: dimensions).record(time(nil))
-                                if let sealedAt = pulled.lastSealedAt {
-                                    Gauge(label: "govex_apply_lag_seconds", dimensions: dimensions).record(Self.lag(sealedAt: sealedAt))
-                                }
+                                if let lag { Gauge(label: "govex_apply_lag_seconds", dimensions: dimensions).record(lag) }
                                 await acknowledge(cursor)
                             }
                         } catch let error as HubUnreachable {
-                            if Task.isCancelled || shouldStop() { return }  // a stop interrupted the long-poll
+                            if stopRequested { return }  // a stop interrupted the long-poll
                             // The database connection stays: only the hub is away.
                             failures += 1
                             if failures == 1 { log(3, "subscription \(subscription.id): \(error.description); retrying with backoff") }
@@ -106,7 +105,7 @@ final class DeliveryPuller: Sendable {
     }
 
     /// One long-poll; applies what it brought.
-    func pullOnce(after cursor: UInt64, applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> Pulled {
+    func pullOnce(after cursor: UInt64, applier: DeliveryApplier) async throws -> Pulled {
         let response: HubClient.Response
         do {
             response = try await client.get(HubRoute.deliveries(subscription: subscription.id, after: cursor, wait: Self.waitSeconds, limit: 64),
@@ -140,7 +139,7 @@ final class DeliveryPuller: Sendable {
             }
             for (file, verified) in zip(group, ready.verified) {
                 let prepared = ready.verified.count == 1 ? ready.prepared : plan([verified], applier: applier)
-                pulled.cursor = max(pulled.cursor, try await applyOne(file, verified, prepared, applier: applier, shouldStop: shouldStop))
+                pulled.cursor = max(pulled.cursor, try await applyOne(file, verified, prepared, applier: applier))
                 pulled.lastSealedAt = verified.sealedAt
             }
         }
@@ -157,8 +156,8 @@ final class DeliveryPuller: Sendable {
 
     /// Applies one delivery (retried, then dead-lettered if it keeps failing); returns its sequence.
     func applyOne(_ file: [UInt8], _ verified: Delivery.Verified, _ prepared: Result<DeliveryApplier.Prepared, ApplyError>,
-                  applier: DeliveryApplier, shouldStop: @escaping @Sendable () -> Bool) async throws -> UInt64 {
-        switch try await applyPatiently(file, verified, prepared, applier: applier, shouldStop: shouldStop) {
+                  applier: DeliveryApplier) async throws -> UInt64 {
+        switch try await applyPatiently(file, verified, prepared, applier: applier) {
         case .applied where verified.originNode == Delivery.hubNodeID && verified.records.first?.operation != .truncate
                 && verified.records.first?.operation != .insert:
             log(7, "subscription \(subscription.id): applied delivery \(verified.sequence) (\(verified.records.count) golden records from the hub)")
@@ -258,11 +257,11 @@ struct SubscriptionFollower: Sendable {
     var board: StatusBoard? = nil
     let log: @Sendable (Int, String) -> Void
 
-    func run(shouldStop: @escaping @Sendable () -> Bool) async {
+    func run() async {
         await withTaskGroup(of: Void.self) { group in
             var started = Set<Int64>()
             var reported = Set<String>()
-            while !shouldStop(), !Task.isCancelled {
+            while !stopRequested {
                 if let listings = try? await fetch() {
                     for entry in configuration.subscribe {
                         let matching = listings.filter { $0.resource == entry.resource && $0.subscriber == configuration.nodeID }
@@ -274,7 +273,7 @@ struct SubscriptionFollower: Sendable {
                                                         sharedTable: configuration.publish.contains {
                                                             $0.mapping.schema == entry.schema && $0.mapping.table == entry.table
                                                         }, board: board, log: log)
-                            group.addTask { await puller.run(shouldStop: shouldStop) }
+                            group.addTask { await puller.run() }
                         } else {
                             board?.subscription(entry.resource, id: matching.last?.id, state: matching.last.map { "\($0.status)" } ?? "not requested")
                             let state = matching.last.map { "is \($0.status)" } ?? "has not been requested (run govex subscribe --resource \(entry.resource))"

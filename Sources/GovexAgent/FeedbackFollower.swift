@@ -17,14 +17,14 @@ struct FeedbackFollower: Sendable {
     let interval: Duration
     let log: @Sendable (Int, String) -> Void
 
-    func run(shouldStop: @escaping @Sendable () -> Bool) async {
+    func run() async {
         var failures = 0
         var reportedFailure = ""
-        while !shouldStop(), !Task.isCancelled {
+        while !stopRequested {
             do {
                 try await PostgresConnection.with(conninfo, name: "govex-feedback") { sql in
                     try await OwnTables.prepare(OwnTables.forFeedback, in: sql)
-                    while !shouldStop(), !Task.isCancelled {
+                    while !stopRequested {
                         let more = try await pollOnce(sql)
                         failures = 0
                         reportedFailure = ""
@@ -32,7 +32,7 @@ struct FeedbackFollower: Sendable {
                     }
                 }
             } catch {
-                guard !Task.isCancelled, !shouldStop() else { return }
+                guard !stopRequested else { return }
                 failures += 1
                 // The same failure every few seconds is logged once, not every time.
                 if "\(error)" != reportedFailure {

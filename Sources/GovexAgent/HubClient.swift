@@ -56,10 +56,11 @@ public final class HubClient: Sendable {
         try await send(HTTPClientRequest(url: baseURL + path), limit: limit)
     }
 
-    public func post(_ path: String, body: [UInt8], contentType: String, limit: Int = 1 << 20) async throws -> Response {
+    public func post(_ path: String, body: [UInt8], contentType: String, headers: [(String, String)] = [], limit: Int = 1 << 20) async throws -> Response {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))
         return try await send(request, limit: limit)
     }

@@ -8,6 +8,10 @@ func idle(for duration: Duration) async {
     _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
 }
 
+/// A stop was asked of the service this runs in (its group shuts down gracefully), or its
+/// task was cancelled: loops check this between steps instead of being handed a flag.
+var stopRequested: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
+
 /// A one-way gate: tasks wait until it opens; opening it releases them all, now and later.
 final class Latch: Sendable {
     private let opened = Atomic<Bool>(false)

@@ -115,10 +115,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
             if !slot.exists {
                 add(running ? .warning : .ok, "slot \(slot.name)", "does not exist yet (the agent creates it at its first start)")
             } else if slot.retainedWALBytes > facts.retainedWALAlarm {
-                add(.critical, "slot \(slot.name)", "retains \(mebibytes(slot.retainedWALBytes)) of WAL (alarm at \(mebibytes(facts.retainedWALAlarm))): "
+                add(.critical, "slot \(slot.name)", "retains \(HealthText.bytes(slot.retainedWALBytes)) of WAL (alarm at \(HealthText.bytes(facts.retainedWALAlarm))): "
                     + "capture is behind or stopped, and the department's disk fills")
             } else {
-                add(.ok, "slot \(slot.name)", "retains \(mebibytes(slot.retainedWALBytes)) of WAL, \(mebibytes(slot.lagBytes)) not yet confirmed")
+                add(.ok, "slot \(slot.name)", "retains \(HealthText.bytes(slot.retainedWALBytes)) of WAL, \(HealthText.bytes(slot.lagBytes)) not yet confirmed")
             }
         }
 
@@ -153,7 +153,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         for resource in facts.subscriptionsConfigured {
             guard let entry = subscriptions.first(where: { $0.resource == resource }), running else { continue }
             if entry.state == "active" {
-                let applied = entry.lastAppliedAt.map { ", last applied \(HealthText.duration(facts.now - $0)) ago" } ?? ""
+                let applied = (entry.lastAppliedAt.map { ", last applied \(HealthText.duration(facts.now - $0)) ago" } ?? "")
+                    + (entry.applyLagSeconds.map { String(format: ", %.1f s after the provider sealed it", $0) } ?? "")
                 add(.ok, "subscription \(resource)", "active, applied through delivery \(entry.appliedThrough ?? 0)\(applied)")
             } else if !entry.state.hasPrefix("dead letter") {
                 add(.warning, "subscription \(resource)", "\(entry.state): nothing is applied until it is active")
@@ -162,10 +163,6 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
         let level = findings.map(\.level).max() ?? .ok
         return StatusReport(node: facts.node, level: level, findings: findings, spool: facts.spool, slot: facts.slot, status: facts.status)
-    }
-
-    static func mebibytes(_ bytes: Int64) -> String {
-        bytes >= 1 << 20 ? "\(bytes / (1 << 20)) MiB" : "\(bytes / 1024) KiB"
     }
 
     /// For a terminal: one line per finding, the level in colour when `colour`.

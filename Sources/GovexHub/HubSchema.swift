@@ -333,6 +333,10 @@ public enum HubSchema {
             ALTER TABLE govex.node_keys ALTER COLUMN accepted_at DROP DEFAULT;
             CREATE INDEX node_keys_key_id ON govex.node_keys (key_id);
             """),
+        Migration(version: 15, description: "the spool backlog each agent reports with its pushes", sql: """
+            ALTER TABLE govex.nodes ADD COLUMN spool_batches int, ADD COLUMN spool_bytes int8,
+                ADD COLUMN spool_oldest_age_seconds int, ADD COLUMN spool_full boolean, ADD COLUMN spool_reported_at timestamptz;
+            """),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

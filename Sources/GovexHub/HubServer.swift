@@ -6,6 +6,7 @@ import GovexSystemd
 import ServiceLifecycle
 import UnixSignals
 import GovexWire
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -68,6 +69,7 @@ public struct HubServer: Sendable {
     let enrollmentAttempts = AttemptLimiter(perMinute: 10)
     let uploadSlots: UploadSlots
     let recorder: RefusalRecorder
+    let backlog: NodeBacklog
 
     public init(settings: Settings, pool: ConnectionPool) {
         self.settings = settings
@@ -75,6 +77,7 @@ public struct HubServer: Sendable {
         self.store = HubStore(hubKey: settings.hubSigningKey)
         self.uploadSlots = UploadSlots(total: settings.limits.uploads, perNode: settings.limits.uploadsPerNode)
         self.recorder = RefusalRecorder(pool: pool)
+        self.backlog = NodeBacklog(pool: pool)
     }
 
     /// TLS 1.2 at least, the hub's certificate, client certificates verified against the
@@ -95,6 +98,8 @@ public struct HubServer: Sendable {
         return tls
     }
 
+    static let spoolHeader = HTTPField.Name(SpoolReport.header)!
+
     public static let tls12CipherSuites = [
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256",
     ].joined(separator: ":")
@@ -103,7 +108,7 @@ public struct HubServer: Sendable {
     func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
         let store = self.store, pool = self.pool, settings = self.settings, merger = self.merger, ledgerWakeups = self.ledgerWakeups
-        let uploadSlots = self.uploadSlots
+        let uploadSlots = self.uploadSlots, backlog = self.backlog
         router.add(middleware: HubGateMiddleware(pool: pool, ca: settings.ca, connections: connections, recorder: recorder))
 
         /// Runs `body` for the node the gate admitted (every route but the public ones passes it).
@@ -210,6 +215,7 @@ public struct HubServer: Sendable {
             if outcome.decision == "accepted" || outcome.decision == "rejected" { await ledgerWakeups.wake(node) }
             if outcome.mergeQueued { merger.wake() }
             HubMetrics.shared.ingested(outcome.decision, node: node, records: outcome.records)
+            if let report = SpoolReport(headerValue: request.headers[Self.spoolHeader]) { await backlog.record(report, node: node) }
             var headers: HTTPFields = [.contentType: "application/json"]
             if outcome.status >= 400 { headers[HubGateMiddleware.refusalHeader] = outcome.decision }
             return Response(status: .init(code: outcome.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: outcome.body)))

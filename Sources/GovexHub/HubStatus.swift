@@ -20,9 +20,12 @@ public struct HubStatus: Codable, Sendable, Equatable {
         public var lastPushAgeSeconds: Int64?
         public var rejectedLastHour: Int
         public var keysWaiting: Int
+        /// The backlog the agent reported with its last push, and how long ago.
+        public var spool: SpoolReport?
+        public var spoolReportAgeSeconds: Int64?
 
         public init(id: String, revoked: Bool, epoch: String, pendingEpoch: String?, nextSequence: String, lastPushAgeSeconds: Int64?,
-                    rejectedLastHour: Int, keysWaiting: Int) {
+                    rejectedLastHour: Int, keysWaiting: Int, spool: SpoolReport? = nil, spoolReportAgeSeconds: Int64? = nil) {
             self.id = id
             self.revoked = revoked
             self.epoch = epoch
@@ -31,6 +34,8 @@ public struct HubStatus: Codable, Sendable, Equatable {
             self.lastPushAgeSeconds = lastPushAgeSeconds
             self.rejectedLastHour = rejectedLastHour
             self.keysWaiting = keysWaiting
+            self.spool = spool
+            self.spoolReportAgeSeconds = spoolReportAgeSeconds
         }
     }
 
@@ -84,10 +89,20 @@ public struct HubStatus: Codable, Sendable, Equatable {
             if node.rejectedLastHour > 0 {
                 add(.warning, subject, "\(node.rejectedLastHour) batch(es) rejected in the last hour: govex hub audit shows why")
             }
+            let backlog = node.spool.map { spool in
+                ", spool \(spool.batches) batches (\(HealthText.bytes(spool.bytes)))"
+                    + (spool.batches > 0 ? ", oldest \(HealthText.duration(Int64(spool.oldestAgeSeconds)))" : "")
+                    + " as it reported \(HealthText.duration(node.spoolReportAgeSeconds ?? 0)) ago"
+            } ?? ""
             switch node.lastPushAgeSeconds {
             case nil: add(.ok, subject, "enrolled, has not pushed yet")
-            case let age? where age > silentAfter: add(.warning, subject, "silent for \(HealthText.duration(age)) (epoch \(node.epoch), next sequence \(node.nextSequence))")
-            case let age?: add(.ok, subject, "last push \(HealthText.duration(age)) ago (epoch \(node.epoch), next sequence \(node.nextSequence))")
+            case let age? where age > silentAfter: add(.warning, subject, "silent for \(HealthText.duration(age)) (epoch \(node.epoch), next sequence \(node.nextSequence))" + backlog)
+            case let age?: add(.ok, subject, "last push \(HealthText.duration(age)) ago (epoch \(node.epoch), next sequence \(node.nextSequence))" + backlog)
+            }
+            if let spool = node.spool, spool.full {
+                add(.warning, subject, "its spool is full and its capture paused (as it reported): its batches reach the hub slower than it captures")
+            } else if let spool = node.spool, spool.oldestAgeSeconds > 600 {
+                add(.warning, subject, "a batch has waited \(HealthText.duration(Int64(spool.oldestAgeSeconds))) in its spool (as it reported): pushes lag")
             }
         }
         let queue = "\(facts.mergeQueueBatches) batches, \(facts.mergeQueueRecords) records"
@@ -113,11 +128,17 @@ public struct HubStatus: Codable, Sendable, Equatable {
             SELECT n.node_id, n.revoked_at IS NOT NULL, n.epoch::text, n.pending_epoch::text, n.next_sequence::text,
                    (SELECT extract(epoch FROM now() - max(b.received_at))::int8 FROM govex.batch_index b WHERE b.node_id = n.node_id AND b.accepted),
                    (SELECT count(*) FROM govex.batch_index b WHERE b.node_id = n.node_id AND NOT b.accepted AND b.received_at > now() - interval '1 hour'),
-                   (SELECT count(*) FROM govex.node_keys k WHERE k.node_id = n.node_id AND k.accepted_at IS NULL AND k.retired_at IS NULL)
+                   (SELECT count(*) FROM govex.node_keys k WHERE k.node_id = n.node_id AND k.accepted_at IS NULL AND k.retired_at IS NULL),
+                   n.spool_batches, n.spool_bytes, n.spool_oldest_age_seconds, n.spool_full,
+                   extract(epoch FROM now() - n.spool_reported_at)::int8
             FROM govex.nodes n ORDER BY n.node_id
             """).rows.map { row in
-            Node(id: row[0] ?? "", revoked: row[1] == "t", epoch: row[2] ?? "0", pendingEpoch: row[3], nextSequence: row[4] ?? "1",
-                 lastPushAgeSeconds: row[5].flatMap { Int64($0) }, rejectedLastHour: Int(row[6] ?? "0") ?? 0, keysWaiting: Int(row[7] ?? "0") ?? 0)
+            let spool = row[8].flatMap { Int($0) }.map { batches in
+                SpoolReport(batches: batches, bytes: Int(row[9] ?? "0") ?? 0, oldestAgeSeconds: Int(row[10] ?? "0") ?? 0, full: row[11] == "t")
+            }
+            return Node(id: row[0] ?? "", revoked: row[1] == "t", epoch: row[2] ?? "0", pendingEpoch: row[3], nextSequence: row[4] ?? "1",
+                        lastPushAgeSeconds: row[5].flatMap { Int64($0) }, rejectedLastHour: Int(row[6] ?? "0") ?? 0, keysWaiting: Int(row[7] ?? "0") ?? 0,
+                        spool: spool, spoolReportAgeSeconds: row[12].flatMap { Int64($0) })
         }
         let queue = try await sql.query("""
             SELECT count(*), coalesce(sum(record_count), 0), coalesce(extract(epoch FROM now() - min(queued_at))::int8, 0) FROM govex.golden_queue

@@ -28,6 +28,8 @@ public enum MetricHelp {
         "govex_hub_batches_total": "Batches pushed to the hub, by node and by what the hub decided.",
         "govex_hub_records_accepted_total": "Change records in batches the hub accepted.",
         "govex_hub_node_last_push_timestamp_seconds": "Unix time of the last batch the hub accepted from a node.",
+        "govex_hub_node_spool_batches": "Batches waiting in a node's spool, as the node reported with its last push.",
+        "govex_hub_node_spool_oldest_age_seconds": "Age of the oldest batch in a node's spool, as the node reported with its last push.",
         "govex_hub_merge_queue_batches": "Accepted batches waiting to be merged into the hub's copy.",
         "govex_hub_merge_queue_records": "Records in batches waiting to be merged.",
         "govex_hub_merge_queue_oldest_seconds": "Age of the oldest batch waiting to be merged, in seconds.",

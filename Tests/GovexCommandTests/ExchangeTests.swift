@@ -161,6 +161,9 @@ struct ExchangeTests {
             let lag = try value(bMetrics, "govex_apply_lag_seconds")
             #expect(lag.map { $0 >= 0 && $0 < 60 } == true, "apply lag \(String(describing: lag))")
             #expect(MetricsText.typesWithoutHelp(try httpGet(port: bMetrics, path: "/metrics")).isEmpty)
+            #expect(try await AgentPushTests.eventually {
+                try await Subprocess.run([Self.govex, "status", "--config", departments.bConfig]).output.contains("s after the provider sealed it")
+            }, "govex status shows B's apply lag")
 
             let listed = try await Subprocess.run([Self.govex, "subscriptions", "--json", "--config", departments.bConfig])
             #expect(listed.status == 0 && listed.output.contains("\"status\":\"active\""), "\(listed.output)")

@@ -16,6 +16,7 @@ struct StatusTests {
         var status = AgentStatus(node: "gongan", pid: 42, updatedAt: now - 3, capture: .init(phase: .streaming),
                                  push: .init(lastSuccessAt: now - 10), subscriptions: [.init(resource: "MZ-DB-0001", id: 7, state: "active", appliedThrough: 12)])
         status.subscriptions[0].lastAppliedAt = now - 60
+        status.subscriptions[0].applyLagSeconds = 1.25
         var facts = StatusReport.Facts(node: "gongan", now: now, status: status, processAlive: true, publishes: true, hubConfigured: true,
                                        spool: .init(batches: 1, bytes: 900, oldestAgeSeconds: 2, full: false),
                                        slot: .init(name: "govex_gongan", exists: true, active: true, retainedWALBytes: 4 << 20, lagBytes: 4096),
@@ -29,7 +30,7 @@ struct StatusTests {
         let report = StatusReport.assess(Self.facts())
         #expect(report.level == .ok && report.level.exitCode == 0, "\(report.findings)")
         #expect(Set(report.findings.map(\.subject)) == ["agent", "capture", "slot govex_gongan", "spool", "hub", "subscription MZ-DB-0001"])
-        #expect(report.text(colour: false).contains("subscription MZ-DB-0001: active, applied through delivery 12, last applied 60 s ago"))
+        #expect(report.text(colour: false).contains("subscription MZ-DB-0001: active, applied through delivery 12, last applied 60 s ago, 1.2 s after the provider sealed it"))
     }
 
     @Test("degraded: the hub unreachable, a subscription pending, the spool aging → warning, exit 1", arguments: [
@@ -99,13 +100,16 @@ struct StatusTests {
         return facts
     }
 
-    @Test("the hub's assessment: healthy; a new epoch, a waiting key, a silent node, a lagging merge → warning; not listening, merging stuck → critical",
+    @Test("the hub's assessment: healthy; a new epoch, a waiting key, a silent node, a lagging merge, a node's spool full or aging → warning; not listening, merging stuck → critical",
           arguments: [
               (HubStatus.Level.ok, { @Sendable (facts: inout HubStatus.Facts) in facts.refusalsLastHour = ["node_revoked": 3] }),
               (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].pendingEpoch = "1800000000000000" }),
               (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].keysWaiting = 1 }),
               (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].lastPushAgeSeconds = 7200 }),
               (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.mergeQueueOldestSeconds = 600 }),
+              (.ok, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].spool = .init(batches: 3, bytes: 9000, oldestAgeSeconds: 20, full: false) }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].spool = .init(batches: 90, bytes: 1 << 26, oldestAgeSeconds: 900, full: false) }),
+              (.warning, { @Sendable (facts: inout HubStatus.Facts) in facts.nodes[0].spool = .init(batches: 9000, bytes: 1 << 30, oldestAgeSeconds: 60, full: true) }),
               (.critical, { @Sendable (facts: inout HubStatus.Facts) in facts.listening = false }),
               (.critical, { @Sendable (facts: inout HubStatus.Facts) in facts.mergeQueueOldestSeconds = 3600 }),
           ] as [(HubStatus.Level, @Sendable (inout HubStatus.Facts) -> Void)])
@@ -128,12 +132,26 @@ struct StatusTests {
             let json = try await Subprocess.run([govex, "hub", "status", "--json", "--config", exchange.hubConfig])
             let status = try JSONDecoder().decode(HubStatus.self, from: Data(json.output.utf8))
             #expect(status.facts.nodes.map(\.id) == ["gongan"] && status.facts.schemaVersion == HubSchema.latestVersion, "\(json.output)")
+            // The backlog behind its pushes, as the agent reported it (drained by now, or nearly).
+            let reported = try #require(status.facts.nodes.first?.spool, "\(json.output)")
+            #expect(reported.batches <= 2 && !reported.full && (status.facts.nodes.first?.spoolReportAgeSeconds ?? 99) < 60)
+            #expect(status.findings.contains { $0.message.contains("spool \(reported.batches) batches") }, "\(status.findings)")
             agent.signal(SIGTERM)
             _ = await agent.finish()
             exchange.hub.signal(SIGTERM)
             _ = await exchange.hub.finish()
             let down = try await Subprocess.run([govex, "hub", "status", "--config", exchange.hubConfig])
             #expect(down.status == 2 && down.output.contains("nothing listens on"), "\(down.output)")
+        }
+    }
+
+    @Test("the spool report an agent sends: round trip; too long, malformed or out of range is ignored")
+    func spoolReport() {
+        let report = SpoolReport(batches: 3, bytes: 4096, oldestAgeSeconds: 12, full: false)
+        #expect(SpoolReport(headerValue: report.headerValue) == report)
+        for bad in [nil, "", "not json", #"{"batches":-1,"bytes":0,"oldest_age_seconds":0,"full":false}"#,
+                    #"{"batches":1,"bytes":0,"oldest_age_seconds":-5,"full":false}"#, String(repeating: " ", count: 300) + report.headerValue] {
+            #expect(SpoolReport(headerValue: bad) == nil, "\(bad ?? "nil")")
         }
     }
 }
