@@ -4,8 +4,10 @@ import Foundation
 /// header: the hub shows it (`govex hub status`, a metric) as what the agent says, for the
 /// backlog behind a node's pushes; nothing the hub decides depends on it.
 public struct SpoolReport: Codable, Sendable, Equatable {
+    /// Batches waiting behind the one sent, and their size.
     public var batches: Int
     public var bytes: Int
+    /// How long the oldest unacknowledged batch (perhaps the one sent) has waited.
     public var oldestAgeSeconds: Int
     /// The spool is full: the agent's capture is paused.
     public var full: Bool

@@ -117,8 +117,8 @@ public final class BatchPusher: Sendable {
         }
         let response: HubClient.Response
         do {
-            let spool = outbox.spoolFigures
-            let report = SpoolReport(batches: spool.batches, bytes: spool.bytes, oldestAgeSeconds: spool.oldestAgeSeconds, full: spool.full)
+            let spool = outbox.spoolFigures, behind = outbox.pending.filter { $0.sequence > sequence }
+            let report = SpoolReport(batches: behind.count, bytes: behind.reduce(0) { $0 + $1.bytes }, oldestAgeSeconds: spool.oldestAgeSeconds, full: spool.full)
             response = try await client.post(HubRoute.batches, body: bytes, contentType: "application/octet-stream",
                                              headers: [(SpoolReport.header, report.headerValue)])
         } catch {

@@ -142,7 +142,7 @@ public struct ConfigurationCheck: Sendable {
                 add(.error, subject, "column \(column) is named in the mapping but not in the table; columns are: \(names.joined(separator: ", "))")
             }
 
-            // The key must identify rows: the primary key or a unique index on exactly these NOT NULL columns.
+            // The key must identify rows (KeyIdentity); the replica identity below needs the key's own index.
             let indexes = try await sql.query("""
                 SELECT i.indisprimary, i.indisreplident, ARRAY(SELECT a.attname FROM unnest(i.indkey) k JOIN pg_catalog.pg_attribute a
                        ON a.attrelid = i.indrelid AND a.attnum = k ORDER BY a.attname)::text
@@ -150,15 +150,9 @@ public struct ConfigurationCheck: Sendable {
                 """, [oid]).rows
             let keyList = "{" + mapping.key.sorted().joined(separator: ",") + "}"
             let keyIndex = indexes.first { $0[2] == keyList }
-            let keyColumns = mapping.key.map(SQLQuoting.identifier).joined(separator: ", ")
-            if keyIndex == nil {
-                add(.error, subject, "key (\(mapping.key.joined(separator: ", "))) has no unique index: it may not identify one row",
-                    fix: "CREATE UNIQUE INDEX ON \(table) (\(keyColumns))")
+            for problem in try await KeyIdentity.problems(mapping, on: sql) {
+                add(.error, subject, problem.message, fix: problem.fix)
             }
-            for key in mapping.key where columnRows.first(where: { $0[0] == key })?[1] == "f" {
-                add(.error, subject, "key column \(key) allows NULL", fix: "ALTER TABLE \(table) ALTER COLUMN \(SQLQuoting.identifier(key)) SET NOT NULL")
-            }
-
 
             // The replica identity must carry the key in UPDATE and DELETE records.
             let identity = row[1] ?? "d"

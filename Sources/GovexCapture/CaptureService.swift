@@ -121,6 +121,7 @@ public final class CaptureService: Sendable {
     private func capture(_ stream: ReplicationConnection, side: SideConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
                         onEvent: @escaping @Sendable (Event) -> Void) async throws {
         let config = configuration
+        try await requireIdentifyingKeys()
         let slotExists = try await slotExists(config)
         let plan = SnapshotPlan(mappings: config.mappings, tables: loaded.tables, slotExists: slotExists,
                                 legacySnapshotComplete: loaded.legacySnapshotComplete)
@@ -239,6 +240,19 @@ public final class CaptureService: Sendable {
                 Self.log("snapshot \(report.resource) (table \(report.table) of \(report.tables)): \(report.rows) rows (\(percent)), \(Int(report.rowsPerSecond)) rows/s")
                 onEvent(.snapshot(report))
             })
+    }
+
+    /// Two source rows with one key would become one everywhere downstream, silently.
+    private func requireIdentifyingKeys() async throws {
+        try await PostgresConnection.with(configuration.conninfo) { sql in
+            for mapping in configuration.mappings {
+                let problems = try await KeyIdentity.problems(mapping, on: sql)
+                guard problems.isEmpty else {
+                    throw CaptureError.mappingMismatch(resource: mapping.resource,
+                                                       reason: problems.map { "\($0.message); \($0.fix)" }.joined(separator: "; "))
+                }
+            }
+        }
     }
 
     /// A table copied but not in the publication would miss every change after its copy.

@@ -90,9 +90,8 @@ public struct HubStatus: Codable, Sendable, Equatable {
                 add(.warning, subject, "\(node.rejectedLastHour) batch(es) rejected in the last hour: govex hub audit shows why")
             }
             let backlog = node.spool.map { spool in
-                ", spool \(spool.batches) batches (\(HealthText.bytes(spool.bytes)))"
-                    + (spool.batches > 0 ? ", oldest \(HealthText.duration(Int64(spool.oldestAgeSeconds)))" : "")
-                    + " as it reported \(HealthText.duration(node.spoolReportAgeSeconds ?? 0)) ago"
+                ", \(spool.batches) batches (\(HealthText.bytes(spool.bytes))) waiting behind its last push"
+                    + (spool.batches > 0 ? ", the oldest for \(HealthText.duration(Int64(spool.oldestAgeSeconds)))" : "")
             } ?? ""
             switch node.lastPushAgeSeconds {
             case nil: add(.ok, subject, "enrolled, has not pushed yet")

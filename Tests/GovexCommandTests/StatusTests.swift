@@ -134,8 +134,9 @@ struct StatusTests {
             #expect(status.facts.nodes.map(\.id) == ["gongan"] && status.facts.schemaVersion == HubSchema.latestVersion, "\(json.output)")
             // The backlog behind its pushes, as the agent reported it (drained by now, or nearly).
             let reported = try #require(status.facts.nodes.first?.spool, "\(json.output)")
-            #expect(reported.batches <= 2 && !reported.full && (status.facts.nodes.first?.spoolReportAgeSeconds ?? 99) < 60)
-            #expect(status.findings.contains { $0.message.contains("spool \(reported.batches) batches") }, "\(status.findings)")
+            #expect(reported.batches == 0 && !reported.full && (status.facts.nodes.first?.spoolReportAgeSeconds ?? 99) < 60,
+                    "nothing waits behind its last push: \(reported)")
+            #expect(status.findings.contains { $0.message.contains("\(reported.batches) batches (0 KiB) waiting behind its last push") }, "\(status.findings)")
             agent.signal(SIGTERM)
             _ = await agent.finish()
             exchange.hub.signal(SIGTERM)
