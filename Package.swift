@@ -103,6 +103,7 @@ let package = Package(
             name: "GovexHub",
             dependencies: [
                 "GovexWire", "GovexPolicy", "GovexPostgres", "GovexIdentity", "GovexKeyStore", "GovexConfiguration", "GovexAPI", "GovexMetrics", "GovexLog", "GovexSystemd",
+                "GovexDiff",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -177,7 +178,7 @@ let package = Package(
             name: "GovexBench",
             dependencies: [
                 "GovexWire", "GovexKeyStore", "GovexPostgres", "GovexCapture", "GovexTestSupport", "GovexHub", "GovexAgent", "GovexApply",
-                "GovexIdentity", "GovexAPI",
+                "GovexIdentity", "GovexAPI", "GovexDiff", "GovexPolicy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -211,7 +212,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GovexHubTests",
-            dependencies: ["GovexHub", "GovexAPI", "GovexPolicy", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
+            dependencies: ["GovexHub", "GovexAPI", "GovexDiff", "GovexPolicy", "GovexWire", "GovexIdentity", "GovexPostgres", "GovexTestSupport", "GovexConfiguration",
                            .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings

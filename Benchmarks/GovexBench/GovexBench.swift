@@ -13,6 +13,6 @@ struct GovexBench: AsyncParsableCommand {
           swift run -c release govex-bench golden --records 1000000
           swift run govex-bench vectors --out Tests/Fixtures/batches
         """,
-        subcommands: [CodecBenchmark.self, CaptureBenchmark.self, IngestBenchmark.self, OneSourceBenchmark.self, MakeVectors.self]
+        subcommands: [CodecBenchmark.self, CaptureBenchmark.self, IngestBenchmark.self, OneSourceBenchmark.self, CopyBenchmark.self, MakeVectors.self]
     )
 }

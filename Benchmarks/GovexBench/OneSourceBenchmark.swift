@@ -193,11 +193,11 @@ struct OneSourceBenchmark: AsyncParsableCommand {
     /// a staging table and one `INSERT … SELECT … ON CONFLICT DO UPDATE` per phase (a key may
     /// appear once per statement, so updates of keys inserted earlier are a second phase).
     static func floor(rows: [UInt8], table: String, key: String, columns: [String], phases: Int, split: Int = 0,
-                      conninfo: String) async throws -> Duration {
+                      conninfo: String, create: String? = nil) async throws -> Duration {
         let directory = Subprocess.temporaryDirectory("govex-bench-golden")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let parts = phases == 1 ? [rows] : [Array(rows[..<split]), Array(rows[split...])]
-        var script = ""
+        var script = create.map { $0 + ";\n" } ?? ""
         if table == "golden_floor" {
             script += "CREATE TABLE golden_floor (\(key) text PRIMARY KEY, \(columns.map { "\($0) text" }.joined(separator: ", ")));\n"
         }

@@ -100,8 +100,8 @@ final class DeliveryPuller: Sendable {
 
     /// Seconds from a provider sealing a batch to its rows being applied here (clocks of
     /// different machines: never below 0).
-    static func lag(sealedAt: Int64, now: timespec = AgentState.currentTime()) -> Double {
-        max(0, Double(Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000 - sealedAt) / 1e6)
+    static func lag(sealedAt: Int64, now: Double = Date().timeIntervalSince1970) -> Double {
+        max(0, now - Double(sealedAt) / 1e6)
     }
 
     /// One long-poll; applies what it brought.

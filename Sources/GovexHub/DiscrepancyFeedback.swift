@@ -1,5 +1,6 @@
 import GovexPolicy
 import GovexPostgres
+import GovexDiff
 import GovexWire
 
 /// What a node may see of the discrepancies it is involved in (一数一源 feedback) and of golden
@@ -145,7 +146,7 @@ extension HubStore {
         // The copy keys a row by the JSON array of its key's text forms, a subject by the text
         // itself (composite keys joined): with one key column the one converts into the other.
         let singleColumn = resources.allSatisfy { entitlement.keys[$0]?.count == 1 }
-        let copyKeys = singleColumn ? keys?.map { ResourceStateChanges.keyText([Column("", .text($0))]) } : nil
+        let copyKeys = singleColumn ? keys?.map { RowDigest.keyText([Column("", .text($0))]) } : nil
         var rows: DiscrepancyFeedback.SourceRows = [:]
         for row in try await sql.query("""
             SELECT resource, row_data FROM govex.resource_rows WHERE resource = ANY($1::text[])\(copyKeys == nil ? "" : " AND key = ANY($2::text[])")

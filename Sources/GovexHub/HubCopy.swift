@@ -1,4 +1,5 @@
 import Foundation
+import GovexDiff
 import GovexPostgres
 import GovexWire
 
@@ -30,33 +31,82 @@ public enum HubCopy {
         guard !changes.upserts.isEmpty || !changes.deletes.isEmpty else { return }
         let rows = try await completeRows(changes.upserts, on: sql)
         let (resources, keys, encoded) = (changes.upserts.map(\.resource), changes.upserts.map(\.key), rows.map(Column.rowEncoding))
+        let (buckets, hashes) = digests(keys: keys, rows: encoded)
         // New keys go in with a plain INSERT: half the index work of an upsert, which first
         // probes the index and takes a speculative-insertion lock for every row.
         if changes.onlyInserts, try await sql.recovering([PostgresConnection.uniqueViolation], {
             try await sql.query("""
-                INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence)
-                SELECT u.resource, u.key, u.row_data, $4, $5, $6 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(resource, key, row_data)
-                """, binding: [.textArray(resources), .textArray(keys), .byteaArray(encoded), .text(node), .text(epoch), .text(sequence)])
+                INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence, key_bucket, row_hash)
+                SELECT u.resource, u.key, u.row_data, $4, $5, $6, u.key_bucket, u.row_hash
+                FROM unnest($1::text[], $2::text[], $3::bytea[], $7::int8[], $8::int8[]) AS u(resource, key, row_data, key_bucket, row_hash)
+                """, binding: [.textArray(resources), .textArray(keys), .byteaArray(encoded), .text(node), .text(epoch), .text(sequence),
+                               .int8Array(buckets), .int8Array(hashes)])
         }) {
             return
         }
-        try await write(resources: resources, keys: keys, rows: encoded, deletes: changes.deletes, node: node, epoch: epoch, sequence: sequence, on: sql)
+        try await write(resources: resources, keys: keys, rows: encoded, buckets: buckets, hashes: hashes, deletes: changes.deletes,
+                        node: node, epoch: epoch, sequence: sequence, on: sql)
     }
 
-    static func write(resources: [String], keys: [String], rows: [[UInt8]], deletes: [(resource: String, key: String)] = [],
+    /// Each row's reconcile digest (RowDigest), as the copy stores it: the bucket unsigned, the
+    /// hash as its bit pattern.
+    static func digests(keys: [String], rows: [[UInt8]]) -> (buckets: [Int64], hashes: [Int64]) {
+        (keys.map { Int64(RowDigest.bucket(keyText: $0)) }, rows.map { Int64(bitPattern: RowDigest.hash(rowEncoding: $0)) })
+    }
+
+    static func write(resources: [String], keys: [String], rows: [[UInt8]], buckets: [Int64], hashes: [Int64],
+                      deletes: [(resource: String, key: String)] = [],
                       node: String, epoch: String, sequence: String, on sql: PostgresConnection) async throws {
         try await sql.query("""
             WITH removed AS (
                 DELETE FROM govex.resource_rows r USING unnest($4::text[], $5::text[]) AS d(resource, key)
                 WHERE r.resource = d.resource AND r.key = d.key
             )
-            INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence)
-            SELECT u.resource, u.key, u.row_data, $6, $7, $8 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(resource, key, row_data)
+            INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence, key_bucket, row_hash)
+            SELECT u.resource, u.key, u.row_data, $6, $7, $8, u.key_bucket, u.row_hash
+            FROM unnest($1::text[], $2::text[], $3::bytea[], $9::int8[], $10::int8[]) AS u(resource, key, row_data, key_bucket, row_hash)
             ON CONFLICT (resource, key) DO UPDATE SET row_data = EXCLUDED.row_data,
-                node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence
+                node_id = EXCLUDED.node_id, epoch = EXCLUDED.epoch, sequence = EXCLUDED.sequence,
+                key_bucket = EXCLUDED.key_bucket, row_hash = EXCLUDED.row_hash
             """, binding: [.textArray(resources), .textArray(keys), .byteaArray(rows),
                            .textArray(deletes.map(\.resource)), .textArray(deletes.map(\.key)),
-                           .text(node), .text(epoch), .text(sequence)])
+                           .text(node), .text(epoch), .text(sequence), .int8Array(buckets), .int8Array(hashes)])
+    }
+
+    /// The summary of each range of `bits` bits (0…32) holding rows of `resource` in the
+    /// copy, from the digests stored with them: an aggregate, no row is read whole.
+    public static func summaries(of resource: String, bits: Int, on sql: PostgresConnection) async throws -> [UInt32: RowDigest.Summary] {
+        precondition((0...32).contains(bits))
+        var summaries: [UInt32: RowDigest.Summary] = [:]
+        for row in try await sql.query("""
+            SELECT (key_bucket >> (32 - $2::int4))::text, count(*)::text,
+                   (((sum(row_hash::numeric) % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)::text
+            FROM govex.resource_rows WHERE resource = $1 GROUP BY 1
+            """, [resource, String(bits)]).rows {
+            guard let prefix = row[0].flatMap({ UInt32($0) }), let count = row[1].flatMap({ Int($0) }), let sum = row[2].flatMap({ UInt64($0) }) else { continue }
+            summaries[prefix] = RowDigest.Summary(count: count, sum: sum)
+        }
+        return summaries
+    }
+
+    /// Part of migration 16: the digests of the rows stored before it, page by page.
+    static func digestStoredRows(on sql: PostgresConnection) async throws {
+        var after: (resource: String, key: String)? = nil
+        while true {
+            let page = try await sql.query("""
+                SELECT resource, key, row_data FROM govex.resource_rows WHERE $1::text IS NULL OR (resource, key) > ($1, $2)
+                ORDER BY resource, key LIMIT 5000
+                """, [after?.resource, after?.key]).rows
+            guard let last = page.last else { return }
+            let keys = page.map { $0[1] ?? "" }
+            let (buckets, hashes) = digests(keys: keys, rows: try page.map { try HubStore.bytea($0[2]) })
+            try await sql.query("""
+                UPDATE govex.resource_rows r SET key_bucket = u.key_bucket, row_hash = u.row_hash
+                FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(resource, key, key_bucket, row_hash)
+                WHERE r.resource = u.resource AND r.key = u.key
+                """, binding: [.textArray(page.map { $0[0] ?? "" }), .textArray(keys), .int8Array(buckets), .int8Array(hashes)])
+            after = (last[0] ?? "", last[1] ?? "")
+        }
     }
 
     /// Each upsert's whole row: its own columns over those of its base row (read in one query).
@@ -142,8 +192,11 @@ public enum HubCopy {
             }
             for (origin, rows) in groups {
                 let (node, epoch, sequence) = origins[origin]!
-                try await write(resources: rows.map(\.resource), keys: rows.map(\.key), rows: rows.map(\.row),
-                                node: node, epoch: epoch, sequence: sequence, on: sql)
+                try await sql.query("""
+                    INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence)
+                    SELECT u.resource, u.key, u.row_data, $4, $5, $6 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(resource, key, row_data)
+                    """, binding: [.textArray(rows.map(\.resource)), .textArray(rows.map(\.key)), .byteaArray(rows.map(\.row)),
+                                   .text(node), .text(epoch), .text(sequence)])
             }
             after = (last[0] ?? "", last[1] ?? "")
         }

@@ -337,6 +337,14 @@ public enum HubSchema {
             ALTER TABLE govex.nodes ADD COLUMN spool_batches int, ADD COLUMN spool_bytes int8,
                 ADD COLUMN spool_oldest_age_seconds int, ADD COLUMN spool_full boolean, ADD COLUMN spool_reported_at timestamptz;
             """),
+        Migration(version: 16, description: "each row of the hub's copy with its reconcile digest (RowDigest)", sql: """
+            -- Written by the merger with each row: reconcile compares ranges of buckets by
+            -- aggregates over these, never reading rows whole. Rows stored before: filled here.
+            ALTER TABLE govex.resource_rows ADD COLUMN key_bucket int8, ADD COLUMN row_hash int8;
+            """, convert: { sql in
+                try await HubCopy.digestStoredRows(on: sql)
+                try await sql.query("ALTER TABLE govex.resource_rows ALTER COLUMN key_bucket SET NOT NULL, ALTER COLUMN row_hash SET NOT NULL")
+            }),
     ]
 
     /// Creates the monthly partitions of govex.batches for the month holding `instant` (a

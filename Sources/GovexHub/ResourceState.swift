@@ -1,3 +1,4 @@
+import GovexDiff
 import GovexWire
 
 /// What one accepted batch does to the hub's copy of its resources, reduced to a final
@@ -27,18 +28,6 @@ public struct ResourceStateChanges: Sendable, Equatable {
     public static func == (lhs: ResourceStateChanges, rhs: ResourceStateChanges) -> Bool {
         lhs.truncated == rhs.truncated && lhs.upserts == rhs.upserts
             && lhs.deletes.map(\.resource) == rhs.deletes.map(\.resource) && lhs.deletes.map(\.key) == rhs.deletes.map(\.key)
-    }
-
-    /// The canonical text of a key: a JSON array of its columns' text forms, in key order.
-    public static func keyText(_ key: [Column]) -> String {
-        var text: [UInt8] = [UInt8(ascii: "[")]
-        text.reserveCapacity(24 * key.count + 2)
-        for (position, column) in key.enumerated() {
-            if position > 0 { text.append(UInt8(ascii: ",")) }
-            if let form = column.value.postgresText { BatchJSON.appendString(form, to: &text) } else { text.append(contentsOf: "null".utf8) }
-        }
-        text.append(UInt8(ascii: "]"))
-        return String(decoding: text, as: UTF8.self)
     }
 
     public static func collapse(_ records: [ChangeRecord]) -> ResourceStateChanges {
@@ -75,10 +64,10 @@ public struct ResourceStateChanges: Sendable, Equatable {
                 }
                 if !truncated.contains(record.resource) { truncated.append(record.resource) }
             case .delete:
-                entries[entry(Slot(resource: record.resource, key: keyText(record.key)))].final = .delete
+                entries[entry(Slot(resource: record.resource, key: RowDigest.keyText(record.key)))].final = .delete
             case .insert, .update:
-                let key = keyText(record.key)
-                let oldKey = record.oldKey.map(keyText)
+                let key = RowDigest.keyText(record.key)
+                let oldKey = record.oldKey.map(RowDigest.keyText)
                 var pending: ResourceStateChanges.Upsert? = nil
                 let keyChanged = oldKey != nil && oldKey != key
                 if keyChanged, let oldKey {

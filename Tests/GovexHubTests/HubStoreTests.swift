@@ -1,5 +1,6 @@
 import Foundation
 import GovexAPI
+import GovexDiff
 import GovexHub
 import GovexPostgres
 import GovexTestSupport
@@ -216,6 +217,57 @@ struct HubStoreTests {
             let rows = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
             #expect(rows.map(\.key) == ["[\"1\"]", "[\"2\"]", "[\"3\"]", "[\"4\"]"])
             #expect(rows.map { $0.value(of: "name") } == [.text("a1"), .text("b2"), .text("a3"), .text("b4")])
+        }
+    }
+
+    @Test("reconcile digests: what the merger stores with each row of the copy is RowDigest of the row, and the summaries at every prefix length agree")
+    func rowDigests() async throws {
+        try await Self.withHub { _, sql in
+            _ = try await Self.store.ingest(try Self.batch(1), from: "gongan", on: sql)
+            let more = (100..<300).map { id in
+                ChangeRecord(operation: .insert, resource: "GA-RK-0001", position: SourcePosition(commit: 50, ordinal: UInt32(id)),
+                             key: [Column("id", .int8(Int64(id)))], values: [Column("name", id % 7 == 0 ? .null : .text("名\(id)"))])
+            }
+            _ = try await Self.store.ingest(try Self.batch(2, records: more), from: "gongan", on: sql)
+            let update = [ChangeRecord(operation: .update, resource: "GA-RK-0001", position: SourcePosition(commit: 60, ordinal: 0),
+                                       key: [Column("id", .int8(150))], values: [Column("name", .text("renamed"))])]
+            _ = try await Self.store.ingest(try Self.batch(3, records: update), from: "gongan", on: sql)
+            _ = try await GoldenQueue.drain(store: Self.store, groupRecords: 1, on: sql)
+            let rows = try await HubCopy.rows(of: "GA-RK-0001", on: sql)
+            #expect(rows.count == 203, "the edge rows and 200 more")
+            try await Self.expectDigests(of: rows, on: sql)
+        }
+    }
+
+    /// The digests stored with `rows` are theirs, and the summaries are their sums.
+    static func expectDigests(of rows: [HubCopy.Row], on sql: PostgresConnection) async throws {
+        let stored = try await sql.query("SELECT key, key_bucket, row_hash FROM govex.resource_rows WHERE resource = 'GA-RK-0001'").rows
+        for row in rows {
+            let match = try #require(stored.first { $0[0] == row.key })
+            #expect(UInt32(match[1] ?? "") == RowDigest.bucket(keyText: row.key), "\(row.key)")
+            #expect(Int64(match[2] ?? "").map { UInt64(bitPattern: $0) } == RowDigest.hash(row: row.columns), "\(row.key)")
+        }
+        for bits in [0, 1, 4, 32] {
+            var expected: [UInt32: RowDigest.Summary] = [:]
+            for row in rows { expected[RowDigest.prefix(RowDigest.bucket(keyText: row.key), bits: bits), default: .init()].add(RowDigest.hash(row: row.columns)) }
+            #expect(try await HubCopy.summaries(of: "GA-RK-0001", bits: bits, on: sql) == expected, "\(bits) bits")
+        }
+    }
+
+    @Test("migration 16 fills the digests of the rows stored before it")
+    func digestMigration() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await PostgresConnection.with(database.conninfo) { sql in
+                try await HubSchema.migrate(sql, through: 15)
+                let rows = (1...20).map { HubCopy.Row(key: RowDigest.keyText([Column("id", .int4(Int32($0)))]),
+                                                      columns: [Column("id", .int4(Int32($0))), Column("name", .text("n\($0)"))]) }
+                try await sql.query("""
+                    INSERT INTO govex.resource_rows (resource, key, row_data, node_id, epoch, sequence)
+                    SELECT 'GA-RK-0001', u.key, u.row_data, 'gongan', 1, 1 FROM unnest($1::text[], $2::bytea[]) AS u(key, row_data)
+                    """, binding: [.textArray(rows.map(\.key)), .byteaArray(rows.map { Column.rowEncoding($0.columns) })])
+                #expect(try await HubSchema.migrate(sql) == [16])
+                try await Self.expectDigests(of: rows, on: sql)
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import GovexHub
 import GovexTestSupport
+import GovexDiff
 import GovexWire
 import Testing
 
@@ -52,8 +53,8 @@ struct ResourceStateTests {
 
     @Test("key text is unambiguous: a comma inside a value is not a separator")
     func keyText() {
-        #expect(ResourceStateChanges.keyText([Column("a", .text("x,y"))]) != ResourceStateChanges.keyText([Column("a", .text("x")), Column("b", .text("y"))]))
-        #expect(ResourceStateChanges.keyText([Column("a", .null)]) == "[null]")
+        #expect(RowDigest.keyText([Column("a", .text("x,y"))]) != RowDigest.keyText([Column("a", .text("x")), Column("b", .text("y"))]))
+        #expect(RowDigest.keyText([Column("a", .null)]) == "[null]")
     }
 
     /// The hub's copy after `changes`, as `HubCopy.apply` writes it (`HubCopy.replay`, its in-memory form).
@@ -69,10 +70,10 @@ struct ResourceStateTests {
         for record in records {
             switch record.operation {
             case .truncate: state = [:]
-            case .delete: state[ResourceStateChanges.keyText(record.key)] = nil
+            case .delete: state[RowDigest.keyText(record.key)] = nil
             case .insert, .update:
-                let key = ResourceStateChanges.keyText(record.key)
-                let oldKey = record.oldKey.map(ResourceStateChanges.keyText) ?? key
+                let key = RowDigest.keyText(record.key)
+                let oldKey = record.oldKey.map(RowDigest.keyText) ?? key
                 var row = state[oldKey] ?? [:]
                 state[oldKey] = nil
                 for column in record.key + record.values where column.value != .unchanged { row[column.name] = column.value }
@@ -87,7 +88,7 @@ struct ResourceStateTests {
         var random = SplitMix64(state: 0xC011_A95E)
         for round in 0..<500 {
             let stored = Dictionary(uniqueKeysWithValues: (0..<4).map { id in
-                (ResourceStateChanges.keyText([Column("id", .int4(Int32(id)))]), ["id": Value.int4(Int32(id)), "name": .text("s\(id)"), "doc": .text("d\(id)")])
+                (RowDigest.keyText([Column("id", .int4(Int32(id)))]), ["id": Value.int4(Int32(id)), "name": .text("s\(id)"), "doc": .text("d\(id)")])
             })
             var records: [ChangeRecord] = []
             var present = Set(stored.keys.compactMap { key in Int32(key.dropFirst(2).dropLast(2)) })
