@@ -52,16 +52,23 @@ struct AgentPushTests {
             try await TestPostgres.withDatabase { agentDatabase in
                 let (hubConfig, port, token, caHash) = try await prepareHub(hubDatabase)
                 let hub = try await startHub(hubConfig)
-                try await PostgresConnection.with(agentDatabase.conninfo) { sql in
-                    try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
-                        let (dataDir, slot, agentConfig) = try await AgentCommandTests.prepareAgent(
-                            agentDatabase, sql, directoryPrefix: prefix, hub: "https://127.0.0.1:\(port)")
-                        try await Subprocess.checkAsync([AgentCommandTests.govex, "enroll", "--hub", "https://127.0.0.1:\(port)", "--token", token,
-                                                         "--ca-sha256", caHash, "--config", agentConfig])
-                        try await body(Exchange(hub: hub, hubConfig: hubConfig, sql: sql, hubSQL: hubSQL, dataDir: dataDir, slot: slot,
-                                                agentConfig: agentConfig), agentDatabase)
+                do {
+                    try await PostgresConnection.with(agentDatabase.conninfo) { sql in
+                        try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
+                            let (dataDir, slot, agentConfig) = try await AgentCommandTests.prepareAgent(
+                                agentDatabase, sql, directoryPrefix: prefix, hub: "https://127.0.0.1:\(port)")
+                            try await Subprocess.checkAsync([AgentCommandTests.govex, "enroll", "--hub", "https://127.0.0.1:\(port)", "--token", token,
+                                                             "--ca-sha256", caHash, "--config", agentConfig])
+                            try await body(Exchange(hub: hub, hubConfig: hubConfig, sql: sql, hubSQL: hubSQL, dataDir: dataDir, slot: slot,
+                                                    agentConfig: agentConfig), agentDatabase)
+                        }
                     }
+                } catch {
+                    await hub.stopIfRunning()
+                    throw error
                 }
+                // A test that returns early (or forgets) leaves no hub running.
+                await hub.stopIfRunning()
             }
         }
     }

@@ -70,35 +70,42 @@ struct ExchangeTests {
                         let caHash = try #require(words.drop { $0 != "--ca-sha256" }.dropFirst().first)
                         try await Subprocess.checkAsync([govex, "enroll", "--hub", hubURL, "--token", token, "--ca-sha256", caHash, "--config", config])
                     }
-                    try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
-                        try await PostgresConnection.with(aDatabase.conninfo) { aSQL in
-                            try await PostgresConnection.with(bDatabase.conninfo) { bSQL in
-                                let (aDataDir, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL,
-                                                                                                       publish: aPublish)
-                                let bDataDir = Subprocess.temporaryDirectory("govex-b")
-                                try Subprocess.check([govex, "keygen", "--out", bDataDir + "/keys"])
-                                let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port, extra: bExtra))
-                                try await enroll("gongan", aConfig)
-                                try await enroll("minzheng", bConfig)
+                    do {
+                        try await PostgresConnection.with(hubDatabase.conninfo) { hubSQL in
+                            try await PostgresConnection.with(aDatabase.conninfo) { aSQL in
+                                try await PostgresConnection.with(bDatabase.conninfo) { bSQL in
+                                    let (aDataDir, aSlot, aConfig) = try await AgentCommandTests.prepareAgent(aDatabase, aSQL, directoryPrefix: "govex-a", hub: hubURL,
+                                                                                                           publish: aPublish)
+                                    let bDataDir = Subprocess.temporaryDirectory("govex-b")
+                                    try Subprocess.check([govex, "keygen", "--out", bDataDir + "/keys"])
+                                    let bConfig = try AgentCommandTests.write(subscriberConfig(dataDir: bDataDir, conninfo: bDatabase.conninfo, port: port, extra: bExtra))
+                                    try await enroll("gongan", aConfig)
+                                    try await enroll("minzheng", bConfig)
 
-                                let checked = try await Subprocess.run([govex, "check", "--config", bConfig])
-                                #expect(checked.status == 1, "\(checked.output)")
-                                #expect(checked.output.contains(#"CREATE TABLE "shared"."residents" ("id" text NOT NULL, "name" text, PRIMARY KEY ("id"))"#),
-                                        "\(checked.output)")
-                                let applied = try await Subprocess.run([govex, "check", "--apply", "--config", bConfig])
-                                #expect(applied.status == 0, "\(applied.output)")
+                                    let checked = try await Subprocess.run([govex, "check", "--config", bConfig])
+                                    #expect(checked.status == 1, "\(checked.output)")
+                                    #expect(checked.output.contains(#"CREATE TABLE "shared"."residents" ("id" text NOT NULL, "name" text, PRIMARY KEY ("id"))"#),
+                                            "\(checked.output)")
+                                    let applied = try await Subprocess.run([govex, "check", "--apply", "--config", bConfig])
+                                    #expect(applied.status == 0, "\(applied.output)")
 
-                                if subscribe {
-                                    let subscribed = try await Subprocess.run([govex, "subscribe", "--resource", "GA-RK-0001", "--config", bConfig])
-                                    #expect(subscribed.status == 0 && subscribed.output.contains("is active: columns id, name"), "\(subscribed.output)")
+                                    if subscribe {
+                                        let subscribed = try await Subprocess.run([govex, "subscribe", "--resource", "GA-RK-0001", "--config", bConfig])
+                                        #expect(subscribed.status == 0 && subscribed.output.contains("is active: columns id, name"), "\(subscribed.output)")
+                                    }
+
+                                    try await body(Departments(hubConfig: hubConfig, hubSQL: hubSQL, aSQL: aSQL, bSQL: bSQL, aConfig: aConfig,
+                                                               bConfig: bConfig, aSlot: aSlot, aDataDir: aDataDir, port: port, bDatabase: bDatabase), hub)
+                                    try? await aSQL.dropSlot(aSlot)
                                 }
-
-                                try await body(Departments(hubConfig: hubConfig, hubSQL: hubSQL, aSQL: aSQL, bSQL: bSQL, aConfig: aConfig,
-                                                           bConfig: bConfig, aSlot: aSlot, aDataDir: aDataDir, port: port, bDatabase: bDatabase), hub)
-                                try? await aSQL.dropSlot(aSlot)
                             }
                         }
+                    } catch {
+                        await hub.stopIfRunning()
+                        throw error
                     }
+                    // A test that returns early (or forgets) leaves no hub running.
+                    await hub.stopIfRunning()
                 }
             }
         } }

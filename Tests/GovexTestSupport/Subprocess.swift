@@ -28,6 +28,16 @@ public enum Subprocess {
 
         public func signal(_ signal: Int32) { kill(pid, signal) }
 
+        /// Stops the child if a test left it running (SIGTERM, then SIGKILL after `limit`), so
+        /// that no process outlives its test. A child already waited for is left alone: its
+        /// pid is no longer ours to signal.
+        public func stopIfRunning(within limit: Duration = .seconds(10)) async {
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == 0 else { return }
+            kill(pid, SIGTERM)
+            _ = await finish(within: limit)
+        }
+
         /// `wait`, off the cooperative pool, for at most `limit`: a child still running then
         /// is killed (status 137, `timedOut` set), so that a test fails instead of hanging
         /// the whole run (Swift Testing runs only 2 × cores test cases at a time).
