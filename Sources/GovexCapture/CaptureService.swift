@@ -121,12 +121,16 @@ public final class CaptureService: Sendable {
     private func capture(_ stream: ReplicationConnection, side: SideConnection, outbox: Outbox, loaded: AgentState, shouldStop: @escaping @Sendable () -> Stop?,
                         onEvent: @escaping @Sendable (Event) -> Void) async throws {
         let config = configuration
-        try await requireIdentifyingKeys()
-        let slotExists = try await slotExists(config)
-        let plan = SnapshotPlan(mappings: config.mappings, tables: loaded.tables, slotExists: slotExists,
-                                legacySnapshotComplete: loaded.legacySnapshotComplete)
+        // What the start checks and decides, on one connection.
+        let (slotExists, plan) = try await PostgresConnection.with(config.conninfo) { sql in
+            try await requireIdentifyingKeys(on: sql)
+            let slotExists = try await self.slotExists(on: sql)
+            let plan = SnapshotPlan(mappings: config.mappings, tables: loaded.tables, slotExists: slotExists,
+                                    legacySnapshotComplete: loaded.legacySnapshotComplete)
+            if !plan.copy.isEmpty { try await requirePublished(plan.copy, on: sql) }
+            return (slotExists, plan)
+        }
         try outbox.planSnapshot(plan)
-        if !plan.copy.isEmpty { try await requirePublished(plan.copy) }
         if !slotExists {
             let slot = try await createSlot(on: stream, config)
             onEvent(.connected)
@@ -243,34 +247,30 @@ public final class CaptureService: Sendable {
     }
 
     /// Two source rows with one key would become one everywhere downstream, silently.
-    private func requireIdentifyingKeys() async throws {
-        try await PostgresConnection.with(configuration.conninfo) { sql in
-            for mapping in configuration.mappings {
-                let problems = try await KeyIdentity.problems(mapping, on: sql)
-                guard problems.isEmpty else {
-                    throw CaptureError.mappingMismatch(resource: mapping.resource,
-                                                       reason: problems.map { "\($0.message); \($0.fix)" }.joined(separator: "; "))
-                }
+    private func requireIdentifyingKeys(on sql: PostgresConnection) async throws {
+        for mapping in configuration.mappings {
+            let problems = try await KeyIdentity.problems(mapping, on: sql)
+            guard problems.isEmpty else {
+                throw CaptureError.mappingMismatch(resource: mapping.resource,
+                                                   reason: problems.map { "\($0.message); \($0.fix)" }.joined(separator: "; "))
             }
         }
     }
 
     /// A table copied but not in the publication would miss every change after its copy.
-    private func requirePublished(_ mappings: [TableMapping]) async throws {
+    private func requirePublished(_ mappings: [TableMapping], on sql: PostgresConnection) async throws {
         let config = configuration
-        try await PostgresConnection.with(config.conninfo) { sql in
-            for mapping in mappings {
-                var published = false
-                for publication in config.publications where !published {
-                    published = !(try await sql.query(
-                        "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
-                        [publication, mapping.schema, mapping.table]).rows.isEmpty)
-                }
-                guard published else {
-                    throw CaptureError.mappingMismatch(
-                        resource: mapping.resource,
-                        reason: "table \(mapping.schema).\(mapping.table) is not in publication \(config.publications.joined(separator: ", ")), so its changes would not be captured; ALTER PUBLICATION \(SQLQuoting.identifier(config.publications.first ?? "govex")) ADD TABLE \(SQLQuoting.qualified(schema: mapping.schema, name: mapping.table))")
-                }
+        for mapping in mappings {
+            var published = false
+            for publication in config.publications where !published {
+                published = !(try await sql.query(
+                    "SELECT 1 FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                    [publication, mapping.schema, mapping.table]).rows.isEmpty)
+            }
+            guard published else {
+                throw CaptureError.mappingMismatch(
+                    resource: mapping.resource,
+                    reason: "table \(mapping.schema).\(mapping.table) is not in publication \(config.publications.joined(separator: ", ")), so its changes would not be captured; ALTER PUBLICATION \(SQLQuoting.identifier(config.publications.first ?? "govex")) ADD TABLE \(SQLQuoting.qualified(schema: mapping.schema, name: mapping.table))")
             }
         }
     }
@@ -347,10 +347,8 @@ public final class CaptureService: Sendable {
         }
     }
 
-    private func slotExists(_ config: CaptureConfiguration) async throws -> Bool {
-        try await PostgresConnection.with(config.conninfo) { sql in
-            !(try await sql.query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [config.slot]).rows.isEmpty)
-        }
+    private func slotExists(on sql: PostgresConnection) async throws -> Bool {
+        !(try await sql.query("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", [configuration.slot]).rows.isEmpty)
     }
 
     /// Alarms are error-level lines on stderr (journald keeps them); metrics come with the agent.
